@@ -1,0 +1,124 @@
+/*
+ * cache: the bytes on disk.
+ *
+ * Layout under the cache root (mode 0700):
+ *   index.db                                  the SQLite index (owned by index/)
+ *   live2d/assets/<server>/<bundle>/<file>    asset bytes, immutable once there
+ * <bundle> may hold '/' ("live2d/chara/001_general"); every component of
+ * server, bundle and file is checked again here (no "", ".", "..", no '\\',
+ * no control bytes, at most 255 bytes) and every path is walked with openat()
+ * and O_NOFOLLOW from the root's directory fd, so a symlink planted in the
+ * cache can never lead outside it.
+ *
+ * Writes go to a temporary file ".tmp.<random>" in the final folder, are
+ * fsynced and renamed into place: a reader never sees half a file, and a
+ * crash leaves only temporaries, which cache_clean_temps() removes.
+ *
+ * Every function returns 0 or a negative errno. Nothing here logs.
+ * A struct cache is safe to share between threads.
+ */
+#ifndef L2DFS_CACHE_H
+#define L2DFS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CACHE_SHA256_HEX 65 /* 64 hex digits and a NUL */
+#define CACHE_TEMP_PREFIX ".tmp."
+
+struct cache;
+
+/* Create the root (and parents) with mode 0700 if missing, check it is a
+ * writable directory, open it. -ENOTDIR, -EACCES, -EROFS... on failure. */
+int cache_open(struct cache **out, const char *root);
+void cache_close(struct cache *c);
+
+/* The absolute root path, as given to cache_open(). */
+const char *cache_root(const struct cache *c);
+
+/* 1 if one component (server, a bundle part, or a file name) is safe to use
+ * as a path component, else 0. Used by fetch/ to vet names from the network. */
+int cache_name_is_safe(const char *name);
+
+/* 1 if a bundle ("a/b/c") is a non-empty sequence of safe components. */
+int cache_bundle_is_safe(const char *bundle);
+
+/* Write "<root>/live2d/assets/<server>/<bundle>/<file>" into buf.
+ * -EINVAL for an unsafe name, -ENAMETOOLONG if it does not fit. */
+int cache_asset_path(const struct cache *c, const char *server, const char *bundle,
+		     const char *file, char *buf, size_t len);
+
+/* Open a cached asset read-only (O_NOFOLLOW all the way down).
+ * expect_size >= 0: the file must have exactly that size, else -ESTALE
+ * (it was truncated or changed behind our back). -ENOENT if absent.
+ * On success *fd is the caller's. */
+int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
+		     const char *file, int64_t expect_size, int *fd);
+
+/* stat() of a cached asset without following symlinks. -ENOENT if absent. */
+int cache_asset_stat(const struct cache *c, const char *server, const char *bundle,
+		     const char *file, struct stat *st);
+
+/* Remove a cached asset (missing is not an error). */
+int cache_asset_remove(const struct cache *c, const char *server, const char *bundle,
+		       const char *file);
+
+/* Stream the file through SHA-256. hex gets 64 lowercase digits. */
+int cache_asset_sha256(const struct cache *c, const char *server, const char *bundle,
+		       const char *file, char hex[CACHE_SHA256_HEX], int64_t *size);
+
+/*
+ * An asset being written. Not thread-safe itself: one writer per transfer.
+ * begin creates the folders and the temporary; write appends and hashes;
+ * reset truncates (a retry starts over); commit fsyncs, renames over the
+ * final name, fsyncs the folder and reports size and SHA-256; abort unlinks
+ * the temporary. commit and abort free the writer.
+ */
+struct cache_writer;
+int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
+		       const char *file, struct cache_writer **out);
+int cache_writer_write(struct cache_writer *w, const void *buf, size_t n);
+int cache_writer_reset(struct cache_writer *w);
+int64_t cache_writer_size(const struct cache_writer *w);
+int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size);
+void cache_writer_abort(struct cache_writer *w);
+
+/* Remove every CACHE_TEMP_PREFIX file under live2d/assets (left by a crash).
+ * *removed (may be NULL) gets the count. */
+int cache_clean_temps(struct cache *c, int *removed);
+
+/* Call fn for every regular file under live2d/assets/<server>/ that is not
+ * a temporary: bundle and file as cache_asset_path() takes them. Used to
+ * rebuild the index from the folder. fn returning non-zero stops the walk
+ * and is returned. */
+typedef int (*cache_walk_fn)(void *arg, const char *bundle, const char *file,
+			     const struct stat *st);
+int cache_walk(struct cache *c, const char *server, cache_walk_fn fn, void *arg);
+
+/* Total bytes and free bytes of the filesystem holding the cache. */
+int cache_fs_space(const struct cache *c, uint64_t *total, uint64_t *avail);
+
+enum cache_link_mode { CACHE_LINK_AUTO, CACHE_LINK_HARDLINK, CACHE_LINK_COPY };
+enum cache_outcome { CACHE_LINKED, CACHE_COPIED, CACHE_SKIPPED };
+
+/* Parse "auto|hardlink|copy". */
+int cache_parse_link_mode(const char *s, enum cache_link_mode *out);
+
+/*
+ * Put a cached asset at dest (an ordinary path outside the cache; parent
+ * folders are created). AUTO: hardlink, falling back to a copy when the
+ * link fails with EXDEV/EPERM/EMLINK; HARDLINK: link or fail (-EXDEV...);
+ * COPY: always copy. A copy is written to a temporary beside dest and renamed.
+ * An existing dest is kept (CACHE_SKIPPED) unless overwrite.
+ */
+int cache_materialize(const struct cache *c, const char *server, const char *bundle,
+		      const char *file, const char *dest, enum cache_link_mode mode,
+		      int overwrite, enum cache_outcome *outcome);
+
+/* Write data to path through a temporary and a rename (parents created).
+ * An existing file is kept (*skipped = 1) unless overwrite. */
+int cache_write_file_atomic(const char *path, const void *data, size_t n, int overwrite,
+			    int *skipped);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * index: the SQLite database in the cache root (WAL), every query of the
+ * project. Nothing outside this folder speaks SQL.
+ *
+ * What it holds:
+ *   documents      JSON responses by key, with their fetch time
+ *   characters     the roster (names in the five languages)
+ *   costumes       per server: live2d name, character, descriptions, order
+ *   costume_files  a costume's tree: folder, name, kind, the asset behind it
+ *   assets         one row per (server, bundle, file) with the download state
+ *                  the Electron resource cache tracks
+ * Row ids never change for a row that stays, so fs/ uses them as inodes.
+ *
+ * One struct idx is shared by all threads (calls are serialized inside);
+ * several processes may open the same file (busy timeout). Functions return
+ * 0 or a negative errno: -ENOENT for "no such row", -EIO for a database error.
+ */
+#ifndef L2DFS_INDEX_H
+#define L2DFS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDX_NAME_MAX 255
+#define IDX_BUNDLE_MAX 511
+#define IDX_TEXT_MAX 1023
+#define IDX_LANGS 5
+
+struct idx;
+
+/*
+ * Open or create the database at path. A file that is not a usable database
+ * (garbage, failed integrity check, newer schema) is moved aside to
+ * "<path>.corrupt-<time>" and a fresh one is created: *recreated (may be
+ * NULL) tells the caller to say so and rebuild.
+ */
+int idx_open(struct idx **out, const char *path, int *recreated);
+void idx_close(struct idx *idx);
+
+/* Seconds since the epoch; tests may shift it through L2DFS_TIME_OFFSET. */
+int64_t idx_now(void);
+
+/* ---- documents: the JSON response cache ---- */
+
+/* *body is malloc'd (NUL-terminated); -ENOENT if never stored. */
+int idx_doc_get(struct idx *idx, const char *key, char **body, size_t *len,
+		int64_t *fetched_at);
+int idx_doc_put(struct idx *idx, const char *key, const char *body, size_t len,
+		int64_t fetched_at);
+
+/* ---- the catalogue ---- */
+
+struct idx_character_in {
+	int64_t id;
+	const char *names[IDX_LANGS]; /* NULL where absent */
+};
+
+struct idx_costume_in {
+	const char *live2d_name;
+	int64_t character_id;
+	int64_t costume_id; /* -1 if unknown */
+	const char *desc[IDX_LANGS];
+	int64_t rank;       /* order within the character (DESIGN §4) */
+};
+
+/* Replace the roster and the server's costumes in one transaction. Costumes
+ * that stay keep their row id (and their file lists); gone ones are deleted. */
+int idx_catalogue_store(struct idx *idx, const char *server,
+			const struct idx_character_in *chars, size_t nchars,
+			const struct idx_costume_in *costumes, size_t ncostumes);
+
+/* 1 if the server has any costume stored, else 0. */
+int idx_catalogue_present(struct idx *idx, const char *server);
+
+/* Display name in lang (0..4), Japanese where that is NULL, the id where both
+ * are; two characters with one display name get " (<id>)" appended.
+ * Only characters with at least one costume on the server are listed. */
+typedef int (*idx_character_fn)(void *arg, int64_t id, const char *display);
+int idx_character_list(struct idx *idx, const char *server, int lang, idx_character_fn fn,
+		       void *arg);
+int idx_character_find(struct idx *idx, const char *server, int lang, const char *display,
+		       int64_t *id);
+/* All five names (NULL-able, malloc'd into names[]) for search. */
+int idx_character_names(struct idx *idx, int64_t id, char *names[IDX_LANGS]);
+
+struct idx_costume {
+	int64_t id; /* row id */
+	char server[8];
+	char live2d_name[IDX_NAME_MAX + 1];
+	int64_t character_id;
+	int64_t costume_id;
+	char display[IDX_TEXT_MAX + 1]; /* desc[lang], other languages as fallback, "" if none */
+	int files_listed;               /* 1 once its buildData is stored */
+};
+
+/* Costumes of a character in rank order, or of the whole server
+ * (character_id < 0) by name. fn returning non-zero stops and is returned. */
+typedef int (*idx_costume_fn)(void *arg, const struct idx_costume *c);
+int idx_costume_list(struct idx *idx, const char *server, int lang, int64_t character_id,
+		     idx_costume_fn fn, void *arg);
+/* character_id < 0: any character. */
+int idx_costume_find(struct idx *idx, const char *server, int lang, int64_t character_id,
+		     const char *live2d_name, struct idx_costume *out);
+int idx_costume_get(struct idx *idx, int64_t id, int lang, struct idx_costume *out);
+
+/* ---- a costume's files ---- */
+
+enum idx_dir { IDX_DIR_ROOT, IDX_DIR_TEXTURES, IDX_DIR_MOTIONS, IDX_DIR_EXPRESSIONS };
+#define IDX_NDIRS 4
+
+enum idx_file_kind {
+	IDX_KIND_MODEL,
+	IDX_KIND_PHYSICS,
+	IDX_KIND_TEXTURE,
+	IDX_KIND_MOTION,
+	IDX_KIND_EXPRESSION,
+	IDX_KIND_ICON,
+	IDX_KIND_MODEL_JSON, /* generated, no asset */
+	IDX_KIND_NAME_TXT,   /* generated, no asset */
+};
+
+struct idx_file_in {
+	enum idx_dir dir;
+	const char *name;
+	enum idx_file_kind kind;
+	const char *bundle; /* NULL for generated files */
+	const char *file;
+	int optional;
+};
+
+/* Replace the costume's file list (order kept), creating asset rows
+ * (state pending) for assets not seen before; marks it listed. */
+int idx_costume_files_store(struct idx *idx, int64_t costume_id,
+			    const struct idx_file_in *files, size_t n);
+
+struct idx_file {
+	int64_t id; /* row id */
+	int64_t costume_id;
+	enum idx_dir dir;
+	char name[IDX_NAME_MAX + 1];
+	enum idx_file_kind kind;
+	int64_t asset_id; /* 0 for generated files */
+	int optional;
+};
+
+typedef int (*idx_file_fn)(void *arg, const struct idx_file *f);
+/* dir < 0: every folder. Order: as stored. */
+int idx_file_list(struct idx *idx, int64_t costume_id, int dir, idx_file_fn fn, void *arg);
+int idx_file_find(struct idx *idx, int64_t costume_id, enum idx_dir dir, const char *name,
+		  struct idx_file *out);
+int idx_file_get(struct idx *idx, int64_t id, struct idx_file *out);
+
+/* ---- assets ---- */
+
+enum idx_state { IDX_PENDING, IDX_DOWNLOADING, IDX_COMPLETED, IDX_FAILED };
+const char *idx_state_name(enum idx_state s);
+
+struct idx_asset {
+	int64_t id;
+	char server[8];
+	char bundle[IDX_BUNDLE_MAX + 1];
+	char file[IDX_NAME_MAX + 1];
+	enum idx_state state;
+	int64_t size;       /* -1 while unknown (known from a probe or a download) */
+	int64_t bytes_done;
+	char sha256[65];    /* "" until completed */
+	int err;            /* positive errno of the last failure (ENOENT: not on the origin) */
+	char error[IDX_TEXT_MAX + 1];
+	char url[IDX_TEXT_MAX + 1]; /* the URL that last served or failed */
+	int64_t created_at, updated_at, last_access;
+};
+
+int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out);
+int idx_asset_find(struct idx *idx, const char *server, const char *bundle, const char *file,
+		   struct idx_asset *out);
+
+/* State changes. Each stamps updated_at. */
+int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url);
+int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int64_t size);
+int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const char *sha256,
+			     const char *url);
+int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
+			  const char *url);
+/* Back to pending with size and hash forgotten (file gone, evicted, repaired). */
+int idx_asset_mark_pending(struct idx *idx, int64_t id);
+/* A probe's answer: size >= 0 present; err > 0 failed with that errno. */
+int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
+			  const char *error);
+/* Record a read (LRU for eviction); cheap when called often. */
+int idx_asset_touch(struct idx *idx, int64_t id);
+/* A file found in the cache folder with no row: insert it completed. */
+int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
+		    const char *file, int64_t size, const char *sha256);
+/* After a crash: every 'downloading' row back to pending. *n (may be NULL). */
+int idx_asset_reset_downloading(struct idx *idx, int *n);
+
+/* Assets of a server in a state (state < 0: any), ordered by last_access
+ * ascending (least recently used first). */
+typedef int (*idx_asset_fn)(void *arg, const struct idx_asset *a);
+int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn fn, void *arg);
+
+struct idx_costume_status {
+	int files_total;  /* files backed by an asset */
+	int files_done;   /* of those, completed */
+	int files_failed;
+	int64_t bytes_done; /* completed bytes */
+	int64_t bytes_total;/* known sizes */
+};
+int idx_costume_status(struct idx *idx, int64_t costume_id, struct idx_costume_status *st);
+
+#endif
