@@ -1,0 +1,691 @@
+/*
+ * library.c: the catalogue and the costumes, kept in the index.
+ */
+#include "library_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../log/log.h"
+
+/* After a failed refresh served from a stale copy, wait this long before
+ * asking the origin again. */
+#define CATALOGUE_RETRY_S 60
+
+/* Busy keys: costumes' buildData work and probes (costume id * 2 [+1]) and
+ * the catalogue (-1). */
+#define KEY_CATALOGUE (-1)
+#define KEY_COSTUME(id) ((id) * 2)
+#define KEY_PROBE(id) ((id) * 2 + 1)
+
+int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
+		      struct fetch_engine *e, struct idx *idx, struct cache *cache)
+{
+	struct fetch_library *lib = calloc(1, sizeof(*lib));
+	int rc;
+
+	if (!lib)
+		return -ENOMEM;
+	lib->cfg = *cfg;
+	snprintf(lib->server, sizeof(lib->server), "%s", cfg->server);
+	lib->cfg.server = lib->server;
+	lib->engine = e;
+	lib->idx = idx;
+	lib->cache = cache;
+	pthread_mutex_init(&lib->lock, NULL);
+	pthread_cond_init(&lib->changed, NULL);
+	rc = fetch_assets_start(lib);
+	if (rc < 0) {
+		fetch_library_free(lib);
+		return rc;
+	}
+	*out = lib;
+	return 0;
+}
+
+void fetch_library_free(struct fetch_library *lib)
+{
+	if (!lib)
+		return;
+	fetch_assets_stop(lib);
+	pthread_mutex_destroy(&lib->lock);
+	pthread_cond_destroy(&lib->changed);
+	free(lib->busy);
+	free(lib);
+}
+
+void fetch_busy_acquire(struct fetch_library *lib, int64_t key)
+{
+	pthread_mutex_lock(&lib->lock);
+	for (;;) {
+		size_t i;
+		for (i = 0; i < lib->nbusy && lib->busy[i] != key; i++)
+			;
+		if (i == lib->nbusy)
+			break;
+		pthread_cond_wait(&lib->changed, &lib->lock);
+	}
+	if (lib->nbusy == lib->capbusy) {
+		size_t cap = lib->capbusy ? lib->capbusy * 2 : 16;
+		int64_t *b = realloc(lib->busy, cap * sizeof(*b));
+		if (!b)
+			abort(); /* a few bytes; nothing sensible to do without them */
+		lib->busy = b;
+		lib->capbusy = cap;
+	}
+	lib->busy[lib->nbusy++] = key;
+	pthread_mutex_unlock(&lib->lock);
+}
+
+void fetch_busy_release(struct fetch_library *lib, int64_t key)
+{
+	pthread_mutex_lock(&lib->lock);
+	for (size_t i = 0; i < lib->nbusy; i++) {
+		if (lib->busy[i] == key) {
+			lib->busy[i] = lib->busy[--lib->nbusy];
+			break;
+		}
+	}
+	pthread_cond_broadcast(&lib->changed);
+	pthread_mutex_unlock(&lib->lock);
+}
+
+/* ---- the catalogue ---- */
+
+enum { DOC_ROSTER, DOC_ASSETS, DOC_COSTUMES, NDOCS };
+
+struct doc {
+	char key[64];
+	char path[128];
+	char *body;       /* what will be parsed */
+	size_t len;
+	int64_t fetched_at;
+	int fresh;        /* body is younger than the TTL */
+	int fetched;      /* body came from the origin just now */
+	char *stale;      /* the stored copy, when a new one was fetched */
+	size_t stale_len;
+	int err;
+	struct fetch_engine *engine;
+	pthread_t thread;
+};
+
+static void *doc_fetch_thread(void *arg)
+{
+	struct doc *d = arg;
+	struct fetch_result res;
+
+	d->err = fetch_get_memory(d->engine, FETCH_API, d->path, FETCH_DOC_MAX, &d->body, &d->len,
+				  &res);
+	if (d->err < 0)
+		log_warn("%s: %s", d->path, res.reason[0] ? res.reason : strerror(-d->err));
+	return NULL;
+}
+
+static void docs_free(struct doc *docs)
+{
+	for (int i = 0; i < NDOCS; i++) {
+		free(docs[i].body);
+		free(docs[i].stale);
+	}
+}
+
+/* Sort key for qsort of costumes by DESIGN §4. */
+static int costume_rank_cmp(const void *a, const void *b)
+{
+	const struct fetch_costume *x = a, *y = b;
+	return fetch_costume_cmp(x->live2d_name, y->live2d_name);
+}
+
+static int has_character(const struct fetch_catalogue *cat, int64_t id)
+{
+	for (size_t i = 0; i < cat->ncharacters; i++)
+		if (cat->characters[i].id == id)
+			return 1;
+	return 0;
+}
+
+/* Parsed catalogue -> index. Characters missing from the roster are stored
+ * without names (listed by id). */
+static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *cat)
+{
+	size_t nch = cat->ncharacters, cap = cat->ncharacters + cat->ncostumes;
+	struct idx_character_in *chars = calloc(cap ? cap : 1, sizeof(*chars));
+	struct idx_costume_in *cos = calloc(cat->ncostumes ? cat->ncostumes : 1, sizeof(*cos));
+	int rc = -ENOMEM;
+
+	if (!chars || !cos)
+		goto out;
+	qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_rank_cmp);
+	for (size_t i = 0; i < cat->ncharacters; i++) {
+		chars[i].id = cat->characters[i].id;
+		for (int l = 0; l < IDX_LANGS; l++)
+			chars[i].names[l] = cat->characters[i].names[l];
+	}
+	for (size_t i = 0; i < cat->ncostumes; i++) {
+		const struct fetch_costume *c = &cat->costumes[i];
+		cos[i].live2d_name = c->live2d_name;
+		cos[i].character_id = c->character_id;
+		cos[i].costume_id = c->costume_id;
+		for (int l = 0; l < IDX_LANGS; l++)
+			cos[i].desc[l] = c->desc[l];
+		cos[i].rank = (int64_t)i;
+		if (!has_character(cat, c->character_id)) {
+			size_t j;
+			for (j = cat->ncharacters; j < nch && chars[j].id != c->character_id; j++)
+				;
+			if (j == nch)
+				chars[nch++].id = c->character_id;
+		}
+	}
+	rc = idx_catalogue_store(lib->idx, lib->server, chars, nch, cos, cat->ncostumes);
+out:
+	free(chars);
+	free(cos);
+	return rc;
+}
+
+static void log_rejects(const char *what, struct fetch_rejects *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		log_warn("%s: left out %s", what, r->lines[i]);
+	fetch_rejects_free(r);
+}
+
+static int catalogue_parse_store(struct fetch_library *lib, struct doc *docs)
+{
+	struct fetch_catalogue cat;
+	struct fetch_rejects rej = { 0 };
+	int rc = fetch_parse_catalogue(docs[DOC_ROSTER].body, docs[DOC_ROSTER].len,
+				       docs[DOC_ASSETS].body, docs[DOC_ASSETS].len,
+				       docs[DOC_COSTUMES].body, docs[DOC_COSTUMES].len, &cat, &rej);
+	log_rejects("catalogue", &rej);
+	if (rc < 0)
+		return rc;
+	rc = catalogue_store(lib, &cat);
+	fetch_catalogue_free(&cat);
+	return rc;
+}
+
+static int catalogue_refresh(struct fetch_library *lib)
+{
+	struct doc docs[NDOCS];
+	int64_t now = idx_now();
+	int nfetch = 0, rc, all_fresh = 1;
+
+	memset(docs, 0, sizeof(docs));
+	snprintf(docs[DOC_ROSTER].key, sizeof(docs[0].key), "roster");
+	snprintf(docs[DOC_ROSTER].path, sizeof(docs[0].path), "/characters/all.2.json");
+	snprintf(docs[DOC_ASSETS].key, sizeof(docs[0].key), "asset_index:%s", lib->server);
+	snprintf(docs[DOC_ASSETS].path, sizeof(docs[0].path), "/explorer/%s/assets/_info.json",
+		 lib->server);
+	snprintf(docs[DOC_COSTUMES].key, sizeof(docs[0].key), "costume_index");
+	snprintf(docs[DOC_COSTUMES].path, sizeof(docs[0].path), "/costumes/all.5.json");
+
+	for (int i = 0; i < NDOCS; i++) {
+		struct doc *d = &docs[i];
+		d->engine = lib->engine;
+		if (idx_doc_get(lib->idx, d->key, &d->stale, &d->stale_len, &d->fetched_at) == 0 &&
+		    now - d->fetched_at < FETCH_CATALOGUE_TTL_S && d->fetched_at <= now) {
+			d->fresh = 1;
+			d->body = d->stale, d->len = d->stale_len;
+			d->stale = NULL;
+			continue;
+		}
+		all_fresh = 0;
+		if (pthread_create(&d->thread, NULL, doc_fetch_thread, d) == 0)
+			d->fetched = 1, nfetch++;
+		else
+			d->err = -EAGAIN;
+	}
+	if (all_fresh && idx_catalogue_present(lib->idx, lib->server)) {
+		docs_free(docs);
+		return 0;
+	}
+	for (int i = 0; i < NDOCS; i++)
+		if (docs[i].fetched)
+			pthread_join(docs[i].thread, NULL);
+
+	/* A document that could not be fetched is replaced by its stale copy. */
+	int stale_used = 0;
+	for (int i = 0; i < NDOCS; i++) {
+		struct doc *d = &docs[i];
+		if (d->fresh || (d->fetched && d->err == 0))
+			continue;
+		if (!d->stale) {
+			log_error("%s: no copy of the catalogue to serve", d->path);
+			docs_free(docs);
+			return -EIO;
+		}
+		log_warn("%s: serving the copy from %lld s ago", d->path,
+			 (long long)(now - d->fetched_at));
+		d->body = d->stale, d->len = d->stale_len;
+		d->stale = NULL;
+		stale_used = 1;
+	}
+	rc = catalogue_parse_store(lib, docs);
+	if (rc == -EBADMSG) {
+		/* Something new is malformed: fall back to the stored copies. */
+		log_error("catalogue: a document from the origin is malformed; keeping the"
+			  " previous copy");
+		int fell_back = 0;
+		for (int i = 0; i < NDOCS; i++) {
+			if (docs[i].fetched && docs[i].err == 0 && docs[i].stale) {
+				free(docs[i].body);
+				docs[i].body = docs[i].stale, docs[i].len = docs[i].stale_len;
+				docs[i].stale = NULL;
+				docs[i].fetched = 0;
+				fell_back = 1;
+			}
+		}
+		rc = fell_back ? catalogue_parse_store(lib, docs) : -EIO;
+		stale_used = 1;
+	}
+	if (rc == 0) {
+		for (int i = 0; i < NDOCS; i++)
+			if (docs[i].fetched && docs[i].err == 0)
+				idx_doc_put(lib->idx, docs[i].key, docs[i].body, docs[i].len, now);
+	}
+	docs_free(docs);
+	if (rc < 0)
+		return -EIO;
+	return stale_used ? 1 : 0;
+}
+
+int fetch_catalogue_ensure(struct fetch_library *lib)
+{
+	int64_t now = idx_now();
+	int rc;
+
+	pthread_mutex_lock(&lib->lock);
+	int fresh = now < lib->catalogue_checked_until;
+	pthread_mutex_unlock(&lib->lock);
+	if (fresh)
+		return 0;
+
+	fetch_busy_acquire(lib, KEY_CATALOGUE);
+	pthread_mutex_lock(&lib->lock);
+	fresh = idx_now() < lib->catalogue_checked_until;
+	pthread_mutex_unlock(&lib->lock);
+	rc = fresh ? 0 : catalogue_refresh(lib);
+	if (rc >= 0) {
+		pthread_mutex_lock(&lib->lock);
+		/* Check again once the oldest copy could have expired (cheap). */
+		lib->catalogue_checked_until = idx_now() + (rc == 1 ? CATALOGUE_RETRY_S : 300);
+		pthread_mutex_unlock(&lib->lock);
+		rc = 0;
+	}
+	fetch_busy_release(lib, KEY_CATALOGUE);
+	return rc;
+}
+
+/* ---- a costume's files ---- */
+
+static const char *const dir_prefix[IDX_NDIRS] = { "", "textures/", "motions/",
+						   "expressions/" };
+
+static enum idx_dir dir_of(const char *rel_path, const char **name)
+{
+	for (int d = IDX_NDIRS - 1; d > 0; d--) {
+		size_t n = strlen(dir_prefix[d]);
+		if (strncmp(rel_path, dir_prefix[d], n) == 0) {
+			*name = rel_path + n;
+			return (enum idx_dir)d;
+		}
+	}
+	*name = rel_path;
+	return IDX_DIR_ROOT;
+}
+
+static const enum idx_file_kind kind_of_spec[] = {
+	[FETCH_KIND_MODEL] = IDX_KIND_MODEL,
+	[FETCH_KIND_PHYSICS] = IDX_KIND_PHYSICS,
+	[FETCH_KIND_TEXTURE] = IDX_KIND_TEXTURE,
+	[FETCH_KIND_MOTION] = IDX_KIND_MOTION,
+	[FETCH_KIND_EXPRESSION] = IDX_KIND_EXPRESSION,
+};
+
+/* The generated files and the icon come first; buildData's after, minus any
+ * that would take one of their names. */
+static int costume_files_store(struct fetch_library *lib, const struct idx_costume *c,
+			       const struct fetch_costume_files *spec)
+{
+	struct idx_file_in *in = calloc(spec->n + 3, sizeof(*in));
+	char icon_bundle[64], icon_file[IDX_NAME_MAX + 8];
+	size_t n = 0;
+	int rc;
+
+	if (!in)
+		return -ENOMEM;
+	in[n++] = (struct idx_file_in){ IDX_DIR_ROOT, "model.json", IDX_KIND_MODEL_JSON, NULL,
+					NULL, 0 };
+	if (c->display[0])
+		in[n++] = (struct idx_file_in){ IDX_DIR_ROOT, "name.txt", IDX_KIND_NAME_TXT,
+						NULL, NULL, 0 };
+	if (c->costume_id >= 0) {
+		snprintf(icon_bundle, sizeof(icon_bundle), "thumb/costume/group%lld",
+			 (long long)(c->costume_id / 50));
+		snprintf(icon_file, sizeof(icon_file), "%s.png", c->live2d_name);
+		in[n++] = (struct idx_file_in){ IDX_DIR_ROOT, "icon.png", IDX_KIND_ICON,
+						icon_bundle, icon_file, 1 };
+	}
+	size_t generated = n;
+	for (size_t i = 0; i < spec->n; i++) {
+		const struct fetch_file_spec *f = &spec->files[i];
+		const char *name;
+		enum idx_dir d = dir_of(f->rel_path, &name);
+		size_t j;
+		for (j = 0; j < generated && !(in[j].dir == d && strcmp(in[j].name, name) == 0); j++)
+			;
+		if (j < generated) {
+			log_warn("%s: left out \"%s\": the name is taken by a generated file",
+				 c->live2d_name, f->rel_path);
+			continue;
+		}
+		in[n++] = (struct idx_file_in){ d, name, kind_of_spec[f->kind], f->bundle, f->file,
+						f->optional };
+	}
+	rc = idx_costume_files_store(lib->idx, c->id, in, n);
+	free(in);
+	return rc;
+}
+
+int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
+{
+	struct idx_costume c;
+	struct fetch_costume_files spec = { 0 };
+	struct fetch_rejects rej = { 0 };
+	struct fetch_result res;
+	char key[IDX_NAME_MAX + 32], path[IDX_NAME_MAX + 64];
+	char *body = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
+	if (rc < 0 || c.files_listed)
+		return rc;
+	fetch_busy_acquire(lib, KEY_COSTUME(costume_id));
+	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
+	if (rc < 0 || c.files_listed)
+		goto out;
+	snprintf(key, sizeof(key), "build:%s:%s", c.server, c.live2d_name);
+	snprintf(path, sizeof(path), "/%s/live2d/chara/%s_rip/buildData.asset", c.server,
+		 c.live2d_name);
+	int stored = idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
+	if (!stored) {
+		rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_DOC_MAX, &body, &len,
+				      &res);
+		if (rc < 0) {
+			log_error("%s: buildData: %s", c.live2d_name,
+				  res.reason[0] ? res.reason : strerror(-rc));
+			rc = rc == -ENOENT ? -ENOENT : -EIO;
+			goto out;
+		}
+	}
+	rc = fetch_parse_build_data(body, len, &spec, &rej);
+	log_rejects(c.live2d_name, &rej);
+	if (rc < 0) {
+		log_error("%s: buildData.asset is malformed (%s)", c.live2d_name, strerror(-rc));
+		rc = -EIO;
+		goto out;
+	}
+	if (!stored)
+		idx_doc_put(lib->idx, key, body, len, idx_now());
+	rc = costume_files_store(lib, &c, &spec);
+out:
+	fetch_costume_files_free(&spec);
+	free(body);
+	fetch_busy_release(lib, KEY_COSTUME(costume_id));
+	return rc;
+}
+
+/* ---- sizes and presence ---- */
+
+struct asset_list {
+	int64_t *ids;
+	unsigned char *optional;
+	size_t n, cap;
+};
+
+static void asset_list_free(struct asset_list *l)
+{
+	free(l->ids);
+	free(l->optional);
+}
+
+static int collect_assets(void *arg, const struct idx_file *f)
+{
+	struct asset_list *l = arg;
+	if (!f->asset_id)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		int64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+		if (ids)
+			l->ids = ids;
+		unsigned char *opt = realloc(l->optional, cap);
+		if (opt)
+			l->optional = opt;
+		if (!ids || !opt)
+			return -ENOMEM;
+		l->cap = cap;
+	}
+	l->optional[l->n] = (unsigned char)f->optional;
+	l->ids[l->n++] = f->asset_id;
+	return 0;
+}
+
+static int costume_assets(struct fetch_library *lib, int64_t costume_id, struct asset_list *l)
+{
+	int rc = fetch_costume_ensure(lib, costume_id);
+	if (rc == 0)
+		rc = idx_file_list(lib->idx, costume_id, -1, collect_assets, l);
+	return rc;
+}
+
+static int size_unknown(const struct idx_asset *a)
+{
+	return a->state != IDX_COMPLETED && a->size < 0 &&
+	       !(a->state == IDX_FAILED && a->err == ENOENT);
+}
+
+int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id)
+{
+	struct asset_list l = { 0 };
+	struct idx_asset a;
+	char **paths = NULL;
+	int64_t *ids = NULL;
+	struct fetch_result *res = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = costume_assets(lib, costume_id, &l);
+	if (rc < 0)
+		goto out;
+	fetch_busy_acquire(lib, KEY_PROBE(costume_id));
+	paths = calloc(l.n + 1, sizeof(*paths));
+	ids = calloc(l.n + 1, sizeof(*ids));
+	if (!paths || !ids) {
+		rc = -ENOMEM;
+		goto release;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		if (idx_asset_get(lib->idx, l.ids[i], &a) < 0 || !size_unknown(&a))
+			continue;
+		/* A transfer in flight answers better than a HEAD. */
+		if (fetch_asset_wait_inflight(lib, a.id))
+			continue;
+		paths[n] = malloc(FETCH_URL_MAX);
+		if (!paths[n] ||
+		    fetch_asset_url_path(lib->server, a.bundle, a.file, paths[n], FETCH_URL_MAX) < 0) {
+			free(paths[n]);
+			continue;
+		}
+		ids[n++] = a.id;
+	}
+	if (n) {
+		res = calloc(n, sizeof(*res));
+		rc = res ? fetch_head_batch(lib->engine, FETCH_ASSETS, (const char *const *)paths,
+					    n, res)
+			 : -ENOMEM;
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			if (res[i].err == 0 && res[i].size >= 0)
+				idx_asset_mark_probed(lib->idx, ids[i], res[i].size, 0, NULL);
+			else if (res[i].err == -ENOENT)
+				idx_asset_mark_probed(lib->idx, ids[i], -1, ENOENT, res[i].reason);
+		}
+	}
+release:
+	fetch_busy_release(lib, KEY_PROBE(costume_id));
+out:
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(ids);
+	free(res);
+	asset_list_free(&l);
+	return rc;
+}
+
+void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id)
+{
+	struct asset_list l = { 0 };
+
+	if (costume_assets(lib, costume_id, &l) == 0)
+		for (size_t i = 0; i < l.n; i++)
+			fetch_asset_prefetch(lib, l.ids[i]);
+	asset_list_free(&l);
+}
+
+struct spec_list {
+	struct fetch_library *lib;
+	struct fetch_file_spec *files;
+	char (*paths)[IDX_NAME_MAX + 16];
+	size_t n;
+};
+
+static int collect_present(void *arg, const struct idx_file *f)
+{
+	static const enum fetch_file_kind spec_kind[] = {
+		[IDX_KIND_MODEL] = FETCH_KIND_MODEL,
+		[IDX_KIND_PHYSICS] = FETCH_KIND_PHYSICS,
+		[IDX_KIND_TEXTURE] = FETCH_KIND_TEXTURE,
+		[IDX_KIND_MOTION] = FETCH_KIND_MOTION,
+		[IDX_KIND_EXPRESSION] = FETCH_KIND_EXPRESSION,
+	};
+	struct spec_list *l = arg;
+	struct idx_asset a;
+
+	if (!f->asset_id || f->kind > IDX_KIND_EXPRESSION)
+		return 0;
+	if (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 ||
+	    (a.state == IDX_FAILED && a.err == ENOENT))
+		return 0;
+	snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s%s", dir_prefix[f->dir], f->name);
+	l->files[l->n] = (struct fetch_file_spec){ spec_kind[f->kind], l->paths[l->n], NULL, NULL,
+						   f->optional };
+	l->n++;
+	return 0;
+}
+
+int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
+			     size_t *len)
+{
+	struct asset_list all = { 0 };
+	struct spec_list l = { lib, NULL, NULL, 0 };
+	int rc = costume_assets(lib, costume_id, &all);
+
+	if (rc == 0)
+		rc = fetch_costume_probe(lib, costume_id);
+	if (rc < 0)
+		goto out;
+	l.files = calloc(all.n + 1, sizeof(*l.files));
+	l.paths = calloc(all.n + 1, sizeof(*l.paths));
+	if (!l.files || !l.paths) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_file_list(lib->idx, costume_id, -1, collect_present, &l);
+	if (rc == 0) {
+		*text = fetch_render_model_json(l.files, l.n);
+		if (!*text)
+			rc = -ENOMEM;
+		else
+			*len = strlen(*text);
+	}
+out:
+	free(l.files);
+	free(l.paths);
+	asset_list_free(&all);
+	return rc;
+}
+
+/* ---- whole costumes ---- */
+
+struct download_run {
+	struct fetch_library *lib;
+	struct asset_list *l;
+	size_t next;
+	int failed;
+	const volatile int *cancel;
+	fetch_progress_fn progress;
+	void *arg;
+	pthread_mutex_t lock;
+};
+
+static void *download_worker(void *arg)
+{
+	struct download_run *r = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		size_t i = r->next++;
+		pthread_mutex_unlock(&r->lock);
+		if (i >= r->l->n || (r->cancel && *r->cancel))
+			break;
+		int fd = -1;
+		int err = fetch_asset_open(r->lib, r->l->ids[i], &fd);
+		if (fd >= 0)
+			close(fd);
+		pthread_mutex_lock(&r->lock);
+		/* A missing optional file (physics, icon) is not a failure. */
+		if (err < 0 && !(err == -ENOENT && r->l->optional[i]))
+			r->failed = 1;
+		if (r->progress)
+			r->progress(r->arg, r->l->ids[i], err);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int parallel,
+			   const volatile int *cancel, fetch_progress_fn progress, void *arg)
+{
+	struct asset_list l = { 0 };
+	struct download_run r = { lib, &l, 0, 0, cancel, progress, arg,
+				  PTHREAD_MUTEX_INITIALIZER };
+	pthread_t threads[64];
+	int nthreads = 0, rc;
+
+	rc = costume_assets(lib, costume_id, &l);
+	if (rc < 0)
+		goto out;
+	if (parallel <= 0 || parallel > 64)
+		parallel = parallel <= 0 ? 16 : 64;
+	for (int i = 0; i < parallel && (size_t)i < l.n; i++)
+		if (pthread_create(&threads[nthreads], NULL, download_worker, &r) == 0)
+			nthreads++;
+	if (l.n && !nthreads)
+		download_worker(&r);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	if (cancel && *cancel)
+		rc = -EINTR;
+	else if (r.failed)
+		rc = -EIO;
+out:
+	asset_list_free(&l);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* Shared between library.c and assets.c; not part of the contract. */
+#ifndef L2DFS_LIBRARY_INT_H
+#define L2DFS_LIBRARY_INT_H
+
+#include <pthread.h>
+
+#include "fetch.h"
+
+/* Largest catalogue document or buildData accepted (the real ones are < 2 MiB). */
+#define FETCH_DOC_MAX (16u << 20)
+
+struct fetch_transfer; /* one asset download in flight (assets.c) */
+struct fetch_job;      /* a finished transfer waiting to be committed */
+
+struct fetch_library {
+	struct fetch_library_config cfg;
+	char server[8];
+	struct fetch_engine *engine;
+	struct idx *idx;
+	struct cache *cache;
+
+	pthread_mutex_t lock;   /* guards everything below */
+	pthread_cond_t changed; /* a transfer ended, a key was released */
+	struct fetch_transfer *transfers;
+	int64_t *busy;          /* keys of catalogue/costume work in progress */
+	size_t nbusy, capbusy;
+	int64_t catalogue_checked_until; /* no catalogue check needed before this time */
+
+	/* Finished transfers are committed (fsync, rename, index) off the
+	 * engine thread, by a few workers. */
+	struct fetch_job *jobs, **jobs_tail;
+	pthread_t workers[4];
+	int nworkers;
+	int stopping;
+	int outstanding;        /* transfers not yet committed */
+};
+
+/* Take a key (wait while another thread holds it) / give it back. */
+void fetch_busy_acquire(struct fetch_library *lib, int64_t key);
+void fetch_busy_release(struct fetch_library *lib, int64_t key);
+
+/* "/<server>/<bundle>_rip/<file>" for the engine's FETCH_ASSETS base. */
+int fetch_asset_url_path(const char *server, const char *bundle, const char *file, char *buf,
+			 size_t len);
+
+/* Start the commit workers / stop them after the queue drains. */
+int fetch_assets_start(struct fetch_library *lib);
+void fetch_assets_stop(struct fetch_library *lib);
+
+/* If the asset is in flight, wait for that transfer to end and return 1
+ * (its outcome is then in the index); else return 0 at once. */
+int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
+
+#endif

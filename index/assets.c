@@ -1,0 +1,500 @@
+/*
+ * assets.c: a costume's files and the asset rows behind them.
+ */
+#include "index_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Insert the asset if new; return its id. Caller holds the lock. */
+static int asset_upsert(struct idx *idx, const char *server, const char *bundle,
+			const char *file, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int64_t now = idx_now();
+	int rc = idx_prepare(idx, &st,
+			     "INSERT INTO assets(server, bundle, file, created_at, updated_at)"
+			     " VALUES(?,?,?,?,?) ON CONFLICT(server, bundle, file)"
+			     " DO UPDATE SET server=server RETURNING id");
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, now);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else
+		rc = idx_errno(step) ? idx_errno(step) : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int files_store_locked(struct idx *idx, int64_t costume_id,
+			      const struct idx_file_in *files, size_t n)
+{
+	char server[8];
+	sqlite3_stmt *st;
+	int64_t generation = idx_now();
+	int rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, costume_id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = -ENOENT;
+	else
+		idx_copy_text(server, sizeof(server), st, 0);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+
+	/* Upsert keeps the row ids (inode numbers) of files that stay. */
+	rc = idx_prepare(idx, &st,
+			 "INSERT INTO costume_files(costume_id, dir, name, kind, asset_id, optional,"
+			 " position, generation) VALUES(?,?,?,?,?,?,?,?)"
+			 " ON CONFLICT(costume_id, dir, name) DO UPDATE SET kind=excluded.kind,"
+			 " asset_id=excluded.asset_id, optional=excluded.optional,"
+			 " position=excluded.position, generation=excluded.generation");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		int64_t asset = 0;
+		if (files[i].bundle)
+			rc = asset_upsert(idx, server, files[i].bundle, files[i].file, &asset);
+		if (rc < 0)
+			break;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, costume_id);
+		sqlite3_bind_int(st, 2, files[i].dir);
+		sqlite3_bind_text(st, 3, files[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, files[i].kind);
+		if (asset)
+			sqlite3_bind_int64(st, 5, asset);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int(st, 6, files[i].optional);
+		sqlite3_bind_int64(st, 7, (int64_t)i);
+		sqlite3_bind_int64(st, 8, generation);
+		rc = idx_errno(sqlite3_step(st));
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	rc = idx_prepare(idx, &st,
+			 "DELETE FROM costume_files WHERE costume_id=? AND generation<>?");
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, costume_id);
+	sqlite3_bind_int64(st, 2, generation);
+	rc = idx_errno(sqlite3_step(st));
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	rc = idx_prepare(idx, &st, "UPDATE costumes SET files_listed=1 WHERE id=?");
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, costume_id);
+	rc = idx_errno(sqlite3_step(st));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int idx_costume_files_store(struct idx *idx, int64_t costume_id,
+			    const struct idx_file_in *files, size_t n)
+{
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_exec(idx, "BEGIN IMMEDIATE");
+	if (rc == 0) {
+		rc = files_store_locked(idx, costume_id, files, n);
+		rc = rc == 0 ? idx_exec(idx, "COMMIT") : rc;
+		if (rc < 0)
+			idx_exec(idx, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+#define FILE_COLUMNS "id, costume_id, dir, name, kind, COALESCE(asset_id, 0), optional"
+
+static void file_from_row(sqlite3_stmt *st, struct idx_file *f)
+{
+	f->id = sqlite3_column_int64(st, 0);
+	f->costume_id = sqlite3_column_int64(st, 1);
+	f->dir = (enum idx_dir)sqlite3_column_int(st, 2);
+	idx_copy_text(f->name, sizeof(f->name), st, 3);
+	f->kind = (enum idx_file_kind)sqlite3_column_int(st, 4);
+	f->asset_id = sqlite3_column_int64(st, 5);
+	f->optional = sqlite3_column_int(st, 6);
+}
+
+int idx_file_list(struct idx *idx, int64_t costume_id, int dir, idx_file_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	struct idx_file f;
+	int rc, step;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 dir < 0 ? "SELECT " FILE_COLUMNS " FROM costume_files WHERE costume_id=?1"
+				   " ORDER BY position"
+				 : "SELECT " FILE_COLUMNS " FROM costume_files WHERE costume_id=?1"
+				   " AND dir=?2 ORDER BY position");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, costume_id);
+		if (dir >= 0)
+			sqlite3_bind_int(st, 2, dir);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			file_from_row(st, &f);
+			rc = fn(arg, &f);
+			if (rc)
+				break;
+		}
+		if (rc == 0 && step != SQLITE_DONE)
+			rc = idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+static int file_one(struct idx *idx, const char *sql, int64_t a, int b, const char *name,
+		    struct idx_file *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, sql);
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, a);
+		if (name) {
+			sqlite3_bind_int(st, 2, b);
+			sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+		}
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			file_from_row(st, out);
+		else
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_file_find(struct idx *idx, int64_t costume_id, enum idx_dir dir, const char *name,
+		  struct idx_file *out)
+{
+	return file_one(idx,
+			"SELECT " FILE_COLUMNS " FROM costume_files WHERE costume_id=? AND dir=?"
+			" AND name=?",
+			costume_id, dir, name, out);
+}
+
+int idx_file_get(struct idx *idx, int64_t id, struct idx_file *out)
+{
+	return file_one(idx, "SELECT " FILE_COLUMNS " FROM costume_files WHERE id=?", id, 0,
+			NULL, out);
+}
+
+/* ---- assets ---- */
+
+const char *idx_state_name(enum idx_state s)
+{
+	static const char *const names[] = { "pending", "downloading", "completed", "failed" };
+	return (unsigned)s < 4 ? names[s] : "unknown";
+}
+
+static enum idx_state state_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (s && strcmp(s, idx_state_name((enum idx_state)i)) == 0)
+			return (enum idx_state)i;
+	return IDX_PENDING;
+}
+
+#define ASSET_COLUMNS                                                                  \
+	"id, server, bundle, file, state, size, bytes_done, sha256, err, error, url,"     \
+	" created_at, updated_at, last_access FROM assets"
+
+static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
+{
+	a->id = sqlite3_column_int64(st, 0);
+	idx_copy_text(a->server, sizeof(a->server), st, 1);
+	idx_copy_text(a->bundle, sizeof(a->bundle), st, 2);
+	idx_copy_text(a->file, sizeof(a->file), st, 3);
+	a->state = state_parse((const char *)sqlite3_column_text(st, 4));
+	a->size = sqlite3_column_int64(st, 5);
+	a->bytes_done = sqlite3_column_int64(st, 6);
+	idx_copy_text(a->sha256, sizeof(a->sha256), st, 7);
+	a->err = sqlite3_column_int(st, 8);
+	idx_copy_text(a->error, sizeof(a->error), st, 9);
+	idx_copy_text(a->url, sizeof(a->url), st, 10);
+	a->created_at = sqlite3_column_int64(st, 11);
+	a->updated_at = sqlite3_column_int64(st, 12);
+	a->last_access = sqlite3_column_int64(st, 13);
+}
+
+int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, "SELECT " ASSET_COLUMNS " WHERE id=?");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, id);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			asset_from_row(st, out);
+		else
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_asset_find(struct idx *idx, const char *server, const char *bundle, const char *file,
+		   struct idx_asset *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "SELECT " ASSET_COLUMNS " WHERE server=? AND bundle=? AND file=?");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			asset_from_row(st, out);
+		else
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+/*
+ * One UPDATE of an asset row by id. sql's first "?" is updated_at, the last
+ * is the id; the ones between are bound from ints[] (int64) and texts[] in
+ * the order given by kinds ("i" or "t").
+ */
+static int asset_update(struct idx *idx, int64_t id, const char *sql, const char *kinds,
+			const int64_t *ints, const char *const *texts)
+{
+	sqlite3_stmt *st;
+	int rc, col = 1, ni = 0, nt = 0;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, sql);
+	if (rc == 0) {
+		sqlite3_bind_int64(st, col++, idx_now());
+		for (const char *k = kinds; *k; k++) {
+			if (*k == 'i')
+				sqlite3_bind_int64(st, col++, ints[ni++]);
+			else
+				sqlite3_bind_text(st, col++, texts[nt] ? texts[nt] : "", -1,
+						  SQLITE_STATIC), nt++;
+		}
+		sqlite3_bind_int64(st, col, id);
+		rc = idx_errno(sqlite3_step(st));
+		if (rc == 0 && sqlite3_changes(idx->db) == 0)
+			rc = -ENOENT;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url)
+{
+	const char *t[] = { url };
+	return asset_update(idx, id,
+			    "UPDATE assets SET updated_at=?, state='downloading', bytes_done=0,"
+			    " url=? WHERE id=?",
+			    "t", NULL, t);
+}
+
+int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int64_t size)
+{
+	const int64_t v[] = { bytes_done, size, size };
+	return asset_update(idx, id,
+			    "UPDATE assets SET updated_at=?, bytes_done=?,"
+			    " size=CASE WHEN ?>=0 THEN ? ELSE size END WHERE id=?",
+			    "iii", v, NULL);
+}
+
+int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const char *sha256,
+			     const char *url)
+{
+	const int64_t v[] = { size, size };
+	const char *t[] = { sha256, url };
+	return asset_update(idx, id,
+			    "UPDATE assets SET updated_at=?, state='completed', size=?,"
+			    " bytes_done=?, sha256=?, url=?, err=0, error='' WHERE id=?",
+			    "iitt", v, t);
+}
+
+int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
+			  const char *url)
+{
+	const int64_t v[] = { err };
+	const char *t[] = { error, url };
+	return asset_update(idx, id,
+			    "UPDATE assets SET updated_at=?, state='failed', err=?, error=?,"
+			    " url=?, sha256='' WHERE id=?",
+			    "itt", v, t);
+}
+
+int idx_asset_mark_pending(struct idx *idx, int64_t id)
+{
+	return asset_update(idx, id,
+			    "UPDATE assets SET updated_at=?, state='pending', size=-1,"
+			    " bytes_done=0, sha256='', err=0, error='' WHERE id=?",
+			    "", NULL, NULL);
+}
+
+int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
+			  const char *error)
+{
+	if (err > 0)
+		return idx_asset_mark_failed(idx, id, err, error, NULL);
+	const int64_t v[] = { size };
+	/* A completed row already knows its size: leave it alone. */
+	int rc = asset_update(idx, id,
+			      "UPDATE assets SET updated_at=?, size=?, err=0, error=''"
+			      " WHERE state<>'completed' AND id=?",
+			      "i", v, NULL);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int idx_asset_touch(struct idx *idx, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc;
+	int64_t now = idx_now();
+
+	/* Minute resolution keeps a read-heavy mount from writing on every open. */
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "UPDATE assets SET last_access=?1 WHERE id=?2 AND last_access<?1-60");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_int64(st, 2, id);
+		rc = idx_errno(sqlite3_step(st));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
+		    const char *file, int64_t size, const char *sha256)
+{
+	sqlite3_stmt *st;
+	int rc;
+	int64_t now = idx_now();
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "INSERT INTO assets(server, bundle, file, state, size, bytes_done, sha256,"
+			 " created_at, updated_at, last_access)"
+			 " VALUES(?1,?2,?3,'completed',?4,?4,?5,?6,?6,?6)"
+			 " ON CONFLICT(server, bundle, file) DO UPDATE SET state='completed',"
+			 " size=?4, bytes_done=?4, sha256=?5, err=0, error='', updated_at=?6");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, size);
+		sqlite3_bind_text(st, 5, sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		rc = idx_errno(sqlite3_step(st));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_asset_reset_downloading(struct idx *idx, int *n)
+{
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_exec(idx, "UPDATE assets SET state='pending', bytes_done=0"
+			   " WHERE state='downloading'");
+	if (n)
+		*n = rc == 0 ? sqlite3_changes(idx->db) : 0;
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	struct idx_asset a;
+	int rc, step;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 state < 0 ? "SELECT " ASSET_COLUMNS " WHERE server=?1 ORDER BY last_access, id"
+				   : "SELECT " ASSET_COLUMNS " WHERE server=?1 AND state=?2"
+				     " ORDER BY last_access, id");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		if (state >= 0)
+			sqlite3_bind_text(st, 2, idx_state_name((enum idx_state)state), -1,
+					  SQLITE_STATIC);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			asset_from_row(st, &a);
+			rc = fn(arg, &a);
+			if (rc)
+				break;
+		}
+		if (rc == 0 && step != SQLITE_DONE)
+			rc = idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_costume_status(struct idx *idx, int64_t costume_id, struct idx_costume_status *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "SELECT COUNT(*), COALESCE(SUM(a.state='completed'),0),"
+			 " COALESCE(SUM(a.state='failed' AND NOT (f.optional AND a.err=2)),0),"
+			 " COALESCE(SUM(CASE WHEN a.state='completed' THEN a.size END),0),"
+			 " COALESCE(SUM(CASE WHEN a.size>=0 THEN a.size END),0)"
+			 " FROM costume_files f JOIN assets a ON a.id=f.asset_id"
+			 " WHERE f.costume_id=?");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, costume_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			out->files_total = sqlite3_column_int(st, 0);
+			out->files_done = sqlite3_column_int(st, 1);
+			out->files_failed = sqlite3_column_int(st, 2);
+			out->bytes_done = sqlite3_column_int64(st, 3);
+			out->bytes_total = sqlite3_column_int64(st, 4);
+		} else {
+			rc = -EIO;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}

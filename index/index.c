@@ -1,0 +1,527 @@
+/*
+ * index.c: opening, schema, documents and the catalogue.
+ * Asset rows live in assets.c; shared plumbing in index_int.h.
+ */
+#include "index_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define IDX_SCHEMA_VERSION 1
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS documents(key TEXT PRIMARY KEY, body BLOB NOT NULL,"
+	" fetched_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS characters(id INTEGER PRIMARY KEY,"
+	" name0 TEXT, name1 TEXT, name2 TEXT, name3 TEXT, name4 TEXT);"
+	"CREATE TABLE IF NOT EXISTS costumes(id INTEGER PRIMARY KEY, server TEXT NOT NULL,"
+	" live2d_name TEXT NOT NULL, character_id INTEGER NOT NULL, costume_id INTEGER NOT NULL,"
+	" desc0 TEXT, desc1 TEXT, desc2 TEXT, desc3 TEXT, desc4 TEXT, rank INTEGER NOT NULL,"
+	" files_listed INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(server, live2d_name));"
+	"CREATE INDEX IF NOT EXISTS costumes_by_character ON costumes(server, character_id, rank);"
+	"CREATE TABLE IF NOT EXISTS assets(id INTEGER PRIMARY KEY, server TEXT NOT NULL,"
+	" bundle TEXT NOT NULL, file TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending'"
+	"  CHECK(state IN ('pending','downloading','completed','failed')),"
+	" size INTEGER NOT NULL DEFAULT -1, bytes_done INTEGER NOT NULL DEFAULT 0,"
+	" sha256 TEXT NOT NULL DEFAULT '', err INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT NOT NULL DEFAULT '', url TEXT NOT NULL DEFAULT '',"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	" last_access INTEGER NOT NULL DEFAULT 0, UNIQUE(server, bundle, file));"
+	"CREATE INDEX IF NOT EXISTS assets_lru ON assets(server, state, last_access);"
+	"CREATE TABLE IF NOT EXISTS costume_files(id INTEGER PRIMARY KEY,"
+	" costume_id INTEGER NOT NULL REFERENCES costumes(id) ON DELETE CASCADE,"
+	" dir INTEGER NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,"
+	" asset_id INTEGER REFERENCES assets(id), optional INTEGER NOT NULL,"
+	" position INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(costume_id, dir, name));"
+	"CREATE INDEX IF NOT EXISTS costume_files_by_asset ON costume_files(asset_id);";
+
+int64_t idx_now(void)
+{
+	static int64_t offset = -1;
+	if (offset < 0) {
+		const char *s = getenv("L2DFS_TIME_OFFSET");
+		offset = s ? strtoll(s, NULL, 10) : 0;
+		if (offset < 0)
+			offset = 0;
+	}
+	return (int64_t)time(NULL) + offset;
+}
+
+int idx_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	default:
+		return -EIO;
+	}
+}
+
+int idx_prepare(struct idx *idx, sqlite3_stmt **st, const char *sql)
+{
+	int rc = sqlite3_prepare_v2(idx->db, sql, -1, st, NULL);
+	return rc == SQLITE_OK ? 0 : idx_errno(rc);
+}
+
+int idx_exec(struct idx *idx, const char *sql)
+{
+	return idx_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+}
+
+void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+	snprintf(dst, len, "%s", s ? (const char *)s : "");
+}
+
+/* Apply pragmas and schema; any failure means the file is unusable. */
+static int idx_setup(struct idx *idx)
+{
+	sqlite3_stmt *st;
+	int rc, version = 0;
+
+	sqlite3_busy_timeout(idx->db, 10000);
+	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  " PRAGMA foreign_keys=ON;") < 0)
+		return -EIO;
+	if (idx_prepare(idx, &st, "PRAGMA quick_check") < 0)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	sqlite3_finalize(st);
+	if (idx_exec(idx, schema_sql) < 0)
+		return -EIO;
+	if (idx_prepare(idx, &st, "SELECT value FROM meta WHERE key='schema'") < 0)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > IDX_SCHEMA_VERSION)
+		return -EIO;
+	return idx_exec(idx, "INSERT OR REPLACE INTO meta VALUES('schema', '1')");
+}
+
+static int idx_try_open(struct idx *idx, const char *path)
+{
+	int rc = sqlite3_open_v2(path, &idx->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK || idx_setup(idx) < 0) {
+		sqlite3_close(idx->db);
+		idx->db = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Move a broken database and its WAL files out of the way. */
+static int idx_move_aside(const char *path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char from[4096], to[4200];
+	long now = (long)time(NULL);
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s%s", path, suffixes[i]);
+		snprintf(to, sizeof(to), "%s.corrupt-%ld%s", path, now, suffixes[i]);
+		if (rename(from, to) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+int idx_open(struct idx **out, const char *path, int *recreated)
+{
+	struct idx *idx = calloc(1, sizeof(*idx));
+	int rc;
+
+	if (!idx)
+		return -ENOMEM;
+	/* Recursive: list callbacks may query the index again. */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&idx->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	if (recreated)
+		*recreated = 0;
+	rc = idx_try_open(idx, path);
+	if (rc < 0) {
+		rc = idx_move_aside(path);
+		if (rc == 0)
+			rc = idx_try_open(idx, path);
+		if (rc == 0 && recreated)
+			*recreated = 1;
+	}
+	if (rc < 0) {
+		pthread_mutex_destroy(&idx->lock);
+		free(idx);
+		return rc;
+	}
+	*out = idx;
+	return 0;
+}
+
+void idx_close(struct idx *idx)
+{
+	if (!idx)
+		return;
+	sqlite3_close_v2(idx->db);
+	pthread_mutex_destroy(&idx->lock);
+	free(idx);
+}
+
+/* ---- documents ---- */
+
+int idx_doc_get(struct idx *idx, const char *key, char **body, size_t *len,
+		int64_t *fetched_at)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, "SELECT body, fetched_at FROM documents WHERE key=?");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW) {
+			int n = sqlite3_column_bytes(st, 0);
+			char *b = malloc((size_t)n + 1);
+			if (!b) {
+				rc = -ENOMEM;
+			} else {
+				if (n)
+					memcpy(b, sqlite3_column_blob(st, 0), (size_t)n);
+				b[n] = '\0';
+				*body = b;
+				if (len)
+					*len = (size_t)n;
+				if (fetched_at)
+					*fetched_at = sqlite3_column_int64(st, 1);
+			}
+		} else {
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_doc_put(struct idx *idx, const char *key, const char *body, size_t len,
+		int64_t fetched_at)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, "INSERT OR REPLACE INTO documents VALUES(?, ?, ?)");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 2, body, len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, fetched_at);
+		rc = idx_errno(sqlite3_step(st));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+/* ---- the catalogue ---- */
+
+static void bind_text_or_null(sqlite3_stmt *st, int col, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+static int store_characters(struct idx *idx, const struct idx_character_in *chars, size_t n)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st, "INSERT OR REPLACE INTO characters VALUES(?,?,?,?,?,?)");
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, chars[i].id);
+		for (int l = 0; l < IDX_LANGS; l++)
+			bind_text_or_null(st, 2 + l, chars[i].names[l]);
+		rc = idx_errno(sqlite3_step(st));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int store_costumes(struct idx *idx, const char *server,
+			  const struct idx_costume_in *cos, size_t n, int64_t generation)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st,
+			     "INSERT INTO costumes(server, live2d_name, character_id, costume_id,"
+			     " desc0, desc1, desc2, desc3, desc4, rank, generation)"
+			     " VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+			     " ON CONFLICT(server, live2d_name) DO UPDATE SET"
+			     " character_id=excluded.character_id, costume_id=excluded.costume_id,"
+			     " desc0=excluded.desc0, desc1=excluded.desc1, desc2=excluded.desc2,"
+			     " desc3=excluded.desc3, desc4=excluded.desc4, rank=excluded.rank,"
+			     " generation=excluded.generation");
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, cos[i].live2d_name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, cos[i].character_id);
+		sqlite3_bind_int64(st, 4, cos[i].costume_id);
+		for (int l = 0; l < IDX_LANGS; l++)
+			bind_text_or_null(st, 5 + l, cos[i].desc[l]);
+		sqlite3_bind_int64(st, 10, cos[i].rank);
+		sqlite3_bind_int64(st, 11, generation);
+		rc = idx_errno(sqlite3_step(st));
+	}
+	sqlite3_finalize(st);
+	if (rc == 0) {
+		rc = idx_prepare(idx, &st, "DELETE FROM costumes WHERE server=? AND generation<>?");
+		if (rc == 0) {
+			sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, generation);
+			rc = idx_errno(sqlite3_step(st));
+			sqlite3_finalize(st);
+		}
+	}
+	return rc;
+}
+
+int idx_catalogue_store(struct idx *idx, const char *server,
+			const struct idx_character_in *chars, size_t nchars,
+			const struct idx_costume_in *costumes, size_t ncostumes)
+{
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_exec(idx, "BEGIN IMMEDIATE");
+	if (rc == 0) {
+		rc = store_characters(idx, chars, nchars);
+		if (rc == 0)
+			rc = store_costumes(idx, server, costumes, ncostumes, idx_now());
+		rc = rc == 0 ? idx_exec(idx, "COMMIT") : rc;
+		if (rc < 0)
+			idx_exec(idx, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_catalogue_present(struct idx *idx, const char *server)
+{
+	sqlite3_stmt *st;
+	int present = 0;
+
+	pthread_mutex_lock(&idx->lock);
+	if (idx_prepare(idx, &st, "SELECT 1 FROM costumes WHERE server=? LIMIT 1") == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		present = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return present;
+}
+
+/* Display names per DESIGN §4, computed by SQL so every language shares one
+ * stored roster. lang is 0..4 and formatted into the column name. */
+static const char character_display_sql[] =
+	"WITH c AS (SELECT ch.id AS id, COALESCE(ch.name%d, ch.name0, CAST(ch.id AS TEXT)) AS d"
+	"  FROM characters ch WHERE EXISTS (SELECT 1 FROM costumes co"
+	"  WHERE co.server=?1 AND co.character_id=ch.id)),"
+	" n AS (SELECT id, d, COUNT(*) OVER (PARTITION BY d) AS k FROM c)"
+	" SELECT id, CASE WHEN k>1 THEN d || ' (' || id || ')' ELSE d END AS display FROM n";
+
+int idx_character_list(struct idx *idx, const char *server, int lang, idx_character_fn fn,
+		       void *arg)
+{
+	char sql[sizeof(character_display_sql) + 32];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (lang < 0 || lang >= IDX_LANGS)
+		return -EINVAL;
+	snprintf(sql, sizeof(sql), character_display_sql, lang);
+	strcat(sql, " ORDER BY id");
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, sql);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		int step;
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			rc = fn(arg, sqlite3_column_int64(st, 0),
+				(const char *)sqlite3_column_text(st, 1));
+			if (rc)
+				break;
+		}
+		if (rc == 0 && step != SQLITE_DONE)
+			rc = idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_character_find(struct idx *idx, const char *server, int lang, const char *display,
+		       int64_t *id)
+{
+	char sql[sizeof(character_display_sql) + 64];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (lang < 0 || lang >= IDX_LANGS)
+		return -EINVAL;
+	snprintf(sql, sizeof(sql), character_display_sql, lang);
+	strcat(sql, " WHERE display=?2");
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, sql);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, display, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			*id = sqlite3_column_int64(st, 0);
+		else
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_character_names(struct idx *idx, int64_t id, char *names[IDX_LANGS])
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int l = 0; l < IDX_LANGS; l++)
+		names[l] = NULL;
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "SELECT name0, name1, name2, name3, name4 FROM characters WHERE id=?");
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, id);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW) {
+			for (int l = 0; l < IDX_LANGS; l++) {
+				const unsigned char *s = sqlite3_column_text(st, l);
+				if (s && !(names[l] = strdup((const char *)s)))
+					rc = -ENOMEM;
+			}
+		} else {
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+/* Costume columns with the display description in lang, others as fallback. */
+#define COSTUME_COLUMNS                                                                  \
+	"id, server, live2d_name, character_id, costume_id, COALESCE(desc%d, desc0, desc1,"  \
+	" desc2, desc3, desc4, ''), files_listed FROM costumes"
+
+static void costume_from_row(sqlite3_stmt *st, struct idx_costume *c)
+{
+	c->id = sqlite3_column_int64(st, 0);
+	idx_copy_text(c->server, sizeof(c->server), st, 1);
+	idx_copy_text(c->live2d_name, sizeof(c->live2d_name), st, 2);
+	c->character_id = sqlite3_column_int64(st, 3);
+	c->costume_id = sqlite3_column_int64(st, 4);
+	idx_copy_text(c->display, sizeof(c->display), st, 5);
+	c->files_listed = sqlite3_column_int(st, 6);
+}
+
+/* Run a costume query; fn gets each row (or the first row is copied to one). */
+static int costume_query(struct idx *idx, int lang, const char *where, const char *server,
+			 int64_t num, const char *name, idx_costume_fn fn, void *arg,
+			 struct idx_costume *one)
+{
+	char sql[512];
+	sqlite3_stmt *st;
+	struct idx_costume c;
+	int rc, step, found = 0;
+
+	if (lang < 0 || lang >= IDX_LANGS)
+		return -EINVAL;
+	snprintf(sql, sizeof(sql), "SELECT " COSTUME_COLUMNS " %s", lang, where);
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, sql);
+	if (rc == 0) {
+		int col = 1;
+		if (server)
+			sqlite3_bind_text(st, col++, server, -1, SQLITE_STATIC);
+		if (num >= 0)
+			sqlite3_bind_int64(st, col++, num);
+		if (name)
+			sqlite3_bind_text(st, col++, name, -1, SQLITE_STATIC);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			costume_from_row(st, one ? one : &c);
+			found = 1;
+			if (one)
+				break;
+			rc = fn(arg, &c);
+			if (rc)
+				break;
+		}
+		if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+			rc = idx_errno(step);
+		if (rc == 0 && one && !found)
+			rc = -ENOENT;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_costume_list(struct idx *idx, const char *server, int lang, int64_t character_id,
+		     idx_costume_fn fn, void *arg)
+{
+	if (character_id >= 0)
+		return costume_query(idx, lang, "WHERE server=? AND character_id=? ORDER BY rank",
+				     server, character_id, NULL, fn, arg, NULL);
+	return costume_query(idx, lang, "WHERE server=? ORDER BY live2d_name", server, -1, NULL,
+			     fn, arg, NULL);
+}
+
+int idx_costume_find(struct idx *idx, const char *server, int lang, int64_t character_id,
+		     const char *live2d_name, struct idx_costume *out)
+{
+	if (character_id >= 0)
+		return costume_query(idx, lang,
+				     "WHERE server=? AND character_id=? AND live2d_name=?", server,
+				     character_id, live2d_name, NULL, NULL, out);
+	return costume_query(idx, lang, "WHERE server=? AND live2d_name=?", server, -1,
+			     live2d_name, NULL, NULL, out);
+}
+
+int idx_costume_get(struct idx *idx, int64_t id, int lang, struct idx_costume *out)
+{
+	return costume_query(idx, lang, "WHERE id=?", NULL, id, NULL, NULL, NULL, out);
+}
