@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define CACHE_SHA256_HEX 65 /* 64 hex digits and a NUL */

@@ -1,0 +1,121 @@
+/*
+ * cache: writing an asset through a temporary in its final folder.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cache_writer {
+	int dfd;            /* the asset's folder */
+	int fd;             /* the temporary, -1 once closed */
+	int err;            /* a failed write poisons the file until reset */
+	int64_t size;
+	EVP_MD_CTX *md;
+	char tmp[CACHE_TMP_NAME_MAX]; /* "" once renamed or never created */
+	char file[NAME_MAX + 1];
+};
+
+int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
+		       const char *file, struct cache_writer **out)
+{
+	struct cache_writer *w;
+	int err;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->fd = -1;
+	err = cache_asset_dir(c, server, bundle, file, 1, &w->dfd);
+	if (err) {
+		free(w);
+		return err;
+	}
+	err = cache_tmp_create(w->dfd, w->tmp, &w->fd);
+	if (!err && !(w->md = EVP_MD_CTX_new()))
+		err = -ENOMEM;
+	if (!err && EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+		err = -EIO;
+	if (err) {
+		cache_writer_abort(w);
+		return err;
+	}
+	strcpy(w->file, file); /* vetted: at most NAME_MAX bytes */
+	*out = w;
+	return 0;
+}
+
+int cache_writer_write(struct cache_writer *w, const void *buf, size_t n)
+{
+	int err = w->err;
+
+	if (!err)
+		err = cache_write_all(w->fd, buf, n);
+	if (!err && EVP_DigestUpdate(w->md, buf, n) != 1)
+		err = -EIO;
+	if (err)
+		w->err = err;
+	else
+		w->size += (int64_t)n;
+	return err;
+}
+
+int cache_writer_reset(struct cache_writer *w)
+{
+	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+		return -EIO;
+	w->size = 0;
+	w->err = 0;
+	return 0;
+}
+
+int64_t cache_writer_size(const struct cache_writer *w)
+{
+	return w->size;
+}
+
+int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size)
+{
+	int err = w->err;
+
+	if (!err && fsync(w->fd) < 0)
+		err = -errno;
+	if (!err) {
+		int fd = w->fd;
+		w->fd = -1;
+		if (close(fd) < 0)
+			err = -errno;
+	}
+	if (!err && renameat(w->dfd, w->tmp, w->dfd, w->file) < 0)
+		err = -errno;
+	if (!err) {
+		w->tmp[0] = '\0';
+		/* Make the rename itself durable. */
+		if (fsync(w->dfd) < 0)
+			err = -errno;
+	}
+	if (!err && hex)
+		err = cache_sha256_hex(w->md, hex);
+	if (!err && size)
+		*size = w->size;
+	cache_writer_abort(w); /* frees; after a rename there is no temporary left */
+	return err;
+}
+
+void cache_writer_abort(struct cache_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp[0])
+		unlinkat(w->dfd, w->tmp, 0);
+	close(w->dfd);
+	EVP_MD_CTX_free(w->md);
+	free(w);
+}
