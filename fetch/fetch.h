@@ -232,9 +232,11 @@ int fetch_catalogue_ensure(struct fetch_library *lib);
  * index. -ENOENT if the costume has no buildData, -EIO otherwise. */
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
 
-/* Make sure every file of the costume has a known size or is known missing,
- * probing the unknown ones in one parallel batch (no bodies fetched). */
-int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id);
+/* Make sure every file of the costume (only the optional ones: physics,
+ * icon, if optional_only) has a known size or is known missing, probing the
+ * unknown ones in one parallel batch (no bodies fetched). A file in flight
+ * is waited for instead of probed. */
+int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only);
 
 /* Make sure the asset is complete in the cache (downloading it if needed,
  * or waiting for the transfer already in flight). On success *fd is an open

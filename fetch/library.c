@@ -491,7 +491,7 @@ static int size_unknown(const struct idx_asset *a)
 	       !(a->state == IDX_FAILED && a->err == ENOENT);
 }
 
-int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id)
+int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only)
 {
 	struct asset_list l = { 0 };
 	struct idx_asset a;
@@ -512,7 +512,8 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id)
 		goto release;
 	}
 	for (size_t i = 0; i < l.n; i++) {
-		if (idx_asset_get(lib->idx, l.ids[i], &a) < 0 || !size_unknown(&a))
+		if ((optional_only && !l.optional[i]) || idx_asset_get(lib->idx, l.ids[i], &a) < 0 ||
+		    !size_unknown(&a))
 			continue;
 		/* A transfer in flight answers better than a HEAD. */
 		if (fetch_asset_wait_inflight(lib, a.id))
@@ -598,7 +599,7 @@ int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char
 	int rc = costume_assets(lib, costume_id, &all);
 
 	if (rc == 0)
-		rc = fetch_costume_probe(lib, costume_id);
+		rc = fetch_costume_probe(lib, costume_id, 0);
 	if (rc < 0)
 		goto out;
 	l.files = calloc(all.n + 1, sizeof(*l.files));

@@ -1,0 +1,54 @@
+/* Shared between the fs files; not part of the contract. */
+#ifndef L2DFS_FS_INT_H
+#define L2DFS_FS_INT_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "fs.h"
+
+struct fs {
+	struct fs_config cfg;
+	char server[8];
+	struct fuse_session *se;
+	char *mountpoint;
+	int mounted;
+	time_t started;
+	struct fetch_library *lib;
+	struct idx *idx;
+	struct cache *cache;
+
+	pthread_mutex_t lock; /* guards prefetched */
+	int64_t *prefetched;  /* costumes already queued this mount */
+	size_t nprefetched, capprefetched;
+};
+
+/* ---- inode numbers ----
+ * 1 root, 2 characters/, 3 costumes/; otherwise kind << 56 | view << 55 | id.
+ * view 1 marks nodes reached through characters/ so that one costume seen in
+ * both trees is two directories, not one with two parents. */
+enum fs_kind { FS_SPECIAL = 0, FS_CHARACTER = 1, FS_COSTUME = 2, FS_SUBDIR = 3, FS_FILE = 4 };
+
+#define FS_INO_ROOT 1
+#define FS_INO_CHARACTERS 2
+#define FS_INO_COSTUMES 3
+
+static inline fuse_ino_t fs_ino(enum fs_kind kind, int view, int64_t id)
+{
+	return ((fuse_ino_t)kind << 56) | ((fuse_ino_t)(view & 1) << 55) | (fuse_ino_t)id;
+}
+static inline enum fs_kind fs_ino_kind(fuse_ino_t ino) { return (enum fs_kind)(ino >> 56); }
+static inline int fs_ino_view(fuse_ino_t ino) { return (int)((ino >> 55) & 1); }
+static inline int64_t fs_ino_id(fuse_ino_t ino) { return (int64_t)(ino & ((1ull << 55) - 1)); }
+
+/* Sub-folders: costume row id * 4 + folder (enum idx_dir, never ROOT). */
+static inline fuse_ino_t fs_subdir_ino(int view, int64_t costume, int dir)
+{
+	return fs_ino(FS_SUBDIR, view, costume * 4 + dir);
+}
+
+extern const struct fuse_lowlevel_ops fs_lowlevel_ops;
+
+#endif

@@ -1,0 +1,779 @@
+/*
+ * ops.c: lookups, attributes, listings, reads. Every operation answers from
+ * the index when it can and asks the library (fetch/) for what is missing.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../log/log.h"
+
+static const char *const subdir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- what a node is ---- */
+
+static int costume_of(struct fs *fs, int64_t id, struct idx_costume *c)
+{
+	return idx_costume_get(fs->idx, id, fs->cfg.lang, c);
+}
+
+/* The text of a generated file (model.json, name.txt); *text is malloc'd. */
+static int generated_text(struct fs *fs, const struct idx_file *f, char **text, size_t *len)
+{
+	struct idx_costume c;
+	int rc;
+
+	if (f->kind == IDX_KIND_MODEL_JSON)
+		return fetch_costume_model_json(fs->lib, f->costume_id, text, len);
+	rc = costume_of(fs, f->costume_id, &c);
+	if (rc < 0)
+		return rc;
+	if (asprintf(text, "%s\n", c.display) < 0)
+		return -ENOMEM;
+	*len = strlen(*text);
+	return 0;
+}
+
+/* Size of an asset-backed file, probing (or, failing that, downloading)
+ * only when the index does not know it. */
+static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset *a)
+{
+	int rc = idx_asset_get(fs->idx, f->asset_id, a);
+
+	if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 &&
+	    !(a->state == IDX_FAILED && a->err == ENOENT)) {
+		fetch_costume_probe(fs->lib, f->costume_id, 0);
+		rc = idx_asset_get(fs->idx, f->asset_id, a);
+		if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && a->err != ENOENT) {
+			int fd;
+			rc = fetch_asset_open(fs->lib, f->asset_id, &fd);
+			if (rc == 0) {
+				close(fd);
+				rc = idx_asset_get(fs->idx, f->asset_id, a);
+			}
+		}
+	}
+	if (rc == 0 && a->state == IDX_FAILED && a->err == ENOENT)
+		rc = -ENOENT;
+	return rc;
+}
+
+static void dir_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+}
+
+/*
+ * Attributes of a node. *timeout gets how long the kernel may keep them:
+ * long for immutable things, 0 for generated files whose content can change.
+ */
+static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *timeout)
+{
+	int64_t id = fs_ino_id(ino);
+	struct idx_costume c;
+	struct idx_file f;
+	struct idx_asset a;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	*timeout = fs->cfg.cache_timeout_s;
+	switch (fs_ino_kind(ino)) {
+	case FS_SPECIAL:
+		if (ino < FS_INO_ROOT || ino > FS_INO_COSTUMES)
+			return -ENOENT;
+		dir_stat(fs, ino, st);
+		return 0;
+	case FS_CHARACTER:
+		dir_stat(fs, ino, st);
+		return 0;
+	case FS_COSTUME:
+		rc = costume_of(fs, id, &c);
+		if (rc == 0)
+			dir_stat(fs, ino, st);
+		return rc;
+	case FS_SUBDIR:
+		rc = costume_of(fs, id / 4, &c);
+		if (rc == 0)
+			dir_stat(fs, ino, st);
+		return rc;
+	case FS_FILE:
+		break;
+	default:
+		return -ENOENT;
+	}
+	rc = idx_file_get(fs->idx, id, &f);
+	if (rc < 0)
+		return rc;
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+	if (!f.asset_id) {
+		char *text;
+		size_t len;
+		rc = generated_text(fs, &f, &text, &len);
+		if (rc < 0)
+			return rc;
+		free(text);
+		st->st_size = (off_t)len;
+		*timeout = 0;
+	} else {
+		rc = asset_size(fs, &f, &a);
+		if (rc < 0)
+			return rc;
+		st->st_size = a.size;
+		st->st_mtime = st->st_ctime = st->st_atime = a.created_at;
+	}
+	st->st_blksize = 65536;
+	st->st_blocks = (st->st_size + 511) / 512;
+	return 0;
+}
+
+/* ---- lookup ---- */
+
+static int find_subdir(const char *name)
+{
+	for (int d = 1; d < IDX_NDIRS; d++)
+		if (strcmp(name, subdir_names[d]) == 0)
+			return d;
+	return -1;
+}
+
+static int count_file(void *arg, const struct idx_file *f)
+{
+	(void)f;
+	++*(int *)arg;
+	return 1; /* one is enough */
+}
+
+/* Resolve name in parent to a child inode. */
+static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *child)
+{
+	int64_t id = fs_ino_id(parent), cid;
+	int view = fs_ino_view(parent), rc, d;
+	struct idx_costume c;
+	struct idx_file f;
+
+	switch (fs_ino_kind(parent)) {
+	case FS_SPECIAL:
+		if (parent == FS_INO_ROOT) {
+			if (strcmp(name, "characters") == 0)
+				*child = FS_INO_CHARACTERS;
+			else if (strcmp(name, "costumes") == 0)
+				*child = FS_INO_COSTUMES;
+			else
+				return -ENOENT;
+			return 0;
+		}
+		rc = fetch_catalogue_ensure(fs->lib);
+		if (rc < 0)
+			return rc;
+		if (parent == FS_INO_CHARACTERS) {
+			rc = idx_character_find(fs->idx, fs->server, fs->cfg.lang, name, &cid);
+			if (rc == 0)
+				*child = fs_ino(FS_CHARACTER, 1, cid);
+			return rc;
+		}
+		rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, -1, name, &c);
+		if (rc == 0)
+			*child = fs_ino(FS_COSTUME, 0, c.id);
+		return rc;
+	case FS_CHARACTER:
+		rc = fetch_catalogue_ensure(fs->lib);
+		if (rc == 0)
+			rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, id, name, &c);
+		if (rc == 0)
+			*child = fs_ino(FS_COSTUME, 1, c.id);
+		return rc;
+	case FS_COSTUME:
+		rc = fetch_costume_ensure(fs->lib, id);
+		if (rc < 0)
+			return rc;
+		d = find_subdir(name);
+		if (d > 0) {
+			int n = 0;
+			idx_file_list(fs->idx, id, d, count_file, &n);
+			if (!n)
+				return -ENOENT;
+			*child = fs_subdir_ino(view, id, d);
+			return 0;
+		}
+		rc = idx_file_find(fs->idx, id, IDX_DIR_ROOT, name, &f);
+		if (rc == 0)
+			*child = fs_ino(FS_FILE, view, f.id);
+		return rc;
+	case FS_SUBDIR:
+		rc = fetch_costume_ensure(fs->lib, id / 4);
+		if (rc == 0)
+			rc = idx_file_find(fs->idx, id / 4, (enum idx_dir)(id % 4), name, &f);
+		if (rc == 0)
+			*child = fs_ino(FS_FILE, view, f.id);
+		return rc;
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	double timeout;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = resolve(fs, parent, name, &e.ino);
+	if (rc == 0)
+		rc = node_attr(fs, e.ino, &e.attr, &timeout);
+	if (rc == -ENOENT) {
+		/* A negative entry: the catalogue is immutable for the cache's life. */
+		e.ino = 0;
+		e.entry_timeout = fs->cfg.cache_timeout_s;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e.attr_timeout = timeout;
+	e.entry_timeout = fs->cfg.cache_timeout_s;
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct stat st;
+	double timeout;
+	int rc;
+
+	(void)fi;
+	rc = node_attr(fs, ino, &st, &timeout);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+/* ---- listings ---- */
+
+struct dirbuf {
+	fuse_req_t req;
+	char *p;
+	size_t size;
+	int err;
+};
+
+/* Append one entry; its offset is the byte position of the next one, so
+ * readdir can resume anywhere and the kernel can cache the listing. */
+static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
+{
+	struct stat st = { .st_ino = ino, .st_mode = type };
+	size_t old = b->size, need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
+	char *p;
+
+	if (b->err)
+		return;
+	p = realloc(b->p, old + need);
+	if (!p) {
+		b->err = -ENOMEM;
+		return;
+	}
+	b->p = p;
+	b->size = old + need;
+	fuse_add_direntry(b->req, b->p + old, need, name, &st, (off_t)b->size);
+}
+
+struct list_ctx {
+	struct fs *fs;
+	struct dirbuf *b;
+	int view;
+	int seen[IDX_NDIRS];
+};
+
+static int list_character(void *arg, int64_t id, const char *display)
+{
+	struct list_ctx *l = arg;
+	dirbuf_add(l->b, display, fs_ino(FS_CHARACTER, 1, id), S_IFDIR);
+	return 0;
+}
+
+static int list_costume(void *arg, const struct idx_costume *c)
+{
+	struct list_ctx *l = arg;
+	dirbuf_add(l->b, c->live2d_name, fs_ino(FS_COSTUME, l->view, c->id), S_IFDIR);
+	return 0;
+}
+
+/* Files known to be missing on the origin are not listed. */
+static int file_listed(struct fs *fs, const struct idx_file *f)
+{
+	struct idx_asset a;
+	if (!f->asset_id)
+		return 1;
+	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
+		return 0;
+	return !(a.state == IDX_FAILED && a.err == ENOENT);
+}
+
+static int list_file(void *arg, const struct idx_file *f)
+{
+	struct list_ctx *l = arg;
+
+	if (!file_listed(l->fs, f))
+		return 0;
+	if (f->dir != IDX_DIR_ROOT) {
+		l->seen[f->dir] = 1;
+		return 0;
+	}
+	dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	return 0;
+}
+
+static int list_subdir_file(void *arg, const struct idx_file *f)
+{
+	struct list_ctx *l = arg;
+	if (file_listed(l->fs, f))
+		dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	return 0;
+}
+
+static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
+{
+	struct list_ctx l = { .fs = fs, .b = b, .view = fs_ino_view(ino) };
+	int64_t id = fs_ino_id(ino);
+	int rc = 0;
+
+	dirbuf_add(b, ".", ino, S_IFDIR);
+	dirbuf_add(b, "..", FS_INO_ROOT, S_IFDIR);
+	switch (fs_ino_kind(ino)) {
+	case FS_SPECIAL:
+		if (ino == FS_INO_ROOT) {
+			dirbuf_add(b, "characters", FS_INO_CHARACTERS, S_IFDIR);
+			dirbuf_add(b, "costumes", FS_INO_COSTUMES, S_IFDIR);
+			break;
+		}
+		rc = fetch_catalogue_ensure(fs->lib);
+		if (rc == 0 && ino == FS_INO_CHARACTERS)
+			rc = idx_character_list(fs->idx, fs->server, fs->cfg.lang, list_character,
+						&l);
+		else if (rc == 0)
+			rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, -1, list_costume,
+					      &l);
+		break;
+	case FS_CHARACTER:
+		l.view = 1;
+		rc = fetch_catalogue_ensure(fs->lib);
+		if (rc == 0)
+			rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, id, list_costume,
+					      &l);
+		break;
+	case FS_COSTUME:
+		rc = fetch_costume_ensure(fs->lib, id);
+		/* Optional files (physics, icon) are listed only if they exist. */
+		if (rc == 0)
+			rc = fetch_costume_probe(fs->lib, id, 1);
+		if (rc == 0)
+			rc = idx_file_list(fs->idx, id, -1, list_file, &l);
+		for (int d = 1; rc == 0 && d < IDX_NDIRS; d++)
+			if (l.seen[d])
+				dirbuf_add(b, subdir_names[d], fs_subdir_ino(l.view, id, d),
+					   S_IFDIR);
+		break;
+	case FS_SUBDIR:
+		rc = fetch_costume_ensure(fs->lib, id / 4);
+		if (rc == 0)
+			rc = idx_file_list(fs->idx, id / 4, (int)(id % 4), list_subdir_file, &l);
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	return rc < 0 ? rc : b->err;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct dirbuf *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	b->req = req;
+	rc = build_listing(fs, ino, b);
+	if (rc < 0) {
+		free(b->p);
+		free(b);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)b;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if ((size_t)off >= b->size)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, b->p + off, b->size - (size_t)off < size ? b->size - (size_t)off
+									    : size);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	free(b->p);
+	free(b);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+struct handle {
+	int fd;     /* cache file, or -1 */
+	char *text; /* generated content */
+	size_t len;
+};
+
+/* Queue the costume's files once per mount when one of them is opened. */
+static void maybe_prefetch(struct fs *fs, int64_t costume)
+{
+	size_t i;
+
+	if (!fs->cfg.prefetch)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	for (i = 0; i < fs->nprefetched && fs->prefetched[i] != costume; i++)
+		;
+	int first = i == fs->nprefetched;
+	if (first) {
+		if (fs->nprefetched == fs->capprefetched) {
+			size_t cap = fs->capprefetched ? fs->capprefetched * 2 : 32;
+			int64_t *p = realloc(fs->prefetched, cap * sizeof(*p));
+			if (!p)
+				first = 0;
+			else
+				fs->prefetched = p, fs->capprefetched = cap;
+		}
+		if (first)
+			fs->prefetched[fs->nprefetched++] = costume;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (first)
+		fetch_costume_prefetch(fs->lib, costume);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct handle *h;
+	struct idx_file f;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (fs_ino_kind(ino) != FS_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	rc = idx_file_get(fs->idx, fs_ino_id(ino), &f);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->fd = -1;
+	maybe_prefetch(fs, f.costume_id);
+	if (!f.asset_id) {
+		rc = generated_text(fs, &f, &h->text, &h->len);
+		fi->direct_io = 1;
+	} else {
+		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
+		fi->keep_cache = 1;
+	}
+	if (rc < 0) {
+		free(h->text);
+		free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->fd < 0) {
+		if ((size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + off,
+				       h->len - (size_t)off < size ? h->len - (size_t)off : size);
+		return;
+	}
+	/* Zero-copy where the kernel allows: libfuse splices from the fd. */
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->text);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- status as extended attributes ---- */
+
+#define XATTR_PREFIX "user.l2dfs."
+
+static const char file_xattrs[] = XATTR_PREFIX "state\0" XATTR_PREFIX "progress\0" XATTR_PREFIX
+	"size\0" XATTR_PREFIX "sha256\0" XATTR_PREFIX "cache_path\0" XATTR_PREFIX
+	"error\0" XATTR_PREFIX "url\0";
+static const char costume_xattrs[] = XATTR_PREFIX "files_done\0" XATTR_PREFIX "files_total\0";
+
+/* The value of one status attribute into buf (NUL-terminated). */
+static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *buf, size_t len)
+{
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0)
+		return -ENODATA;
+	name += strlen(XATTR_PREFIX);
+	if (fs_ino_kind(ino) == FS_COSTUME) {
+		struct idx_costume_status st;
+		int rc = fetch_costume_ensure(fs->lib, fs_ino_id(ino));
+		if (rc == 0)
+			rc = idx_costume_status(fs->idx, fs_ino_id(ino), &st);
+		if (rc < 0)
+			return rc;
+		if (strcmp(name, "files_done") == 0)
+			snprintf(buf, len, "%d", st.files_done);
+		else if (strcmp(name, "files_total") == 0)
+			snprintf(buf, len, "%d", st.files_total);
+		else
+			return -ENODATA;
+		return 0;
+	}
+	struct idx_file f;
+	struct idx_asset a;
+	if (fs_ino_kind(ino) != FS_FILE || idx_file_get(fs->idx, fs_ino_id(ino), &f) < 0 ||
+	    !f.asset_id || idx_asset_get(fs->idx, f.asset_id, &a) < 0)
+		return -ENODATA;
+	if (strcmp(name, "state") == 0) {
+		snprintf(buf, len, "%s", idx_state_name(a.state));
+	} else if (strcmp(name, "progress") == 0) {
+		int pct = a.state == IDX_COMPLETED ? 100
+			  : a.size > 0		   ? (int)(a.bytes_done * 100 / a.size)
+						   : 0;
+		snprintf(buf, len, "%d", pct);
+	} else if (strcmp(name, "size") == 0) {
+		snprintf(buf, len, "%lld", (long long)a.size);
+	} else if (strcmp(name, "sha256") == 0) {
+		snprintf(buf, len, "%s", a.sha256);
+	} else if (strcmp(name, "cache_path") == 0) {
+		return cache_asset_path(fs->cache, a.server, a.bundle, a.file, buf, len);
+	} else if (strcmp(name, "error") == 0) {
+		snprintf(buf, len, "%s", a.error);
+	} else if (strcmp(name, "url") == 0) {
+		snprintf(buf, len, "%s", a.url);
+	} else {
+		return -ENODATA;
+	}
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char value[IDX_TEXT_MAX + 64];
+	int rc = xattr_value(fs_of(req), ino, name, value, sizeof(value));
+	size_t len = strlen(value);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	const char *names = "";
+	size_t len = 0;
+	struct idx_file f;
+
+	if (fs_ino_kind(ino) == FS_COSTUME) {
+		names = costume_xattrs, len = sizeof(costume_xattrs) - 1;
+	} else if (fs_ino_kind(ino) == FS_FILE && idx_file_get(fs->idx, fs_ino_id(ino), &f) == 0 &&
+		   f.asset_id) {
+		names = file_xattrs, len = sizeof(file_xattrs) - 1;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, len);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct statvfs sv = { .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255 };
+	uint64_t total = 0, avail = 0;
+
+	(void)ino;
+	if (cache_fs_space(fs->cache, &total, &avail) == 0) {
+		sv.f_blocks = total / 4096;
+		sv.f_bfree = sv.f_bavail = avail / 4096;
+	}
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- read-only: every change is refused ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{
+	(void)p, (void)n, (void)m, (void)d;
+	fuse_reply_err(req, EROFS);
+}
+static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+	(void)p, (void)n, (void)m;
+	fuse_reply_err(req, EROFS);
+}
+static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+	(void)p, (void)n;
+	fuse_reply_err(req, EROFS);
+}
+static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+	(void)l, (void)p, (void)n;
+	fuse_reply_err(req, EROFS);
+}
+static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+		      const char *nn, unsigned int flags)
+{
+	(void)p, (void)n, (void)np, (void)nn, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
+{
+	(void)ino, (void)np, (void)nn;
+	fuse_reply_err(req, EROFS);
+}
+static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+		      struct fuse_file_info *fi)
+{
+	(void)p, (void)n, (void)m, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+/* Zero-copy reads: let libfuse splice cache files to the device. */
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+}
+
+const struct fuse_lowlevel_ops fs_lowlevel_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.statfs = op_statfs,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.create = op_create,
+	.write = op_write,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+};

@@ -1,0 +1,111 @@
+/*
+ * session.c: mounting, daemonizing and the request loop.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../log/log.h"
+
+int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoint,
+	     char *why, size_t whylen)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs *fs;
+	char opts[256];
+	int fd;
+
+	/* libfuse's own message for this is vague; check first. */
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot use /dev/fuse: %s (is the fuse module loaded?)",
+			 strerror(errno));
+		return -ENODEV;
+	}
+	close(fd);
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	snprintf(fs->server, sizeof(fs->server), "%s", cfg->server);
+	fs->cfg.server = fs->server;
+	fs->started = time(NULL);
+	pthread_mutex_init(&fs->lock, NULL);
+	fs->mountpoint = strdup(mountpoint);
+
+	snprintf(opts, sizeof(opts), "-ofsname=l2dfs,subtype=l2dfs,ro%s",
+		 cfg->allow_other ? ",allow_other" : "");
+	if (fuse_opt_add_arg(&args, "l2dfs") < 0 || fuse_opt_add_arg(&args, opts) < 0 ||
+	    (cfg->debug && fuse_opt_add_arg(&args, "-d") < 0)) {
+		fuse_opt_free_args(&args);
+		fs_destroy(fs);
+		return -ENOMEM;
+	}
+	fs->se = fuse_session_new(&args, &fs_lowlevel_ops, sizeof(fs_lowlevel_ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->se) {
+		snprintf(why, whylen, "cannot create the FUSE session");
+		fs_destroy(fs);
+		return -EIO;
+	}
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
+		snprintf(why, whylen, "cannot mount on %s (see the message above)", mountpoint);
+		fs_destroy(fs);
+		return -EIO;
+	}
+	fs->mounted = 1;
+	*out = fs;
+	return 0;
+}
+
+int fs_daemonize(struct fs *fs, int foreground)
+{
+	(void)fs;
+	return fuse_daemonize(foreground) == 0 ? 0 : -EIO;
+}
+
+int fs_serve(struct fs *fs, struct fetch_library *lib, struct idx *idx, struct cache *cache)
+{
+	struct fuse_loop_config *loop;
+	int rc;
+
+	fs->lib = lib;
+	fs->idx = idx;
+	fs->cache = cache;
+	if (fuse_set_signal_handlers(fs->se) != 0)
+		return -EIO;
+	loop = fuse_loop_cfg_create();
+	if (!loop) {
+		fuse_remove_signal_handlers(fs->se);
+		return -ENOMEM;
+	}
+	/* Readers block while their file downloads: keep enough threads that
+	 * one slow file never holds up the rest. */
+	fuse_loop_cfg_set_max_threads(loop, (unsigned)fs->cfg.max_threads);
+	fuse_loop_cfg_set_idle_threads(loop, 8);
+	rc = fuse_session_loop_mt(fs->se, loop);
+	fuse_loop_cfg_destroy(loop);
+	fuse_remove_signal_handlers(fs->se);
+	return rc < 0 ? rc : 0;
+}
+
+void fs_destroy(struct fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->se) {
+		if (fs->mounted)
+			fuse_session_unmount(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	pthread_mutex_destroy(&fs->lock);
+	free(fs->prefetched);
+	free(fs->mountpoint);
+	free(fs);
+}
