@@ -1,0 +1,304 @@
+"""Helpers for the integration tests: the fixture origin, l2dfs mounts, the index."""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_SERVER = REPO / "scripts" / "fixture_server.py"
+DEFAULT_COSTUME = "036_live_event_307_ssr"
+LANGS = {"ja": 0, "en": 1, "zh-hant": 2, "zh-hans": 3, "ko": 4}
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+# Talk to 127.0.0.1 directly, whatever proxy the environment names.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_for(cond, timeout, interval=0.02):
+    """Poll cond() until it is truthy or timeout seconds pass; its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(interval)
+
+
+def reap(proc, timeout):
+    """Wait for a process; kill it if it outlives timeout. True if killed."""
+    try:
+        proc.wait(timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return True
+
+
+class Origin:
+    """A fixture_server.py process (see that script for the control API)."""
+
+    def __init__(self, workdir, args=()):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.args = list(args)
+        self.port = 0
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Start (or restart on the same port)."""
+        port_file = self.workdir / "port"
+        if port_file.exists():
+            port_file.unlink()
+        self.log = open(self.workdir / "origin.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FIXTURE_SERVER), "--port", str(self.port), "--port-file", str(port_file)]
+            + self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: port_file.exists() or self.proc.poll() is not None, 10):
+            raise RuntimeError("fixture server did not start")
+        if self.proc.poll() is not None:
+            raise RuntimeError("fixture server exited: " + (self.workdir / "origin.log").read_text())
+        self.port = int(port_file.read_text())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            reap(self.proc, 5)
+        self.proc = None
+        self.log.close()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def api(self):
+        return self.url + "/api"
+
+    @property
+    def assets(self):
+        return self.url + "/assets"
+
+    def request(self, method, path, body=None, timeout=10):
+        """(status, headers, bytes) of one request to the origin."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        try:
+            with _opener.open(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def control(self, method, path, body=None):
+        status, _, raw = self.request(method, path, body)
+        out = json.loads(raw)
+        if status != 200:
+            raise RuntimeError("%s %s: %s" % (method, path, out))
+        return out
+
+    def stats(self):
+        return self.control("GET", "/__control/stats")
+
+    def count(self, method, path):
+        return self.stats()["requests"].get("%s %s" % (method, path), 0)
+
+    def requests(self):
+        return self.stats()["requests"]
+
+    def fault(self, **kw):
+        return self.control("POST", "/__control/fault", kw)["id"]
+
+    def clear_fault(self, fid):
+        self.control("DELETE", "/__control/fault/%d" % fid)
+
+    def reset(self):
+        self.control("POST", "/__control/reset")
+
+    def config(self, **kw):
+        return self.control("POST", "/__control/config", kw)
+
+    def build_data(self, name, **kw):
+        self.control("POST", "/__control/buildData", dict(kw, name=name))
+
+    def document(self, path, **kw):
+        self.control("POST", "/__control/document", dict(kw, path=path))
+
+    def expected(self, path):
+        status, _, raw = self.request("GET", "/__expected?path=" + urllib.parse.quote(path))
+        if status != 200:
+            raise KeyError("the origin has no " + path)
+        return raw
+
+    def catalogue(self):
+        return self.control("GET", "/__control/catalogue")
+
+    def costume(self, name, server="jp"):
+        return self.control("GET", "/__control/costume?" + urllib.parse.urlencode({"name": name, "server": server}))
+
+
+def display_name(names, lang="zh-hans"):
+    return names[LANGS[lang]] or names[0]
+
+
+class Costume:
+    """A costume of the origin's catalogue, with where it shows in a mount."""
+
+    def __init__(self, origin, name=DEFAULT_COSTUME, lang="zh-hans", server="jp"):
+        info = origin.costume(name, server)
+        self.info = info
+        self.name = name
+        self.character = display_name(info["character_names"], lang)
+        self.files = {f["rel"]: f["url"] for f in info["files"] if f["exists"]}
+        self.missing = {f["rel"]: f["url"] for f in info["files"] if not f["exists"]}
+        self.model_json = info["model_json"]
+
+    def path(self, mnt, rel=""):
+        return os.path.join(mnt.path, "characters", self.character, self.name, rel)
+
+    def flat(self, mnt, rel=""):
+        return os.path.join(mnt.path, "costumes", self.name, rel)
+
+    def url(self, rel):
+        return self.files.get(rel) or self.missing[rel]
+
+    def cache_file(self, cache, rel, server="jp"):
+        f = next(x for x in self.info["files"] if x["rel"] == rel)
+        return os.path.join(cache, "live2d", "assets", server, f["bundle"], f["file"])
+
+
+def costume(origin, name=DEFAULT_COSTUME, **kw):
+    return Costume(origin, name, **kw)
+
+
+def index_rows(cache_dir, sql, params=()):
+    """Rows (as dicts) of a read-only query on <cache_dir>/index.db."""
+    uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.join(str(cache_dir), "index.db"))
+    db = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql, params)]
+    finally:
+        db.close()
+
+
+def asset_row(cache_dir, bundle, file, server="jp"):
+    rows = index_rows(cache_dir, "SELECT * FROM assets WHERE server=? AND bundle=? AND file=?",
+                      (server, bundle, file))
+    return rows[0] if rows else None
+
+
+def mount_fstype(path):
+    """The fstype /proc/self/mountinfo gives for a mount point, or None."""
+    want = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            left, _, right = line.partition(b" - ")
+            mp = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), left.split(b" ")[4])
+            if mp == want:
+                return right.split(b" ")[0].decode()
+    return None
+
+
+class Mount:
+    """One `l2dfs -f` process and its mount point."""
+
+    def __init__(self, binary, origin, cache, mountpoint, opts=None, env=None, args=()):
+        self.binary, self.origin = str(binary), origin
+        self.cache, self.path = str(cache), str(mountpoint)
+        self.opts, self.extra_env, self.args = dict(opts or {}), dict(env or {}), list(args)
+        self.proc, self.killed = None, False
+        self.log = os.path.join(os.path.dirname(self.path), os.path.basename(self.path) + ".log")
+
+    def command(self):
+        o = {}
+        if self.origin is not None:
+            o.update(api_url=self.origin.api, assets_url=self.origin.assets)
+        o.update(cache_dir=self.cache, retry_base_ms="20", log_level="debug")
+        o.update(self.opts)
+        parts = [k if v is True else "%s=%s" % (k, v) for k, v in o.items() if v is not None and v is not False]
+        return [self.binary, "-f"] + self.args + ["-o", ",".join(parts), self.path]
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout=10):
+        os.makedirs(self.path, exist_ok=True)
+        self.killed = False
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, env=self.env())
+        ok = wait_for(lambda: self.proc.poll() is not None or mount_fstype(self.path) == "fuse.l2dfs", timeout)
+        if self.proc.poll() is not None or not ok:
+            rc = self.proc.poll()
+            self.unmount()
+            raise AssertionError("l2dfs did not mount %s (exit %s):\n%s" % (self.path, rc, self.log_text()))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def unmount(self):
+        """Unmount (lazily as a last resort), reap the process; its exit code."""
+        if mount_fstype(self.path) is not None:
+            r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
+        if self.proc is None:
+            return None
+        if reap(self.proc, 10):
+            self.killed = True
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.killed = True
+
+    def __getitem__(self, rel):
+        return os.path.join(self.path, rel)
+
+
+def sanitizer_report(text):
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer"):
+        if marker in text:
+            return marker
+    return None
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def oserror(fn, *args):
+    """The errno fn(*args) fails with, or 0."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return 0
+
