@@ -1,0 +1,173 @@
+/*
+ * Blocking calls over fetch_submit(): the caller's thread waits on a
+ * condition variable while the engine thread works. Never call them from a
+ * done callback (the engine thread would wait for itself).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetch.h"
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t left;
+};
+
+static void waiter_init(struct waiter *w, size_t n)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->left = n;
+}
+
+static void waiter_done(struct waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (--w->left == 0)
+		pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Wait until every request counted in w has ended, then dispose of w. */
+static void waiter_wait(struct waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->left > 0)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* One request's result, copied out on the engine thread. */
+struct waited {
+	struct waiter *w;
+	struct fetch_result *res;
+};
+
+static void waited_done(void *arg, const struct fetch_result *res)
+{
+	struct waited *item = arg;
+	*item->res = *res;
+	waiter_done(item->w);
+}
+
+static void result_failed(struct fetch_result *res, int err)
+{
+	memset(res, 0, sizeof(*res));
+	res->err = err;
+	res->size = -1;
+	snprintf(res->reason, sizeof(res->reason), "not submitted: %s", strerror(-err));
+}
+
+struct membuf {
+	char *buf;
+	size_t len, cap, max;
+};
+
+static int membuf_reserve(struct membuf *m, size_t need)
+{
+	size_t cap = m->cap ? m->cap : 4096;
+	char *p;
+	if (need <= m->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > m->max + 1)
+		cap = m->max + 1 > need ? m->max + 1 : need;
+	p = realloc(m->buf, cap);
+	if (!p)
+		return -ENOMEM;
+	m->buf = p;
+	m->cap = cap;
+	return 0;
+}
+
+static int membuf_begin(void *ctx, int64_t content_length)
+{
+	struct membuf *m = ctx;
+	if (content_length > (int64_t)m->max)
+		return -EFBIG;
+	return content_length > 0 ? membuf_reserve(m, (size_t)content_length + 1) : 0;
+}
+
+static int membuf_write(void *ctx, const void *buf, size_t n)
+{
+	struct membuf *m = ctx;
+	if (n > m->max - m->len)
+		return -EFBIG;
+	if (membuf_reserve(m, m->len + n + 1) < 0)
+		return -ENOMEM;
+	memcpy(m->buf + m->len, buf, n);
+	m->len += n;
+	return 0;
+}
+
+static int membuf_reset(void *ctx)
+{
+	((struct membuf *)ctx)->len = 0;
+	return 0;
+}
+
+int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
+		     size_t max_bytes, char **body, size_t *len, struct fetch_result *res)
+{
+	struct membuf m = { .max = max_bytes };
+	struct fetch_sink sink = { membuf_begin, membuf_write, membuf_reset, &m };
+	struct fetch_result local;
+	struct waiter w;
+	struct waited item = { &w, res ? res : &local };
+	int rc;
+
+	*body = NULL;
+	*len = 0;
+	waiter_init(&w, 1);
+	rc = fetch_submit(e, base, path, FETCH_GET, FETCH_FOREGROUND, &sink, waited_done, &item);
+	if (rc < 0) {
+		result_failed(item.res, rc);
+		waiter_done(&w);
+	}
+	waiter_wait(&w);
+	rc = item.res->err;
+	if (rc == 0 && membuf_reserve(&m, m.len + 1) < 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(m.buf);
+		return rc;
+	}
+	m.buf[m.len] = '\0';
+	*body = m.buf;
+	*len = m.len;
+	return 0;
+}
+
+int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *const *paths,
+		     size_t n, struct fetch_result *res)
+{
+	struct waited *items = calloc(n ? n : 1, sizeof(*items));
+	struct waiter w;
+	int first = 0;
+
+	if (!items)
+		return -ENOMEM;
+	waiter_init(&w, n);
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		items[i] = (struct waited){ &w, &res[i] };
+		rc = fetch_submit(e, base, paths[i], FETCH_HEAD, FETCH_FOREGROUND, NULL,
+				  waited_done, &items[i]);
+		if (rc < 0) {
+			result_failed(&res[i], rc);
+			waiter_done(&w);
+			if (!first)
+				first = rc;
+		}
+	}
+	waiter_wait(&w);
+	free(items);
+	return first;
+}

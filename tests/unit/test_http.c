@@ -1,0 +1,777 @@
+/*
+ * The HTTP engine against a loopback peer (tests/unit/http_peer.py), which
+ * answers as each request's query string says and counts what it sees.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "../../fetch/fetch.h"
+
+#define PEER_SCRIPT "tests/unit/http_peer.py"
+
+static pid_t peer_pid;
+static int peer_port;
+static char port_file[64];
+static char api_url[64], assets_url[64];
+static struct fetch_engine *ctl; /* asks the peer for its counters */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_config(struct fetch_config *c)
+{
+	fetch_config_defaults(c);
+	c->api_url = api_url;
+	c->assets_url = assets_url;
+	c->retry_base_ms = 20;
+	c->connect_timeout_s = 2;
+	c->timeout_s = 5;
+}
+
+static struct fetch_engine *engine(const struct fetch_config *c)
+{
+	struct fetch_engine *e = NULL;
+	assert_int_equal(fetch_engine_new(&e, c), 0);
+	return e;
+}
+
+static struct fetch_engine *default_engine(void)
+{
+	struct fetch_config c;
+	test_config(&c);
+	return engine(&c);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	/* Loopback only, whatever proxy the environment names. */
+	setenv("no_proxy", "127.0.0.1", 1);
+	snprintf(port_file, sizeof(port_file), "/tmp/test_http_peer.%d", (int)getpid());
+	unlink(port_file);
+	peer_pid = fork();
+	if (peer_pid < 0)
+		return -1;
+	if (peer_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execlp("python3", "python3", PEER_SCRIPT, "--port-file", port_file, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && peer_port == 0; i++) {
+		FILE *f = fopen(port_file, "r");
+		if (f) {
+			if (fscanf(f, "%d", &peer_port) != 1)
+				peer_port = 0;
+			fclose(f);
+		}
+		if (peer_port == 0)
+			usleep(10000);
+	}
+	if (peer_port == 0)
+		return -1;
+	snprintf(api_url, sizeof(api_url), "http://127.0.0.1:%d/api", peer_port);
+	snprintf(assets_url, sizeof(assets_url), "http://127.0.0.1:%d/assets", peer_port);
+	ctl = default_engine();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	fetch_engine_free(ctl);
+	if (peer_pid > 0) {
+		kill(peer_pid, SIGTERM);
+		waitpid(peer_pid, NULL, 0);
+	}
+	unlink(port_file);
+	return 0;
+}
+
+/* ---- a recording sink and a blocking call --------------------------- */
+
+struct rec {
+	unsigned char *buf;
+	size_t len;
+	int begins, writes, resets;
+	int64_t clen;
+};
+
+static int rec_begin(void *ctx, int64_t content_length)
+{
+	struct rec *r = ctx;
+	r->begins++;
+	r->clen = content_length;
+	return 0;
+}
+
+static int rec_write(void *ctx, const void *buf, size_t n)
+{
+	struct rec *r = ctx;
+	unsigned char *p = realloc(r->buf, r->len + n);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p + r->len, buf, n);
+	r->buf = p;
+	r->len += n;
+	r->writes++;
+	return 0;
+}
+
+static int rec_reset(void *ctx)
+{
+	struct rec *r = ctx;
+	r->len = 0;
+	r->resets++;
+	return 0;
+}
+
+struct call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+	struct fetch_result res;
+};
+
+static void call_done(void *arg, const struct fetch_result *res)
+{
+	struct call *c = arg;
+	pthread_mutex_lock(&c->lock);
+	c->res = *res;
+	c->done = 1;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Submit and wait; rec NULL for HEAD. Returns res.err. */
+static int run(struct fetch_engine *e, enum fetch_method m, const char *path, struct rec *rec,
+	       struct fetch_result *res)
+{
+	struct call c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
+	struct fetch_sink sink = { rec_begin, rec_write, rec_reset, rec };
+	assert_int_equal(fetch_submit(e, FETCH_ASSETS, path, m, FETCH_FOREGROUND,
+				      rec ? &sink : NULL, call_done, &c), 0);
+	pthread_mutex_lock(&c.lock);
+	while (!c.done)
+		pthread_cond_wait(&c.cond, &c.lock);
+	pthread_mutex_unlock(&c.lock);
+	*res = c.res;
+	return res->err;
+}
+
+static int peer_number(const char *path)
+{
+	char *body;
+	size_t len;
+	int n;
+	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, 64, &body, &len, NULL), 0);
+	n = atoi(body);
+	free(body);
+	return n;
+}
+
+static int peer_count(const char *key)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/count/%s", key);
+	return peer_number(path);
+}
+
+static int body_ok(const struct rec *r, size_t n)
+{
+	if (r->len != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (r->buf[i] != i % 251)
+			return 0;
+	return 1;
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+	struct fetch_config c;
+	(void)state;
+	fetch_config_defaults(&c);
+	assert_string_equal(c.api_url, "https://bestdori.com/api");
+	assert_string_equal(c.assets_url, "https://bestdori.com/assets");
+	assert_int_equal(c.max_connections, 16);
+	assert_int_equal(c.max_transfers, 64);
+	assert_int_equal(c.retries, 3);
+	assert_int_equal(c.timeout_s, 30);
+	assert_int_equal(c.max_file_size, (int64_t)512 << 20);
+	assert_null(c.proxy);
+}
+
+static void test_get_body(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	char want[256];
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/body1?size=300000", &rec, &res), 0);
+	assert_true(body_ok(&rec, 300000));
+	assert_int_equal(rec.begins, 1);
+	assert_int_equal(rec.clen, 300000);
+	assert_int_equal(res.size, 300000);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.attempts, 1);
+	snprintf(want, sizeof(want), "%s/t/body1?size=300000", assets_url);
+	assert_string_equal(res.url, want);
+
+	/* Bytes trickling in one at a time still pass the sniffing intact. */
+	rec.len = 0;
+	assert_int_equal(run(e, FETCH_GET, "/t/dribble1?size=1000&dribble=1", &rec, &res), 0);
+	assert_true(body_ok(&rec, 1000));
+
+	/* An empty body still begins (and ends) the sink. */
+	rec.len = 0;
+	rec.begins = 0;
+	assert_int_equal(run(e, FETCH_GET, "/t/empty1?size=0", &rec, &res), 0);
+	assert_int_equal(rec.begins, 1);
+	assert_int_equal(rec.clen, 0);
+	assert_int_equal(res.size, 0);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_not_found(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/nf1?fail=404", &rec, &res), -ENOENT);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(res.status, 404);
+	assert_int_equal(peer_count("nf1"), 1);
+	assert_int_equal(run(e, FETCH_GET, "/t/gone1?fail=410", &rec, &res), -ENOENT);
+	assert_int_equal(rec.begins + rec.writes, 0);
+	/* Other 4xx: an error, not retried. */
+	assert_int_equal(run(e, FETCH_GET, "/t/forbid1?fail=403", &rec, &res), -EIO);
+	assert_int_equal(peer_count("forbid1"), 1);
+	assert_non_null(strstr(res.reason, "403"));
+	fetch_engine_free(e);
+}
+
+static void test_html_page(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/html1?html=1", &rec, &res), -ENOENT);
+	assert_int_equal(res.status, 200);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(run(e, FETCH_GET, "/t/html2?htmlbody=1", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, FETCH_GET, "/t/html3?htmlbody=1&dribble=1", &rec, &res), -ENOENT);
+	assert_int_equal(rec.begins + rec.writes, 0);
+	assert_int_equal(run(e, FETCH_HEAD, "/t/html4?html=1", NULL, &res), -ENOENT);
+	fetch_engine_free(e);
+}
+
+static void test_retry_then_ok(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/r503a?fail=503&times=2&size=500", &rec, &res), 0);
+	assert_int_equal(res.attempts, 3);
+	assert_int_equal(peer_count("r503a"), 3);
+	assert_true(body_ok(&rec, 500));
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_retry_exhausted(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/r503b?fail=503", &rec, &res), -EIO);
+	assert_int_equal(res.attempts, 4);
+	assert_int_equal(peer_count("r503b"), 4);
+	assert_int_equal(res.status, 503);
+	assert_non_null(strstr(res.reason, "503"));
+	assert_int_equal(rec.begins + rec.writes, 0);
+	/* A server answering 503 is up: the next request still reaches it. */
+	assert_int_equal(run(e, FETCH_GET, "/t/r503c?size=10", &rec, &res), 0);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_retry_after(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	int64_t t0 = now_ms();
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/r429?fail=429&times=1&retry_after=1", &rec, &res), 0);
+	assert_true(now_ms() - t0 >= 950);
+	assert_int_equal(res.attempts, 2);
+	assert_int_equal(peer_count("r429"), 2);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_short_body(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/short1?size=20000&short=1&times=1", &rec, &res), 0);
+	assert_int_equal(res.attempts, 2);
+	assert_int_equal(rec.resets, 1);
+	assert_int_equal(rec.begins, 2);
+	assert_true(body_ok(&rec, 20000));
+	assert_int_equal(res.size, 20000);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_stall(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	int64_t t0;
+	(void)state;
+
+	test_config(&c);
+	c.timeout_s = 1;
+	c.retries = 0;
+	e = engine(&c);
+	t0 = now_ms();
+	assert_int_equal(run(e, FETCH_GET, "/t/stall1?stall=5", &rec, &res), -EIO);
+	assert_true(now_ms() - t0 < 3500);
+	assert_non_null(strstr(res.reason, "no data"));
+	/* Accepted, never answered. */
+	t0 = now_ms();
+	assert_int_equal(run(e, FETCH_GET, "/t/mute1?mute=5", &rec, &res), -EIO);
+	assert_true(now_ms() - t0 < 3500);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static int unused_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void test_refused(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	char url[64];
+	int64_t t0;
+	(void)state;
+
+	test_config(&c);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api", unused_port());
+	c.api_url = c.assets_url = url;
+	e = engine(&c);
+	t0 = now_ms();
+	assert_int_equal(run(e, FETCH_GET, "/x", &rec, &res), -EIO);
+	assert_true(now_ms() - t0 < 1500);
+	assert_non_null(strstr(res.reason, "connection refused"));
+	assert_int_equal(res.status, 0);
+	/* Three failures in a row: the base is down, nothing is tried. */
+	assert_int_equal(res.attempts, 3);
+	t0 = now_ms();
+	assert_int_equal(run(e, FETCH_GET, "/y", &rec, &res), -EIO);
+	assert_int_equal(res.attempts, 0);
+	assert_true(now_ms() - t0 < 200);
+	assert_non_null(strstr(res.reason, "unreachable"));
+	fetch_engine_free(e);
+}
+
+static void test_too_big(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	char *body;
+	size_t len;
+	(void)state;
+
+	test_config(&c);
+	c.max_file_size = 1000;
+	e = engine(&c);
+	assert_int_equal(run(e, FETCH_GET, "/t/big1?size=5000", &rec, &res), -EFBIG);
+	assert_int_equal(rec.begins + rec.writes, 0);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(run(e, FETCH_GET, "/t/big2?size=5000&nolen=1", &rec, &res), -EFBIG);
+	assert_true(rec.len <= 1000);
+	assert_int_equal(run(e, FETCH_GET, "/t/big3?size=1000", &rec, &res), 0);
+	assert_int_equal(res.size, 1000);
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/big4?size=101", 100, &body, &len, &res),
+			 -EFBIG);
+	assert_null(body);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_redirects(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	char want[256];
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_GET, "/t/rd1?redirect=http://other.invalid/x", &rec, &res),
+			 -EIO);
+	assert_non_null(strstr(res.reason, "other.invalid"));
+	assert_non_null(strstr(res.reason, "refused"));
+	/* A neighbour sharing the prefix's characters is another place. */
+	snprintf(want, sizeof(want), "/t/rd2?redirect=http://127.0.0.1:%d/assetsX/t/x", peer_port);
+	assert_int_equal(run(e, FETCH_GET, want, &rec, &res), -EIO);
+	assert_non_null(strstr(res.reason, "refused"));
+
+	assert_int_equal(run(e, FETCH_GET, "/t/rd3?redirect=/api/t/rd3target", &rec, &res), 0);
+	snprintf(want, sizeof(want), "%s/t/rd3target", api_url);
+	assert_string_equal(res.url, want);
+	assert_int_equal(res.attempts, 2);
+	assert_true(body_ok(&rec, 64));
+
+	assert_int_equal(run(e, FETCH_GET, "/t/rd4?redirect=self", &rec, &res), -EIO);
+	assert_non_null(strstr(res.reason, "too many redirects"));
+	assert_int_equal(peer_count("rd4"), 6);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+static void test_mirror(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct rec rec = { 0 };
+	struct fetch_result res;
+	char origin_api[80], origin_assets[80], mirror[80], want[256];
+	(void)state;
+
+	test_config(&c);
+	snprintf(origin_api, sizeof(origin_api), "http://127.0.0.1:%d/down/api", peer_port);
+	snprintf(origin_assets, sizeof(origin_assets), "http://127.0.0.1:%d/down/assets", peer_port);
+	snprintf(mirror, sizeof(mirror), "http://127.0.0.1:%d/m1/", peer_port);
+	c.api_url = origin_api;
+	c.assets_url = origin_assets;
+	c.mirrors[0] = mirror;
+	c.nmirrors = 1;
+	e = engine(&c);
+	assert_int_equal(run(e, FETCH_GET, "/t/mirror1?size=777", &rec, &res), 0);
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d/m1/assets/t/mirror1?size=777", peer_port);
+	assert_string_equal(res.url, want);
+	assert_int_equal(res.attempts, 2);
+	assert_int_equal(peer_count("mirror1"), 2);
+	assert_true(body_ok(&rec, 777));
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+struct tally {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ok, left;
+};
+
+struct burst {
+	struct fetch_engine *e;
+	struct tally *t;
+	int first;
+};
+
+static void tally_done(void *arg, const struct fetch_result *res)
+{
+	struct tally *t = arg;
+	pthread_mutex_lock(&t->lock);
+	t->ok += res->err == 0 && res->size == 300;
+	if (--t->left == 0)
+		pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int discard_write(void *ctx, const void *buf, size_t n)
+{
+	(void)ctx;
+	(void)buf;
+	(void)n;
+	return 0;
+}
+
+static const struct fetch_sink discard_sink = { NULL, discard_write, NULL, NULL };
+
+static void *burst_thread(void *arg)
+{
+	struct burst *b = arg;
+	char path[64];
+	for (int i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "/t/par%d?size=300&delay=50", b->first + i);
+		if (fetch_submit(b->e, FETCH_ASSETS, path, FETCH_GET, FETCH_BACKGROUND,
+				 &discard_sink, tally_done, b->t) < 0)
+			tally_done(b->t, &(struct fetch_result){ .err = -EIO });
+	}
+	return NULL;
+}
+
+static void test_parallel(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct tally t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 64 };
+	struct burst parts[4];
+	pthread_t th[4];
+	int64_t t0;
+	int most;
+	(void)state;
+
+	test_config(&c);
+	c.max_connections = 4;
+	e = engine(&c);
+	peer_number("/stats/reset");
+	t0 = now_ms();
+	/* Four submitting threads, one tally. */
+	for (int i = 0; i < 4; i++) {
+		parts[i] = (struct burst){ e, &t, i * 16 };
+		assert_int_equal(pthread_create(&th[i], NULL, burst_thread, &parts[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_lock(&t.lock);
+	while (t.left > 0)
+		pthread_cond_wait(&t.cond, &t.lock);
+	pthread_mutex_unlock(&t.lock);
+	assert_int_equal(t.ok, 64);
+	most = peer_number("/stats/max");
+	assert_true(most <= 4);
+	assert_true(most >= 2);
+	/* 64 x 50 ms one after another would take 3.2 s. */
+	assert_true(now_ms() - t0 < 2500);
+	fetch_engine_free(e);
+}
+
+struct order {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char seen[8];
+	int n;
+};
+
+static void order_done(void *arg, const struct fetch_result *res)
+{
+	struct order *o = *(struct order **)arg;
+	const char *tag = (const char *)arg + sizeof(struct order *);
+	pthread_mutex_lock(&o->lock);
+	if (res->err == 0)
+		o->seen[o->n] = *tag;
+	o->n++;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void test_priority(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct order o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, { 0 }, 0 };
+	struct {
+		struct order *o;
+		char tag;
+	} args[5];
+	static const char tags[] = "XbbFF";
+	static const char *const paths[] = { "/t/prio0?delay=200", "/t/prio1", "/t/prio2",
+					     "/t/prio3", "/t/prio4" };
+	(void)state;
+
+	test_config(&c);
+	c.max_transfers = 1;
+	e = engine(&c);
+	for (int i = 0; i < 5; i++) {
+		args[i].o = &o;
+		args[i].tag = tags[i];
+		assert_int_equal(fetch_submit(e, FETCH_ASSETS, paths[i], FETCH_GET,
+					      tags[i] == 'F' ? FETCH_FOREGROUND : FETCH_BACKGROUND,
+					      &discard_sink, order_done, &args[i]),
+				 0);
+	}
+	pthread_mutex_lock(&o.lock);
+	while (o.n < 5)
+		pthread_cond_wait(&o.cond, &o.lock);
+	pthread_mutex_unlock(&o.lock);
+	/* Both F jumped the queued b's (X may have had the slot already). */
+	assert_int_equal(strlen(o.seen), 5);
+	assert_true(strrchr(o.seen, 'F') < strchr(o.seen, 'b'));
+	fetch_engine_free(e);
+}
+
+static void test_head(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct fetch_result res, batch[4];
+	static const char *const paths[] = { "/t/hb1?size=10", "/t/hb2?fail=404", "/t/hb3?html=1",
+					     "/t/hb4?size=99999" };
+	(void)state;
+
+	assert_int_equal(run(e, FETCH_HEAD, "/t/head1?size=1234", NULL, &res), 0);
+	assert_int_equal(res.size, 1234);
+	assert_int_equal(fetch_head_batch(e, FETCH_ASSETS, paths, 4, batch), 0);
+	assert_int_equal(batch[0].err, 0);
+	assert_int_equal(batch[0].size, 10);
+	assert_int_equal(batch[1].err, -ENOENT);
+	assert_int_equal(batch[2].err, -ENOENT);
+	assert_int_equal(batch[3].err, 0);
+	assert_int_equal(batch[3].size, 99999);
+	fetch_engine_free(e);
+}
+
+static void test_get_memory(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct fetch_result res;
+	char *body;
+	size_t len;
+	(void)state;
+
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem1?size=1000", 1000, &body, &len, &res),
+			 0);
+	assert_int_equal(len, 1000);
+	assert_int_equal(body[len], '\0');
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal((unsigned char)body[i], i % 251);
+	free(body);
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem2?fail=404", 10, &body, &len, NULL),
+			 -ENOENT);
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "no-slash", 10, &body, &len, &res), -EINVAL);
+	assert_int_equal(res.err, -EINVAL);
+	fetch_engine_free(e);
+}
+
+struct cancel {
+	struct fetch_engine *e;
+	int cancelled, resubmit;
+};
+
+static void cancel_done(void *arg, const struct fetch_result *res)
+{
+	struct cancel *c = arg;
+	c->cancelled += res->err == -ECANCELED;
+	c->resubmit = fetch_submit(c->e, FETCH_ASSETS, "/t/after", FETCH_GET, FETCH_FOREGROUND,
+				   &discard_sink, cancel_done, c);
+}
+
+static void test_cancel(void **state)
+{
+	struct fetch_config c;
+	struct cancel cc = { 0 };
+	int64_t t0;
+	(void)state;
+
+	test_config(&c);
+	c.max_transfers = 1;
+	cc.e = engine(&c);
+	assert_int_equal(fetch_submit(cc.e, FETCH_ASSETS, "/t/cancel1?stall=5", FETCH_GET,
+				      FETCH_FOREGROUND, &discard_sink, cancel_done, &cc),
+			 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fetch_submit(cc.e, FETCH_ASSETS, "/t/cancel2", FETCH_GET,
+					      FETCH_BACKGROUND, &discard_sink, cancel_done, &cc),
+				 0);
+	usleep(200000);
+	t0 = now_ms();
+	fetch_engine_free(cc.e);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(cc.cancelled, 4);
+	assert_int_equal(cc.resubmit, -ECANCELED);
+}
+
+static void test_invalid(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct fetch_config c;
+	struct fetch_engine *bad = NULL;
+	(void)state;
+
+	assert_int_equal(fetch_submit(e, FETCH_API, "x", FETCH_HEAD, FETCH_FOREGROUND, NULL, NULL,
+				      NULL),
+			 -EINVAL);
+	assert_int_equal(fetch_submit(e, FETCH_API, "/x", FETCH_GET, FETCH_FOREGROUND, NULL, NULL,
+				      NULL),
+			 -EINVAL);
+	assert_int_equal(fetch_submit(e, FETCH_API, "/a\r\nb", FETCH_HEAD, FETCH_FOREGROUND, NULL,
+				      NULL, NULL),
+			 -EINVAL);
+	test_config(&c);
+	c.max_transfers = 0;
+	assert_int_equal(fetch_engine_new(&bad, &c), -EINVAL);
+	assert_null(bad);
+	fetch_engine_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_get_body),
+		cmocka_unit_test(test_not_found),
+		cmocka_unit_test(test_html_page),
+		cmocka_unit_test(test_retry_then_ok),
+		cmocka_unit_test(test_retry_exhausted),
+		cmocka_unit_test(test_retry_after),
+		cmocka_unit_test(test_short_body),
+		cmocka_unit_test(test_stall),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_too_big),
+		cmocka_unit_test(test_redirects),
+		cmocka_unit_test(test_mirror),
+		cmocka_unit_test(test_parallel),
+		cmocka_unit_test(test_priority),
+		cmocka_unit_test(test_head),
+		cmocka_unit_test(test_get_memory),
+		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_invalid),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
