@@ -1,0 +1,451 @@
+/*
+ * A costume's files: buildData.asset in, the vetted file list out, and the
+ * model.json a viewer loads; the order of costumes within a character.
+ */
+#include "fetch.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Shared parser helpers, defined in catalogue.c. */
+int fetch_json_parse(const char *text, size_t len, cJSON **out);
+int fetch_utf8_valid(const char *s);
+int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r);
+int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
+int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
+			  int (*cmp)(const void *a, const void *b),
+			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r);
+
+#define LIST_MAX 10000 /* entries taken from one buildData list */
+
+/* A file as buildData lists it, with where it came from for reject lines. */
+struct entry {
+	struct fetch_file_spec spec;
+	const char *list; /* "model", "textures"... */
+	size_t pos;       /* index in that list, -1 for model and physics */
+};
+
+struct entries {
+	struct entry *v;
+	size_t n, cap;
+};
+
+static void spec_free(struct fetch_file_spec *s)
+{
+	free(s->rel_path);
+	free(s->bundle);
+	free(s->file);
+}
+
+void fetch_costume_files_free(struct fetch_costume_files *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		spec_free(&f->files[i]);
+	free(f->files);
+	f->files = NULL;
+	f->n = 0;
+}
+
+/* Reject the entry at e's place in buildData: "motions[3] \"x\": why". */
+static int reject_at(struct fetch_rejects *r, const struct entry *e, const char *name,
+		     const char *why)
+{
+	if (e->pos == (size_t)-1)
+		return fetch_reject(r, name, why, "%s", e->list);
+	return fetch_reject(r, name, why, "%s[%zu]", e->list, e->pos);
+}
+
+static int has_suffix(const char *s, const char *suffix, int nocase)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	if (n < k)
+		return 0;
+	return nocase ? strcasecmp(s + n - k, suffix) == 0 : strcmp(s + n - k, suffix) == 0;
+}
+
+/* Names a file at the costume root may not take: they are generated there
+ * or are its folders. */
+static int reserved_at_root(const char *name)
+{
+	static const char *const names[] = { "model.json", "name.txt",	  "icon.png",
+					     "textures",   "motions",	  "expressions" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Vet one {"bundleName", "fileName"} of kind k and fill e->spec.
+ * Returns 0 when usable, 1 when rejected (line added), or -ENOMEM.
+ */
+static int vet_entry(const cJSON *j, enum fetch_file_kind k, struct entry *e,
+		     struct fetch_rejects *r)
+{
+	static const char *const dirs[] = {
+		[FETCH_KIND_MODEL] = "",	    [FETCH_KIND_PHYSICS] = "",
+		[FETCH_KIND_TEXTURE] = "textures/", [FETCH_KIND_MOTION] = "motions/",
+		[FETCH_KIND_EXPRESSION] = "expressions/",
+	};
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bundleName");
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "fileName");
+	const char *why = NULL;
+	int rc;
+
+	if (!cJSON_IsObject(j))
+		why = "not an object";
+	else if (!cJSON_IsString(b))
+		why = "bundleName is not a string";
+	else if (!cJSON_IsString(f))
+		why = "fileName is not a string";
+	else if (strlen(b->valuestring) > IDX_BUNDLE_MAX || !cache_bundle_is_safe(b->valuestring) ||
+		 !fetch_utf8_valid(b->valuestring))
+		return reject_at(r, e, b->valuestring, "unsafe bundle name") ?: 1;
+	if (why)
+		return reject_at(r, e, NULL, why) ?: 1;
+
+	/* The served name drops ".bytes"; the name in the costume's folder
+	 * is that, with ".png" added to a texture that lacks an image ending. */
+	const char *raw = f->valuestring;
+	size_t len = strlen(raw);
+	if (has_suffix(raw, ".bytes", 0))
+		len -= strlen(".bytes");
+	e->spec.kind = k;
+	e->spec.optional = k == FETCH_KIND_PHYSICS;
+	e->spec.file = strndup(raw, len);
+	e->spec.bundle = strdup(b->valuestring);
+	rc = e->spec.file && e->spec.bundle ? 0 : -ENOMEM;
+	if (rc == 0) {
+		const char *file = e->spec.file;
+		int add_png = k == FETCH_KIND_TEXTURE && !has_suffix(file, ".png", 1) &&
+			      !has_suffix(file, ".jpg", 1) && !has_suffix(file, ".jpeg", 1);
+		if (asprintf(&e->spec.rel_path, "%s%s%s", dirs[k], file,
+			     add_png ? ".png" : "") < 0) {
+			e->spec.rel_path = NULL;
+			rc = -ENOMEM;
+		}
+	}
+	if (rc == 0) {
+		const char *local = e->spec.rel_path + strlen(dirs[k]);
+		if (!cache_name_is_safe(e->spec.file) || !fetch_utf8_valid(e->spec.file) ||
+		    !cache_name_is_safe(local))
+			why = "unsafe name";
+		else if (dirs[k][0] == '\0' && reserved_at_root(local))
+			why = "reserved name";
+		if (why)
+			rc = reject_at(r, e, raw, why) ?: 1;
+	}
+	if (rc != 0)
+		spec_free(&e->spec);
+	return rc;
+}
+
+/* Vet j as entry pos of list and keep it if usable: 0 kept, 1 rejected
+ * (line added), or -ENOMEM. */
+static int add_entry(struct entries *es, const cJSON *j, enum fetch_file_kind k,
+		     const char *list, size_t pos, struct fetch_rejects *r)
+{
+	if (es->n == es->cap) {
+		size_t cap = es->cap ? es->cap * 2 : 16;
+		struct entry *v = realloc(es->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		es->v = v;
+		es->cap = cap;
+	}
+	struct entry *e = &es->v[es->n];
+	memset(e, 0, sizeof(*e));
+	e->list = list;
+	e->pos = pos;
+	int rc = vet_entry(j, k, e, r);
+	if (rc == 0)
+		es->n++;
+	return rc;
+}
+
+/* Base[key]: an array of entries, the first LIST_MAX of them. */
+static int add_list(struct entries *es, const cJSON *base, const char *key,
+		    enum fetch_file_kind k, struct fetch_rejects *r)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(base, key);
+	int rc = fetch_json_array(arr, key, r);
+	if (rc <= 0)
+		return rc;
+
+	size_t pos = 0;
+	const cJSON *j;
+	cJSON_ArrayForEach(j, arr) {
+		if (pos == LIST_MAX) {
+			char why[80];
+			snprintf(why, sizeof(why), "%d entries past the first %d left out",
+				 cJSON_GetArraySize(arr) - LIST_MAX, LIST_MAX);
+			return fetch_reject(r, NULL, why, "%s", key);
+		}
+		rc = add_entry(es, j, k, key, pos++, r);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int entry_path_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->spec.rel_path,
+		      ((const struct entry *)b)->spec.rel_path);
+}
+
+static int entry_drop(void *item, struct fetch_rejects *r)
+{
+	struct entry *e = item;
+	int rc = reject_at(r, e, e->spec.rel_path, "same path as an earlier file");
+	spec_free(&e->spec);
+	return rc;
+}
+
+static int parse_base(const cJSON *base, struct entries *es, struct fetch_rejects *r)
+{
+	int rc = add_entry(es, cJSON_GetObjectItemCaseSensitive(base, "model"),
+			   FETCH_KIND_MODEL, "model", (size_t)-1, r);
+	if (rc != 0)
+		return rc < 0 ? rc : -EBADMSG;
+
+	const cJSON *physics = cJSON_GetObjectItemCaseSensitive(base, "physics");
+	if (physics && !cJSON_IsNull(physics))
+		rc = add_entry(es, physics, FETCH_KIND_PHYSICS, "physics", (size_t)-1, r);
+	if (rc >= 0)
+		rc = add_list(es, base, "textures", FETCH_KIND_TEXTURE, r);
+	if (rc >= 0)
+		rc = add_list(es, base, "motions", FETCH_KIND_MOTION, r);
+	if (rc >= 0)
+		rc = add_list(es, base, "expressions", FETCH_KIND_EXPRESSION, r);
+	if (rc >= 0)
+		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_path_cmp,
+					   entry_drop, r);
+	return rc < 0 ? rc : 0;
+}
+
+int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
+			   struct fetch_rejects *rejects)
+{
+	struct entries es = { 0 };
+	cJSON *root;
+
+	out->files = NULL;
+	out->n = 0;
+	int rc = fetch_json_parse(json, len, &root);
+	if (rc < 0)
+		return rc;
+
+	const cJSON *base = cJSON_GetObjectItemCaseSensitive(root, "Base");
+	rc = cJSON_IsObject(base) ? parse_base(base, &es, rejects) : -EBADMSG;
+	cJSON_Delete(root);
+	if (rc == 0) {
+		out->files = calloc(es.n + 1, sizeof(*out->files));
+		rc = out->files ? 0 : -ENOMEM;
+	}
+	for (size_t i = 0; i < es.n; i++) {
+		if (rc == 0)
+			out->files[out->n++] = es.v[i].spec;
+		else
+			spec_free(&es.v[i].spec);
+	}
+	free(es.v);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* model.json                                                          */
+/* ------------------------------------------------------------------ */
+
+static const char *base_name(const char *rel_path)
+{
+	const char *slash = strrchr(rel_path, '/');
+	return slash ? slash + 1 : rel_path;
+}
+
+/* {"name": <base name minus suffix>, "file": rel_path} */
+static cJSON *named_file(const char *rel_path, const char *suffix)
+{
+	const char *name = base_name(rel_path);
+	size_t len = strlen(name);
+	if (has_suffix(name, suffix, 0))
+		len -= strlen(suffix);
+
+	char *stem = strndup(name, len);
+	cJSON *o = cJSON_CreateObject();
+	if (!stem || !o || !cJSON_AddStringToObject(o, "name", stem) ||
+	    !cJSON_AddStringToObject(o, "file", rel_path)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	free(stem);
+	return o;
+}
+
+/* Add a motion to its group in motions, the group named by the ASCII
+ * letters of its stem ("nf_left01" -> "nfleft"), "motion" when none. */
+static int add_motion(cJSON *motions, const char *rel_path)
+{
+	cJSON *item = named_file(rel_path, ".mtn");
+	if (!item)
+		return -ENOMEM;
+
+	const char *stem = cJSON_GetObjectItemCaseSensitive(item, "name")->valuestring;
+	char *cat = malloc(strlen(stem) + sizeof("motion")), *o = cat;
+	if (!cat) {
+		cJSON_Delete(item);
+		return -ENOMEM;
+	}
+	for (const char *p = stem; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+			*o++ = *p;
+	*o = '\0';
+	if (!*cat)
+		strcpy(cat, "motion");
+
+	cJSON *group = cJSON_GetObjectItemCaseSensitive(motions, cat);
+	if (!group)
+		group = cJSON_AddArrayToObject(motions, cat);
+	free(cat);
+	if (!group || !cJSON_AddItemToArray(group, item)) {
+		cJSON_Delete(item);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static const struct fetch_file_spec *first_of(const struct fetch_file_spec *files, size_t n,
+					      enum fetch_file_kind k)
+{
+	for (size_t i = 0; i < n; i++)
+		if (files[i].kind == k)
+			return &files[i];
+	return NULL;
+}
+
+/* Add item to obj under key; on failure item is deleted. 1 on success. */
+static int put(cJSON *obj, const char *key, cJSON *item)
+{
+	if (item && cJSON_AddItemToObject(obj, key, item))
+		return 1;
+	cJSON_Delete(item);
+	return 0;
+}
+
+static int put_pair(cJSON *obj, const char *key, double a, double b)
+{
+	const double v[2] = { a, b };
+	return put(obj, key, cJSON_CreateDoubleArray(v, 2));
+}
+
+/* Keys in the order DESIGN §3 gives them. */
+static cJSON *model_json(const struct fetch_file_spec *files, size_t n)
+{
+	const struct fetch_file_spec *model = first_of(files, n, FETCH_KIND_MODEL);
+	const struct fetch_file_spec *physics = first_of(files, n, FETCH_KIND_PHYSICS);
+	cJSON *layout = NULL, *hit = NULL, *textures = NULL, *motions = NULL, *exprs = NULL;
+	cJSON *root = cJSON_CreateObject();
+
+	int ok = root && cJSON_AddStringToObject(root, "version", "3.1") &&
+		 (layout = cJSON_AddObjectToObject(root, "layout")) &&
+		 (hit = cJSON_AddObjectToObject(root, "hit_areas_custom")) &&
+		 (!model || cJSON_AddStringToObject(root, "model", model->rel_path)) &&
+		 (textures = cJSON_AddArrayToObject(root, "textures")) &&
+		 (motions = cJSON_AddObjectToObject(root, "motions")) &&
+		 (exprs = cJSON_AddArrayToObject(root, "expressions")) &&
+		 (!physics || cJSON_AddStringToObject(root, "physics", physics->rel_path)) &&
+		 cJSON_AddNumberToObject(layout, "center_x", 0) &&
+		 cJSON_AddNumberToObject(layout, "center_y", 0) &&
+		 cJSON_AddNumberToObject(layout, "width", 2) &&
+		 put_pair(hit, "body_x", -0.3, 0.2) && put_pair(hit, "body_y", 0.3, -1.9) &&
+		 put_pair(hit, "head_x", -0.25, 1) && put_pair(hit, "head_y", 0.25, 0.2);
+
+	for (size_t i = 0; ok && i < n; i++) {
+		const char *rel = files[i].rel_path;
+		switch (files[i].kind) {
+		case FETCH_KIND_TEXTURE:
+			ok = cJSON_AddItemToArray(textures, cJSON_CreateString(rel));
+			break;
+		case FETCH_KIND_MOTION:
+			ok = add_motion(motions, rel) == 0;
+			break;
+		case FETCH_KIND_EXPRESSION:
+			ok = cJSON_AddItemToArray(exprs, named_file(rel, ".json"));
+			break;
+		case FETCH_KIND_MODEL:
+		case FETCH_KIND_PHYSICS:
+			break;
+		}
+	}
+	if (!ok) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n)
+{
+	cJSON *root = model_json(files, n);
+	char *text = root ? cJSON_Print(root) : NULL;
+	char *out = NULL;
+
+	cJSON_Delete(root);
+	if (text) {
+		size_t len = strlen(text);
+		out = malloc(len + 2);
+		if (out) {
+			memcpy(out, text, len);
+			memcpy(out + len, "\n", 2);
+		}
+	}
+	cJSON_free(text);
+	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Costume order                                                       */
+/* ------------------------------------------------------------------ */
+
+/* The first run of digits after the first '_', leading zeros skipped
+ * (none: the empty run, which is 0). */
+static const char *first_number(const char *name, size_t *len)
+{
+	const char *p = strchr(name, '_');
+	if (!p) {
+		*len = 0;
+		return name;
+	}
+	while (*p && (*p < '0' || *p > '9'))
+		p++;
+	while (*p == '0')
+		p++;
+	const char *start = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	*len = (size_t)(p - start);
+	return start;
+}
+
+/* "...live_event" last; then by the number, compared at any length; then
+ * by name. */
+int fetch_costume_cmp(const char *a, const char *b)
+{
+	int la = has_suffix(a, "live_event", 0), lb = has_suffix(b, "live_event", 0);
+	if (la != lb)
+		return la - lb;
+
+	size_t na, nb;
+	const char *da = first_number(a, &na), *db = first_number(b, &nb);
+	if (na != nb)
+		return na < nb ? -1 : 1;
+	int c = memcmp(da, db, na);
+	if (c == 0)
+		c = strcmp(a, b);
+	return c < 0 ? -1 : c > 0;
+}

@@ -1,0 +1,854 @@
+/*
+ * Unit tests of the fetch/ parsers: catalogue, name vetting, buildData,
+ * model.json and the costume order. Real Bestdori samples are read from the
+ * fuzz seed corpus (run from the repository root, as `make unit` does).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <cmocka.h>
+
+#include "../../fetch/fetch.h"
+
+#define CORPUS "tests/fuzz/corpus/"
+#define GEN "live2d/chara/001_general"
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	char *buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Index of the first reject line containing needle, -1 if none. */
+static long reject_with(const struct fetch_rejects *r, const char *needle)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strstr(r->lines[i], needle))
+			return (long)i;
+	return -1;
+}
+
+/* Every one of the NULL-terminated needles is in some reject line. */
+static void assert_rejected(const struct fetch_rejects *r, const char *const *needles)
+{
+	for (; *needles; needles++) {
+		if (reject_with(r, *needles) < 0)
+			fail_msg("no reject line with: %s", *needles);
+	}
+}
+
+static size_t rejects_with(const struct fetch_rejects *r, const char *needle)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += strstr(r->lines[i], needle) != NULL;
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Languages and servers                                               */
+/* ------------------------------------------------------------------ */
+
+static void test_lang_server(void **state)
+{
+	(void)state;
+	static const char *const langs[] = { "ja", "en", "zh-hant", "zh-hans", "ko" };
+	int lang = -1;
+	for (int i = 0; i < FETCH_LANGS; i++) {
+		assert_int_equal(fetch_parse_lang(langs[i], &lang), 0);
+		assert_int_equal(lang, i);
+	}
+	assert_int_equal(fetch_parse_lang("jp", &lang), -EINVAL);
+	assert_int_equal(fetch_parse_lang("", &lang), -EINVAL);
+	assert_int_equal(fetch_parse_lang("EN", &lang), -EINVAL);
+
+	assert_true(fetch_server_is_valid("jp"));
+	assert_true(fetch_server_is_valid("kr"));
+	assert_false(fetch_server_is_valid("ja"));
+	assert_false(fetch_server_is_valid("jp/../x"));
+	assert_false(fetch_server_is_valid(""));
+}
+
+/* ------------------------------------------------------------------ */
+/* Catalogue                                                           */
+/* ------------------------------------------------------------------ */
+
+static const struct fetch_character *character(const struct fetch_catalogue *cat, int64_t id)
+{
+	for (size_t i = 0; i < cat->ncharacters; i++)
+		if (cat->characters[i].id == id)
+			return &cat->characters[i];
+	return NULL;
+}
+
+static const struct fetch_costume *costume(const struct fetch_catalogue *cat, const char *name)
+{
+	for (size_t i = 0; i < cat->ncostumes; i++)
+		if (strcmp(cat->costumes[i].live2d_name, name) == 0)
+			return &cat->costumes[i];
+	return NULL;
+}
+
+/* The seed holds roster, asset index and costume index separated by NULs. */
+static void split3(char *buf, size_t len, const char *part[3], size_t plen[3])
+{
+	char *p = buf, *end = buf + len;
+	for (int i = 0; i < 3; i++) {
+		char *nul = memchr(p, '\0', (size_t)(end - p));
+		assert_true(i == 2 || nul);
+		part[i] = p;
+		plen[i] = (size_t)((nul ? nul : end) - p);
+		p = nul ? nul + 1 : end;
+	}
+}
+
+static void test_catalogue_samples(void **state)
+{
+	(void)state;
+	size_t len, plen[3];
+	const char *part[3];
+	char *buf = read_file(CORPUS "catalogue/samples.bin", &len);
+	split3(buf, len, part, plen);
+
+	struct fetch_catalogue cat;
+	struct fetch_rejects rej = { 0 };
+	assert_int_equal(fetch_parse_catalogue(part[0], plen[0], part[1], plen[1], part[2],
+					       plen[2], &cat, &rej),
+			 0);
+
+	assert_int_equal(cat.ncharacters, 264);
+	const struct fetch_character *kasumi = character(&cat, 1);
+	assert_non_null(kasumi);
+	assert_string_equal(kasumi->names[0], "戸山 香澄");
+	assert_string_equal(kasumi->names[1], "Kasumi Toyama");
+	assert_string_equal(kasumi->names[4], "토야마 카스미");
+	const struct fetch_character *tomori = character(&cat, 36);
+	assert_non_null(tomori);
+	assert_string_equal(tomori->names[3], "高松 灯");
+	assert_null(tomori->names[4]);
+	assert_non_null(character(&cat, 9911));
+
+	/* 3,639 bundles: 113 end in "general", 10 have no numeric prefix
+	 * ("l2dres00001", "bili_001_collabo_r"...). */
+	assert_int_equal(cat.ncostumes, 3639 - 113 - 10);
+	assert_int_equal(rej.n, 10);
+	assert_int_equal(rejects_with(&rej, "no character id prefix"), 10);
+	assert_true(reject_with(&rej, "\"bili_001_collabo_r\"") >= 0);
+	assert_null(costume(&cat, "001_general"));
+
+	size_t joined = 0;
+	for (size_t i = 0; i < cat.ncostumes; i++) {
+		const struct fetch_costume *c = &cat.costumes[i];
+		size_t n = strlen(c->live2d_name);
+		assert_false(n >= 7 && strcmp(c->live2d_name + n - 7, "general") == 0);
+		assert_int_equal(c->character_id, strtol(c->live2d_name, NULL, 10));
+		if (c->costume_id >= 0)
+			joined++;
+		else
+			for (int l = 0; l < FETCH_LANGS; l++)
+				assert_null(c->desc[l]);
+	}
+	assert_int_equal(joined, 71);
+
+	const struct fetch_costume *c = costume(&cat, "027_live_event_242_sr");
+	assert_non_null(c);
+	assert_int_equal(c->character_id, 27);
+	assert_int_equal(c->costume_id, 1837);
+	assert_string_equal(c->desc[0], "レッツ、トーコレ！");
+	assert_string_equal(c->desc[1], "TOKO Time!");
+	assert_null(c->desc[4]);
+	c = costume(&cat, "001_collabo_d_1_ur");
+	assert_non_null(c);
+	assert_int_equal(c->costume_id, 1842);
+	assert_null(c->desc[1]);
+	assert_string_equal(c->desc[2], "心動合奏♪");
+	c = costume(&cat, "036_live_event_307_ssr");
+	assert_non_null(c);
+	assert_int_equal(c->character_id, 36);
+	assert_int_equal(c->costume_id, -1);
+
+	fetch_catalogue_free(&cat);
+	fetch_rejects_free(&rej);
+	free(buf);
+}
+
+static int parse_catalogue(const char *roster, const char *assets, const char *costumes,
+			   struct fetch_catalogue *cat, struct fetch_rejects *rej)
+{
+	return fetch_parse_catalogue(roster, strlen(roster), assets, strlen(assets), costumes,
+				     costumes ? strlen(costumes) : 0, cat, rej);
+}
+
+#define NO_COSTUMES "{\"live2d\":{\"chara\":{}}}"
+
+static void test_catalogue_malformed(void **state)
+{
+	(void)state;
+	static const char *const bad_roster[] = {
+		"", " ", "{", "{\"1\":", "[]", "null", "\"x\"", "{} {}", "{}x", "{\"1\":{}}}",
+	};
+	static const char *const bad_assets[] = {
+		"{}", "[]", "{\"live2d\":[]}", "{\"live2d\":{}}", "{\"live2d\":{\"chara\":[]}}",
+		"{\"live2d\":{\"chara\":5}}", "{\"live2d\":{\"chara\":{}}",
+	};
+	struct fetch_catalogue cat;
+	struct fetch_rejects rej = { 0 };
+
+	for (size_t i = 0; i < sizeof(bad_roster) / sizeof(bad_roster[0]); i++) {
+		assert_int_equal(parse_catalogue(bad_roster[i], NO_COSTUMES, NULL, &cat, &rej),
+				 -EBADMSG);
+		assert_int_equal(cat.ncharacters + cat.ncostumes, 0);
+	}
+	for (size_t i = 0; i < sizeof(bad_assets) / sizeof(bad_assets[0]); i++)
+		assert_int_equal(parse_catalogue("{}", bad_assets[i], NULL, &cat, &rej), -EBADMSG);
+	assert_int_equal(parse_catalogue("{}", NO_COSTUMES, "[]", &cat, &rej), -EBADMSG);
+	assert_int_equal(parse_catalogue("{}", NO_COSTUMES, "", &cat, &rej), -EBADMSG);
+
+	/* A NUL inside the text is not JSON. */
+	assert_int_equal(fetch_parse_catalogue("{}\0{}", 5, NO_COSTUMES, strlen(NO_COSTUMES), NULL,
+					       0, &cat, &rej),
+			 -EBADMSG);
+
+	/* Whitespace around the value is fine; a costume index is optional. */
+	assert_int_equal(parse_catalogue(" {}\n", "\t" NO_COSTUMES "\r\n", NULL, &cat, &rej), 0);
+	assert_int_equal(cat.ncharacters + cat.ncostumes, 0);
+	fetch_catalogue_free(&cat);
+
+	/* Nesting far deeper than any parser stack allows. */
+	size_t deep = 100000;
+	char *nest = malloc(2 * deep + 1);
+	assert_non_null(nest);
+	memset(nest, '[', deep);
+	memset(nest + deep, ']', deep);
+	nest[2 * deep] = '\0';
+	assert_int_equal(parse_catalogue(nest, NO_COSTUMES, NULL, &cat, &rej), -EBADMSG);
+	free(nest);
+	assert_int_equal(rej.n, 0);
+}
+
+static void test_catalogue_wrong_types(void **state)
+{
+	(void)state;
+	const char *roster =
+		"{\"1\":{\"characterName\":[\"A\",5,null,\"D\"]},"
+		"\"x\":{\"characterName\":[\"X\"]},"
+		"\"2\":5,"
+		"\"3\":{\"characterName\":\"C\"},"
+		"\"4\":{},"
+		"\"1\":{\"characterName\":[\"again\"]},"
+		"\"-5\":{},\"1234567890123456789\":{},\"\":{}}";
+	const char *assets =
+		"{\"live2d\":{\"chara\":{"
+		"\"001_a\":5,\"001_b\":\"5\",\"..\":1,\"001_c\\\\d\":1,\"001_e\\u0001\":1,"
+		"\"x_f\":1,\"_g\":1,\"h\":1,\"9999999999999999999_i\":1,\"002_general\":4,"
+		"\"002_j\":1,\"002_j\":2,\"003_k\":0,\"003_\\u00ff\":1}}}";
+	const char *costumes =
+		"{\"10\":{\"characterId\":1,\"assetBundleName\":\"001_a\","
+		"\"description\":[\"one\",7,\"th/ree\"]},"
+		"\"11\":{\"assetBundleName\":\"001_a\",\"description\":[\"later\"]},"
+		"\"12\":{\"assetBundleName\":5},"
+		"\"13\":[],"
+		"\"z\":{\"assetBundleName\":\"002_j\"},"
+		"\"14\":{\"assetBundleName\":\"002_j\",\"description\":\"x\"},"
+		"\"15\":{\"assetBundleName\":\"999_elsewhere\"}}";
+	struct fetch_catalogue cat;
+	struct fetch_rejects rej = { 0 };
+
+	assert_int_equal(parse_catalogue(roster, assets, costumes, &cat, &rej), 0);
+
+	assert_int_equal(cat.ncharacters, 3);
+	const struct fetch_character *c1 = character(&cat, 1);
+	assert_string_equal(c1->names[0], "A");
+	assert_null(c1->names[1]);
+	assert_null(c1->names[2]);
+	assert_string_equal(c1->names[3], "D");
+	assert_null(c1->names[4]);
+	assert_non_null(character(&cat, 3));
+	assert_null(character(&cat, 3)->names[0]);
+	assert_non_null(character(&cat, 4));
+	assert_rejected(&rej, (const char *const[]){
+		"characters \"x\": id is not a number",
+		"characters \"-5\": id is not a number",
+		"characters \"\": id is not a number",
+		"characters \"1234567890123456789\"",
+		"characters 2: not an object",
+		"characters 1 characterName[1]: not a string",
+		"characters 3 characterName: not an array",
+		"characters 1: an id seen before",
+		NULL });
+
+	assert_int_equal(cat.ncostumes, 4);
+	const struct fetch_costume *a = costume(&cat, "001_a");
+	assert_int_equal(a->costume_id, 10);
+	assert_string_equal(a->desc[0], "one");
+	assert_null(a->desc[1]);
+	assert_string_equal(a->desc[2], "th\xef\xbc\x8free");
+	const struct fetch_costume *j = costume(&cat, "002_j");
+	assert_int_equal(j->character_id, 2);
+	assert_int_equal(j->costume_id, 14);
+	assert_null(j->desc[0]);
+	assert_non_null(costume(&cat, "003_k"));
+	assert_non_null(costume(&cat, "003_\xc3\xbf"));
+	assert_rejected(&rej, (const char *const[]){
+		"\"001_b\": file count is not a number",
+		"\"..\": unsafe name",
+		"\"001_c\\x5cd\": unsafe name",
+		"\"001_e\\x01\": unsafe name",
+		"\"x_f\": no character id prefix",
+		"\"_g\": no character id prefix",
+		"\"h\": no character id prefix",
+		"\"9999999999999999999_i\": no character id",
+		"\"002_j\": a name seen before",
+		NULL });
+	assert_int_equal(reject_with(&rej, "002_general"), -1);
+	assert_rejected(&rej, (const char *const[]){
+		"costumes 10 description[1]: not a string",
+		"costumes 12: assetBundleName is not a string",
+		"costumes 13: not an object",
+		"costumes \"z\": id is not a number",
+		"costumes 14 description: not an array",
+		NULL });
+
+	fetch_catalogue_free(&cat);
+	fetch_rejects_free(&rej);
+}
+
+/* The display name parsing the roster makes of name (a JSON string body). */
+static char *shown(const char *json_string, struct fetch_rejects *rej)
+{
+	char *roster;
+	assert_true(asprintf(&roster, "{\"1\":{\"characterName\":[\"%s\"]}}", json_string) > 0);
+	struct fetch_catalogue cat;
+	assert_int_equal(parse_catalogue(roster, NO_COSTUMES, NULL, &cat, rej), 0);
+	free(roster);
+	assert_int_equal(cat.ncharacters, 1);
+	char *name = cat.characters[0].names[0];
+	cat.characters[0].names[0] = NULL;
+	fetch_catalogue_free(&cat);
+	return name;
+}
+
+static void test_display_names(void **state)
+{
+	(void)state;
+	struct fetch_rejects rej = { 0 };
+	char *s;
+
+	s = shown("AC/DC", &rej);
+	assert_string_equal(s, "AC\xef\xbc\x8f" "DC");
+	free(s);
+	s = shown("/", &rej);
+	assert_string_equal(s, "\xef\xbc\x8f");
+	free(s);
+	s = shown("高松 灯", &rej);
+	assert_string_equal(s, "高松 灯");
+	free(s);
+	assert_int_equal(rej.n, 0);
+
+	static const char *const bad[] = {
+		"",		  ".",		 "..",		"a\\u0001b", "tab\\there",
+		"del\x7f",	  "c1\xc2\x9b",  "\xff",	"\xc0\xaf",  "\xed\xa0\x80",
+		"\xf4\x90\x80\x80", "cut\xe3\x81", "new\\nline",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s = shown(bad[i], &rej);
+		assert_null(s);
+		assert_int_equal(rej.n, i + 1);
+	}
+	assert_true(reject_with(&rej, "characters 1 characterName[0] \"a\\x01b\": control") >=
+		    0);
+	assert_true(reject_with(&rej, "\"\\xff\": not UTF-8") >= 0);
+	assert_true(reject_with(&rej, "\"..\": empty or a dot name") >= 0);
+	fetch_rejects_free(&rej);
+
+	/* 200 bytes is the most, counted after '/' becomes 3 bytes. */
+	char name[260];
+	memset(name, 'x', 200);
+	name[200] = '\0';
+	s = shown(name, &rej);
+	assert_non_null(s);
+	free(s);
+	strcpy(name + 200, "x");
+	assert_null(shown(name, &rej));
+	memset(name, '/', 66);
+	name[66] = '\0';
+	s = shown(name, &rej);
+	assert_int_equal(strlen(s), 198);
+	free(s);
+	strcpy(name + 66, "/");
+	assert_null(shown(name, &rej));
+	assert_int_equal(rejects_with(&rej, "longer than 200 bytes"), 2);
+	fetch_rejects_free(&rej);
+}
+
+static void test_reject_lines_are_quoted(void **state)
+{
+	(void)state;
+	char assets[700];
+	char long_key[300];
+	memset(long_key, 'k', 299);
+	long_key[299] = '\0';
+	snprintf(assets, sizeof(assets),
+		 "{\"live2d\":{\"chara\":{\"a\\\"b\":1,\"\\u001b[31m\":1,\"%s\":1}}}", long_key);
+	struct fetch_catalogue cat;
+	struct fetch_rejects rej = { 0 };
+	assert_int_equal(parse_catalogue("{}", assets, NULL, &cat, &rej), 0);
+	assert_int_equal(rej.n, 3);
+	assert_string_equal(rej.lines[0], "live2d.chara \"a\\x22b\": no character id prefix");
+	assert_string_equal(rej.lines[1], "live2d.chara \"\\x1b[31m\": unsafe name");
+	/* 64 bytes shown, then "..." */
+	assert_int_equal(strlen(rej.lines[2]), strlen("live2d.chara \"\": unsafe name") + 64 + 3);
+	fetch_catalogue_free(&cat);
+	fetch_rejects_free(&rej);
+}
+
+/* ------------------------------------------------------------------ */
+/* buildData                                                           */
+/* ------------------------------------------------------------------ */
+
+static void parse_sample(const char *name, struct fetch_costume_files *f,
+			 struct fetch_rejects *rej)
+{
+	size_t len;
+	char *json = read_file(name, &len);
+	assert_int_equal(fetch_parse_build_data(json, len, f, rej), 0);
+	free(json);
+}
+
+static void assert_spec(const struct fetch_file_spec *s, enum fetch_file_kind kind,
+			const char *rel_path, const char *bundle, const char *file)
+{
+	assert_int_equal(s->kind, kind);
+	assert_string_equal(s->rel_path, rel_path);
+	assert_string_equal(s->bundle, bundle);
+	assert_string_equal(s->file, file);
+	assert_int_equal(s->optional, kind == FETCH_KIND_PHYSICS);
+}
+
+static void test_build_data_samples(void **state)
+{
+	(void)state;
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	const char *own = "live2d/chara/001_live_event_332_r";
+
+	parse_sample(CORPUS "build_data/jp_001_live_event_332_r.json", &f, &rej);
+	assert_int_equal(rej.n, 0);
+	assert_int_equal(f.n, 1 + 1 + 2 + 51 + 32);
+	assert_spec(&f.files[0], FETCH_KIND_MODEL, "kasumi_event332.moc", own,
+		    "kasumi_event332.moc");
+	assert_spec(&f.files[1], FETCH_KIND_PHYSICS, "kasumi_event332.physics.json", own,
+		    "kasumi_event332.physics.json");
+	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/texture_00.png", own,
+		    "texture_00.png");
+	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/texture_01.png", own,
+		    "texture_01.png");
+	assert_spec(&f.files[4], FETCH_KIND_MOTION, "motions/angry01.mtn", GEN, "angry01.mtn");
+	assert_spec(&f.files[21], FETCH_KIND_MOTION, "motions/nf_left01.mtn", GEN,
+		    "nf_left01.mtn");
+	assert_spec(&f.files[54], FETCH_KIND_MOTION, "motions/wink01.mtn", GEN, "wink01.mtn");
+	assert_spec(&f.files[55], FETCH_KIND_EXPRESSION, "expressions/angry01.exp.json", GEN,
+		    "angry01.exp.json");
+	assert_spec(&f.files[86], FETCH_KIND_EXPRESSION, "expressions/surprised01.exp.json", GEN,
+		    "surprised01.exp.json");
+	fetch_costume_files_free(&f);
+	assert_null(f.files);
+
+	parse_sample(CORPUS "build_data/jp_001_live_event_312_ur.json", &f, &rej);
+	assert_int_equal(rej.n, 0);
+	assert_int_equal(f.n, 1 + 1 + 2 + 53 + 32);
+	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/texture_00.png", GEN,
+		    "texture_00.png");
+	assert_spec(&f.files[4], FETCH_KIND_MOTION, "motions/angry01.mtn",
+		    "live2d/chara/001_live_event_312_ur", "angry01.mtn");
+	fetch_costume_files_free(&f);
+}
+
+/* buildData with model x.moc and the given Base members after it. */
+static int parse_base(const char *members, struct fetch_costume_files *f,
+		      struct fetch_rejects *rej)
+{
+	char *json;
+	assert_true(asprintf(&json,
+			     "{\"Base\":{\"model\":{\"bundleName\":\"live2d/chara/001_x\","
+			     "\"fileName\":\"x.moc.bytes\"}%s%s}}",
+			     *members ? "," : "", members) > 0);
+	int rc = fetch_parse_build_data(json, strlen(json), f, rej);
+	free(json);
+	return rc;
+}
+
+#define M(file) "{\"bundleName\":\"" GEN "\",\"fileName\":\"" file "\"}"
+
+static void test_build_data_hostile(void **state)
+{
+	(void)state;
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	char big[4200];
+	memset(big, 'a', 4096);
+	strcpy(big + 4096, ".mtn");
+	char *members;
+	assert_true(asprintf(&members,
+			     "\"motions\":[" M("../x.mtn") "," M("/abs.mtn") "," M("a\\\\b.mtn") ","
+			     M("ctl\\u0007.mtn") "," M("%s") "," M("a.mtn") "," M("a.mtn.bytes") ","
+			     M("..") "," M(".bytes") "," M("..bytes") "," M("\\u0000.mtn") ","
+			     M("\xff.mtn") ",5,{\"bundleName\":1,\"fileName\":\"b.mtn\"},"
+			     "{\"bundleName\":\"" GEN "\"},"
+			     "{\"bundleName\":\"live2d/../etc\",\"fileName\":\"c.mtn\"},"
+			     "{\"bundleName\":\"/abs\",\"fileName\":\"d.mtn\"},"
+			     "{\"bundleName\":\"\",\"fileName\":\"e.mtn\"}," M("ok.mtn.bytes") "],"
+			     "\"expressions\":{\"a\":1},"
+			     "\"textures\":[" M("t0") "," M("t0.png") "," M("t1.PNG") ","
+			     M("t2.jpeg.bytes") "," M("t3.png.bytes") "]",
+			     big) > 0);
+	assert_int_equal(parse_base(members, &f, &rej), 0);
+	free(members);
+
+	assert_int_equal(f.n, 1 + 4 + 2);
+	assert_spec(&f.files[0], FETCH_KIND_MODEL, "x.moc", "live2d/chara/001_x", "x.moc");
+	assert_spec(&f.files[1], FETCH_KIND_TEXTURE, "textures/t0.png", GEN, "t0");
+	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/t1.PNG", GEN, "t1.PNG");
+	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/t2.jpeg", GEN, "t2.jpeg");
+	assert_spec(&f.files[4], FETCH_KIND_TEXTURE, "textures/t3.png", GEN, "t3.png");
+	assert_spec(&f.files[5], FETCH_KIND_MOTION, "motions/a.mtn", GEN, "a.mtn");
+	assert_spec(&f.files[6], FETCH_KIND_MOTION, "motions/ok.mtn", GEN, "ok.mtn");
+
+	assert_rejected(&rej, (const char *const[]){
+		"motions[0] \"../x.mtn\": unsafe name",
+		"motions[1] \"/abs.mtn\": unsafe name",
+		"motions[2] \"a\\x5cb.mtn\": unsafe name",
+		"motions[3] \"ctl\\x07.mtn\": unsafe name",
+		"motions[4] \"aaaa",
+		"motions[6] \"motions/a.mtn\": same path",
+		"motions[7] \"..\": unsafe name",
+		"motions[8] \".bytes\": unsafe name",
+		"motions[9] \"..bytes\": unsafe name",
+		"motions[10] \"\": unsafe name", /* cut at \u0000 */
+		"motions[11] \"\\xff.mtn\": unsafe name",
+		"motions[12]: not an object",
+		"motions[13]: bundleName is not a string",
+		"motions[14]: fileName is not a string",
+		"motions[15] \"live2d/../etc\": unsafe bundle name",
+		"motions[16] \"/abs\": unsafe bundle name",
+		"motions[17] \"\": unsafe bundle name",
+		"expressions: not an array",
+		"textures[1] \"textures/t0.png\": same path",
+		NULL });
+	assert_int_equal(rej.n, 19);
+	fetch_costume_files_free(&f);
+	fetch_rejects_free(&rej);
+
+	/* Physics alone wrong: only the model is left. */
+	static const struct {
+		const char *members, *reject;
+	} alone[] = {
+		{ "\"physics\":{\"bundleName\":\"b\",\"fileName\":\"model.json\"}",
+		  "physics \"model.json\": reserved name" },
+		{ "\"physics\":{\"bundleName\":\"b\",\"fileName\":\"textures\"}",
+		  "physics \"textures\": reserved name" },
+		{ "\"physics\":{\"bundleName\":\"b\",\"fileName\":\"x.moc\"}",
+		  "physics \"x.moc\": same path as an earlier file" },
+		{ "\"physics\":7,\"motions\":null", "physics: not an object" },
+	};
+	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
+		assert_int_equal(parse_base(alone[i].members, &f, &rej), 0);
+		assert_int_equal(f.n, 1);
+		assert_int_equal(rej.n, 1);
+		assert_string_equal(rej.lines[0], alone[i].reject);
+		fetch_costume_files_free(&f);
+		fetch_rejects_free(&rej);
+	}
+}
+
+static void test_build_data_unusable(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"",
+		"{",
+		"[]",
+		"{}",
+		"{\"Base\":[]}",
+		"{\"Base\":{}}",
+		"{\"Base\":{\"model\":null}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\"}}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":5}}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"../b\",\"fileName\":\"m.moc\"}}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"../m.moc\"}}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"model.json\"}}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"m.moc\"}}",
+		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"m.moc\"}}}}",
+	};
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(fetch_parse_build_data(bad[i], strlen(bad[i]), &f, &rej), -EBADMSG);
+		assert_int_equal(f.n, 0);
+		assert_null(f.files);
+	}
+	assert_true(reject_with(&rej, "model: not an object") >= 0);
+	assert_true(reject_with(&rej, "model \"../m.moc\": unsafe name") >= 0);
+
+	/* Truncated anywhere, the real sample is refused. */
+	size_t len;
+	char *json = read_file(CORPUS "build_data/jp_001_live_event_332_r.json", &len);
+	for (size_t cut = 0; cut < len; cut += 97)
+		assert_int_equal(fetch_parse_build_data(json, cut, &f, &rej), -EBADMSG);
+	free(json);
+
+	/* Deep nesting inside Base. */
+	size_t deep = 200000;
+	char *nest = malloc(deep * 6 + 64);
+	assert_non_null(nest);
+	char *p = nest + sprintf(nest, "{\"Base\":{\"motions\":");
+	for (size_t i = 0; i < deep; i++)
+		p += sprintf(p, "[{\"a\":");
+	strcpy(p, "1");
+	assert_int_equal(fetch_parse_build_data(nest, strlen(nest), &f, &rej), -EBADMSG);
+	free(nest);
+	fetch_rejects_free(&rej);
+}
+
+static void test_build_data_limit(void **state)
+{
+	(void)state;
+	size_t n = 100000;
+	size_t cap = n * 64 + 256;
+	char *json = malloc(cap), *p = json;
+	assert_non_null(json);
+	p += sprintf(p, "{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"m.moc\"},"
+			"\"motions\":[");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s{\"bundleName\":\"b\",\"fileName\":\"m%zu.mtn\"}", i ? "," : "", i);
+	strcpy(p, "]}}");
+
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	assert_int_equal(fetch_parse_build_data(json, strlen(json), &f, &rej), 0);
+	free(json);
+	assert_int_equal(f.n, 1 + 10000);
+	assert_string_equal(f.files[10000].rel_path, "motions/m9999.mtn");
+	assert_int_equal(rej.n, 1);
+	assert_string_equal(rej.lines[0], "motions: 90000 entries past the first 10000 left out");
+	fetch_costume_files_free(&f);
+	fetch_rejects_free(&rej);
+}
+
+/* ------------------------------------------------------------------ */
+/* model.json                                                          */
+/* ------------------------------------------------------------------ */
+
+static void assert_numbers(const cJSON *arr, double a, double b)
+{
+	assert_int_equal(cJSON_GetArraySize(arr), 2);
+	assert_true(cJSON_GetArrayItem(arr, 0)->valuedouble == a);
+	assert_true(cJSON_GetArrayItem(arr, 1)->valuedouble == b);
+}
+
+static void assert_named(const cJSON *o, const char *name, const char *file)
+{
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring, name);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "file")->valuestring, file);
+	assert_int_equal(cJSON_GetArraySize(o), 2);
+}
+
+static void test_model_json_sample(void **state)
+{
+	(void)state;
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	parse_sample(CORPUS "build_data/jp_001_live_event_332_r.json", &f, &rej);
+	char *text = fetch_render_model_json(f.files, f.n);
+	fetch_costume_files_free(&f);
+	assert_non_null(text);
+	size_t len = strlen(text);
+	assert_int_equal(text[len - 1], '\n');
+	assert_non_null(strstr(text, "\"center_x\":\t0,"));
+	assert_non_null(strstr(text, "[-0.3, 0.2]"));
+	assert_non_null(strstr(text, "[0.3, -1.9]"));
+
+	cJSON *j = cJSON_Parse(text);
+	free(text);
+	assert_non_null(j);
+	static const char *const keys[] = { "version",  "layout", "hit_areas_custom",
+					    "model",    "textures", "motions",
+					    "expressions", "physics" };
+	size_t k = 0;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, j) {
+		assert_true(k < 8);
+		assert_string_equal(e->string, keys[k++]);
+	}
+	assert_int_equal(k, 8);
+
+	assert_string_equal(cJSON_GetObjectItem(j, "version")->valuestring, "3.1");
+	const cJSON *layout = cJSON_GetObjectItem(j, "layout");
+	assert_int_equal(cJSON_GetArraySize(layout), 3);
+	assert_true(cJSON_GetObjectItem(layout, "center_x")->valuedouble == 0);
+	assert_true(cJSON_GetObjectItem(layout, "center_y")->valuedouble == 0);
+	assert_true(cJSON_GetObjectItem(layout, "width")->valuedouble == 2);
+	const cJSON *hit = cJSON_GetObjectItem(j, "hit_areas_custom");
+	assert_numbers(cJSON_GetObjectItem(hit, "body_x"), -0.3, 0.2);
+	assert_numbers(cJSON_GetObjectItem(hit, "body_y"), 0.3, -1.9);
+	assert_numbers(cJSON_GetObjectItem(hit, "head_x"), -0.25, 1);
+	assert_numbers(cJSON_GetObjectItem(hit, "head_y"), 0.25, 0.2);
+	assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "kasumi_event332.moc");
+	assert_string_equal(cJSON_GetObjectItem(j, "physics")->valuestring,
+			    "kasumi_event332.physics.json");
+
+	const cJSON *tex = cJSON_GetObjectItem(j, "textures");
+	assert_int_equal(cJSON_GetArraySize(tex), 2);
+	assert_string_equal(cJSON_GetArrayItem(tex, 0)->valuestring, "textures/texture_00.png");
+	assert_string_equal(cJSON_GetArrayItem(tex, 1)->valuestring, "textures/texture_01.png");
+
+	static const char *const cats[] = { "angry", "bye",	 "cry",	     "eeto",   "gattsu",
+					    "hukumi", "idle",	 "jaan",     "kime",   "nf",
+					    "nfleft", "nfright", "niyaniya", "nnf",    "nnfleft",
+					    "nnfright", "nod",	 "oowarai",  "sad",    "scared",
+					    "serious", "shame",	 "sing",     "sleep",  "smile",
+					    "sneeze", "surprised", "wink" };
+	const cJSON *motions = cJSON_GetObjectItem(j, "motions");
+	int total = 0;
+	k = 0;
+	cJSON_ArrayForEach(e, motions) {
+		assert_string_equal(e->string, cats[k++]);
+		total += cJSON_GetArraySize(e);
+	}
+	assert_int_equal(k, sizeof(cats) / sizeof(cats[0]));
+	assert_int_equal(total, 51);
+	const cJSON *idle = cJSON_GetObjectItem(motions, "idle");
+	assert_int_equal(cJSON_GetArraySize(idle), 2);
+	assert_named(cJSON_GetArrayItem(idle, 0), "idle01", "motions/idle01.mtn");
+	assert_named(cJSON_GetArrayItem(idle, 1), "idle02", "motions/idle02.mtn");
+	assert_named(cJSON_GetArrayItem(cJSON_GetObjectItem(motions, "nfleft"), 0), "nf_left01",
+		     "motions/nf_left01.mtn");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(motions, "smile")), 6);
+
+	const cJSON *exprs = cJSON_GetObjectItem(j, "expressions");
+	assert_int_equal(cJSON_GetArraySize(exprs), 32);
+	assert_named(cJSON_GetArrayItem(exprs, 0), "angry01.exp", "expressions/angry01.exp.json");
+	assert_named(cJSON_GetArrayItem(exprs, 31), "surprised01.exp",
+		     "expressions/surprised01.exp.json");
+	cJSON_Delete(j);
+}
+
+static void test_model_json_edges(void **state)
+{
+	(void)state;
+	struct fetch_file_spec files[] = {
+		{ .kind = FETCH_KIND_MODEL, .rel_path = "m.moc" },
+		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/01.mtn" },
+		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/Idle_2" },
+		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/_.mtn" },
+		{ .kind = FETCH_KIND_EXPRESSION, .rel_path = "expressions/plain" },
+		{ .kind = FETCH_KIND_EXPRESSION, .rel_path = "expressions/\"q\".json" },
+	};
+	char *text = fetch_render_model_json(files, 6);
+	cJSON *j = cJSON_Parse(text);
+	free(text);
+	assert_non_null(j);
+	assert_null(cJSON_GetObjectItem(j, "physics"));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "textures")), 0);
+	const cJSON *motions = cJSON_GetObjectItem(j, "motions");
+	assert_int_equal(cJSON_GetArraySize(motions), 2);
+	const cJSON *m = cJSON_GetObjectItem(motions, "motion");
+	assert_int_equal(cJSON_GetArraySize(m), 2);
+	assert_named(cJSON_GetArrayItem(m, 0), "01", "motions/01.mtn");
+	assert_named(cJSON_GetArrayItem(m, 1), "_", "motions/_.mtn");
+	assert_named(cJSON_GetArrayItem(cJSON_GetObjectItem(motions, "Idle"), 0), "Idle_2",
+		     "motions/Idle_2");
+	const cJSON *exprs = cJSON_GetObjectItem(j, "expressions");
+	assert_named(cJSON_GetArrayItem(exprs, 0), "plain", "expressions/plain");
+	assert_named(cJSON_GetArrayItem(exprs, 1), "\"q\"", "expressions/\"q\".json");
+	cJSON_Delete(j);
+
+	/* Nothing at all: the lists are still there, empty. */
+	text = fetch_render_model_json(NULL, 0);
+	j = cJSON_Parse(text);
+	free(text);
+	assert_non_null(j);
+	assert_null(cJSON_GetObjectItem(j, "model"));
+	assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "textures")));
+	assert_true(cJSON_IsObject(cJSON_GetObjectItem(j, "motions")));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "motions")), 0);
+	assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "expressions")));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "expressions")), 0);
+	cJSON_Delete(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Costume order                                                       */
+/* ------------------------------------------------------------------ */
+
+static int cmp_names(const void *a, const void *b)
+{
+	return fetch_costume_cmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void test_costume_order(void **state)
+{
+	(void)state;
+	const char *names[] = {
+		"036_live_event",	  "036_live_event_307_ssr", "036_casual-2023",
+		"036_dream_festival_3_ur", "036_casual",	    "036_2018_dog",
+		"036_birthday_2022",	  "036_birthday_2021",	    "036_a_live_event",
+		"036_event_99999999999999999999_x", "036_event_100000000000000000000_x",
+		"036_x007",		  "036_x7",		    "036_x10",
+	};
+	static const char *const sorted[] = {
+		"036_casual",			  /* no number: 0 */
+		"036_dream_festival_3_ur",	  "036_x007", "036_x7", "036_x10",
+		"036_live_event_307_ssr",	  "036_2018_dog", "036_birthday_2021",
+		"036_birthday_2022",		  "036_casual-2023",
+		"036_event_99999999999999999999_x", "036_event_100000000000000000000_x",
+		"036_a_live_event",		  "036_live_event", /* ending in live_event */
+	};
+	size_t n = sizeof(names) / sizeof(names[0]);
+	qsort(names, n, sizeof(names[0]), cmp_names);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(names[i], sorted[i]);
+
+	assert_int_equal(fetch_costume_cmp("001_a", "001_a"), 0);
+	assert_true(fetch_costume_cmp("001_live_event", "001_z") > 0);
+	assert_true(fetch_costume_cmp("x", "y") < 0);
+	assert_true(fetch_costume_cmp("", "001_1") < 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lang_server),
+		cmocka_unit_test(test_catalogue_samples),
+		cmocka_unit_test(test_catalogue_malformed),
+		cmocka_unit_test(test_catalogue_wrong_types),
+		cmocka_unit_test(test_display_names),
+		cmocka_unit_test(test_reject_lines_are_quoted),
+		cmocka_unit_test(test_build_data_samples),
+		cmocka_unit_test(test_build_data_hostile),
+		cmocka_unit_test(test_build_data_unusable),
+		cmocka_unit_test(test_build_data_limit),
+		cmocka_unit_test(test_model_json_sample),
+		cmocka_unit_test(test_model_json_edges),
+		cmocka_unit_test(test_costume_order),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
