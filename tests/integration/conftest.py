@@ -41,7 +41,8 @@ def l2dfs_bin():
 
 @pytest.fixture
 def mount(request, tmp_path, l2dfs_bin, make_origin):
-    """mount(origin=None, cache_dir=None, mountpoint=None, opts={}, env={}, args=[], start=True).
+    """mount(origin=None, cache_dir=None, mountpoint=None, opts={}, env={}, args=[],
+    foreground=True, start=True).
 
     Runs `l2dfs -f -o api_url=...,assets_url=...,cache_dir=...,retry_base_ms=20,
     log_level=debug[,opts] MOUNTPOINT` and waits until it is mounted. Fresh
@@ -62,13 +63,14 @@ def mount(request, tmp_path, l2dfs_bin, make_origin):
     timer.daemon = True
     timer.start()
 
-    def make(origin=None, cache_dir=None, mountpoint=None, opts=None, env=None, args=(), start=True):
+    def make(origin=None, cache_dir=None, mountpoint=None, opts=None, env=None, args=(), foreground=True,
+             start=True):
         if origin is None:
             origin = request.getfixturevalue("origin")
         n = len(mounts)
         cache = cache_dir or str(tmp_path / ("cache%d" % n))
         mnt = mountpoint or str(tmp_path / ("mnt%d" % n))
-        m = Mount(l2dfs_bin, origin, cache, mnt, opts, env, args)
+        m = Mount(l2dfs_bin, origin, cache, mnt, opts, env, args, foreground)
         mounts.append(m)
         return m.start() if start else m
 

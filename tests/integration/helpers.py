@@ -208,14 +208,40 @@ def mount_fstype(path):
     return None
 
 
-class Mount:
-    """One `l2dfs -f` process and its mount point."""
+def find_daemon(binary, mountpoint):
+    """The pid of a process running binary with mountpoint as its last argument."""
+    want_exe, want_mp = os.path.realpath(binary), os.fsencode(mountpoint)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")[:-1]
+            exe = os.path.realpath("/proc/%s/exe" % d)
+        except OSError:
+            continue
+        if exe == want_exe and argv and argv[-1] == want_mp:
+            return int(d)
+    return None
 
-    def __init__(self, binary, origin, cache, mountpoint, opts=None, env=None, args=()):
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+class Mount:
+    """One l2dfs process and its mount point: `l2dfs -f` (stderr in .log) or,
+    with foreground=False, the daemon it leaves behind."""
+
+    def __init__(self, binary, origin, cache, mountpoint, opts=None, env=None, args=(), foreground=True):
         self.binary, self.origin = str(binary), origin
         self.cache, self.path = str(cache), str(mountpoint)
         self.opts, self.extra_env, self.args = dict(opts or {}), dict(env or {}), list(args)
-        self.proc, self.killed = None, False
+        self.foreground = foreground
+        self.proc, self.daemon_pid, self.killed = None, None, False
         self.log = os.path.join(os.path.dirname(self.path), os.path.basename(self.path) + ".log")
 
     def command(self):
@@ -225,7 +251,7 @@ class Mount:
         o.update(cache_dir=self.cache, retry_base_ms="20", log_level="debug")
         o.update(self.opts)
         parts = [k if v is True else "%s=%s" % (k, v) for k, v in o.items() if v is not None and v is not False]
-        return [self.binary, "-f"] + self.args + ["-o", ",".join(parts), self.path]
+        return [self.binary] + (["-f"] if self.foreground else []) + self.args + ["-o", ",".join(parts), self.path]
 
     def env(self):
         env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
@@ -239,8 +265,15 @@ class Mount:
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, env=self.env())
-        ok = wait_for(lambda: self.proc.poll() is not None or mount_fstype(self.path) == "fuse.l2dfs", timeout)
-        if self.proc.poll() is not None or not ok:
+        if self.foreground:
+            ok = wait_for(lambda: self.proc.poll() is not None or mount_fstype(self.path) == "fuse.l2dfs", timeout)
+            failed = self.proc.poll() is not None or not ok
+        else:
+            rc = reap(self.proc, timeout)
+            ok = wait_for(lambda: mount_fstype(self.path) == "fuse.l2dfs", timeout)
+            self.daemon_pid = find_daemon(self.binary, self.path) if ok else None
+            failed = rc or self.proc.returncode != 0 or not ok or self.daemon_pid is None
+        if failed:
             rc = self.proc.poll()
             self.unmount()
             raise AssertionError("l2dfs did not mount %s (exit %s):\n%s" % (self.path, rc, self.log_text()))
@@ -248,7 +281,7 @@ class Mount:
 
     @property
     def pid(self):
-        return self.proc.pid
+        return self.proc.pid if self.foreground else self.daemon_pid
 
     def log_text(self):
         try:
@@ -258,23 +291,33 @@ class Mount:
             return ""
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        if self.foreground:
+            return self.proc is not None and self.proc.poll() is None
+        return self.daemon_pid is not None and pid_alive(self.daemon_pid)
 
     def unmount(self):
-        """Unmount (lazily as a last resort), reap the process; its exit code."""
+        """Unmount (lazily as a last resort), wait for the process; its exit
+        code (None for a daemon, whose code cannot be had)."""
         if mount_fstype(self.path) is not None:
             r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
         if self.proc is None:
             return None
-        if reap(self.proc, 10):
-            self.killed = True
-        return self.proc.returncode
+        if self.foreground:
+            if reap(self.proc, 10):
+                self.killed = True
+            return self.proc.returncode
+        if self.alive() and not wait_for(lambda: not self.alive(), 10):
+            self.kill9()
+        return None
 
     def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        if self.pid is not None and self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            wait_for(lambda: not self.alive(), 10)
+        if self.foreground:
+            self.proc.wait()
         self.killed = True
 
     def __getitem__(self, rel):

@@ -9,13 +9,14 @@ import time
 
 import pytest
 
-from helpers import costume, index_rows, asset_row, read_file
+from helpers import costume, index_rows, asset_row, read_file, wait_for
 
 DOCS = {"GET /api/characters/all.2.json": 1,
         "GET /api/explorer/jp/assets/_info.json": 1,
         "GET /api/costumes/all.5.json": 1}
 ZH = {1: "户山 香澄", 2: "花园 多惠", 36: "高松 灯", 37: "千早 爱音"}
 NO_PREFETCH = {"prefetch": "off"}
+TEX = "textures/texture_00.png"
 
 
 def build_data_key(name):
@@ -309,3 +310,33 @@ def test_shared_files_are_cached_once(mount, origin):
     rel = shared[0]
     assert read_file(a.path(m, rel)) == read_file(b.path(m, rel)) == origin.expected(a.files[rel])
     assert origin.count("GET", a.files[rel]) == 1
+
+
+def test_background_mount(mount, origin):
+    m = mount(foreground=False, opts=NO_PREFETCH)
+    assert m.proc.returncode == 0 and m.pid != m.proc.pid and m.alive()
+    assert sorted(os.listdir(m["characters"])) == sorted(ZH.values())
+    c = costume(origin)
+    assert read_file(c.path(m, TEX)) == origin.expected(c.files[TEX])
+    m.unmount()
+    assert not m.alive()
+
+
+def test_cache_survives_a_crash(mount, origin):
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    tex1 = "textures/texture_01.png"
+    data = read_file(c.path(m, TEX))
+    origin.fault(path=c.files[tex1] + "$", kind="stall", seconds=5, method="GET")
+    reader = threading.Thread(target=lambda: subprocess.run(["cat", c.path(m, tex1)], capture_output=True))
+    reader.start()
+    assert wait_for(lambda: origin.count("GET", c.files[tex1]) == 1, 5)
+    m.kill9()
+    reader.join(10)
+    m.unmount()
+    origin.reset()
+    m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH)
+    assert read_file(c.path(m2, TEX)) == data
+    assert origin.stats()["total"] == 0
+    assert read_file(c.path(m2, tex1)) == origin.expected(c.files[tex1])
+    assert wait_for(lambda: not [p for p in walk(m.cache) if ".tmp." in os.path.basename(p)], 5)
