@@ -11,6 +11,8 @@
  *      asks for ("the catalogue", "this costume's files", "this asset on
  *      disk"), kept in index/ and cache/, with one download per asset
  *      however many readers wait.
+ *   4. Cache care (care.c): eviction of least recently used files and
+ *      integrity checks, for `l2dfs gc|verify` and the mount's cache_max.
  *
  * Every function returns 0 or a negative errno unless it says otherwise.
  */
@@ -123,7 +125,7 @@ int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *c
 
 /* "ja|en|zh-hant|zh-hans|ko" -> 0..4; "jp|en|tw|cn|kr" checked. */
 int fetch_parse_lang(const char *s, int *lang);
-int fetch_server_is_valid(const char *s);
+int fetch_server_is_valid(const char *s); /* 1 if valid, else 0 */
 
 /* Names rejected while parsing, each with a reason, for the caller to log. */
 struct fetch_rejects {
@@ -212,7 +214,10 @@ struct fetch_library_config {
 	const char *server; /* jp|en|tw|cn|kr */
 	int lang;           /* 0..4 */
 	int prefetch;       /* queue a costume's files when one of them is opened */
-	int64_t cache_max;  /* bytes; 0 = no limit */
+	/* bytes; 0 = no limit. Above it, each finished download evicts least
+	 * recently used files down to FETCH_CARE_LOW_WATER % (fetch_care_gc),
+	 * and a download failing with ENOSPC evicts and tries once more. */
+	int64_t cache_max;
 };
 
 struct fetch_library;
@@ -263,5 +268,79 @@ int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int pa
  * unknown ones probed first). *text is malloc'd. */
 int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
 			     size_t *len);
+
+/* name.txt of a costume: its display name and a newline. *text is malloc'd.
+ * -ENOENT if the costume has no display name. */
+int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char **text,
+			   size_t *len);
+
+/*
+ * Start no more asset transfers: fetch_asset_open() and fetch_asset_prefetch()
+ * then fail with -ECANCELED instead of downloading (cached files still open);
+ * transfers in flight go on. After it, those two functions never touch the
+ * engine again, so the engine may be freed (cancelling what is in flight)
+ * while other threads still call them. Other functions of the library still
+ * use the engine: do not call them once it is freed.
+ */
+void fetch_library_stop(struct fetch_library *lib);
+
+/* ------------------------------------------------------------------ */
+/* 4. Cache care                                                       */
+/* ------------------------------------------------------------------ */
+
+/* The share of cache_max (or of gc's --max-size) an eviction goes down to. */
+#define FETCH_CARE_LOW_WATER 90
+
+/* How far an asset's download got, 0..100 (100 once completed). */
+int fetch_asset_progress(const struct idx_asset *a);
+
+struct fetch_care_report {
+	int64_t total_before;      /* bytes of completed assets (every server) */
+	int64_t total_after;
+	int64_t freed;             /* bytes given back to the filesystem */
+	int evicted;               /* files taken out of the cache */
+	int kept_open;             /* held open (a reader of a mount) */
+	int64_t kept_open_bytes;
+	int kept_linked;           /* hardlinked outside the cache: evicting frees nothing */
+	int64_t kept_linked_bytes;
+	int in_flight;             /* downloads in progress, never touched */
+};
+
+/*
+ * Evict least recently used completed assets of every server until their
+ * total is at most low_pct % of max_size (nothing happens below that).
+ * Files held open (cache_asset_evict() says -EBUSY) and files hardlinked
+ * outside the cache are kept and counted; downloads in flight are never
+ * touched. Evicted rows go back to pending, so the next read downloads
+ * again. Works beside a mount of the same cache, in another process.
+ */
+int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
+		  struct fetch_care_report *r);
+
+enum fetch_verify_problem {
+	FETCH_VERIFY_MISSING,   /* the index says completed, the file is gone */
+	FETCH_VERIFY_TRUNCATED, /* its size differs from the index */
+	FETCH_VERIFY_CORRUPTED, /* same size, another SHA-256 */
+};
+
+struct fetch_verify_report {
+	int checked;  /* completed assets looked at */
+	int missing, truncated, corrupted;
+	int repaired; /* removed and marked pending */
+	int64_t bytes;/* bytes hashed */
+};
+
+/* Told about each unsound asset; found_size is -1 for a missing file. */
+typedef void (*fetch_verify_fn)(void *arg, const struct idx_asset *a,
+				enum fetch_verify_problem problem, int64_t found_size,
+				int repaired);
+
+/*
+ * Hash every completed asset's cache file (every server) and compare it
+ * with the index. With repair, an unsound file is removed and its row
+ * marked pending so the next read downloads it again. fn may be NULL.
+ */
+int fetch_care_verify(struct idx *idx, struct cache *cache, int repair, fetch_verify_fn fn,
+		      void *arg, struct fetch_verify_report *r);
 
 #endif

@@ -412,24 +412,29 @@ char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n)
 /* Costume order                                                       */
 /* ------------------------------------------------------------------ */
 
-/* The first run of digits after the first '_', leading zeros skipped
- * (none: the empty run, which is 0). */
+/* The number of a costume name: the leading digits of the first
+ * '_'-separated field after the first '_' that starts with a digit
+ * ("036_dream_festival_3_ur" -> 3, "036_2018_dog" -> 2018); "036_casual-2023"
+ * has none and counts as 0, which lists it first as the site does. Leading
+ * zeros are skipped so runs compare by length, then bytes. */
 static const char *first_number(const char *name, size_t *len)
 {
 	const char *p = strchr(name, '_');
-	if (!p) {
-		*len = 0;
-		return name;
+	*len = 0;
+	while (p) {
+		p++;
+		if (*p >= '0' && *p <= '9') {
+			while (*p == '0')
+				p++;
+			const char *start = p;
+			while (*p >= '0' && *p <= '9')
+				p++;
+			*len = (size_t)(p - start);
+			return start;
+		}
+		p = strchr(p, '_');
 	}
-	while (*p && (*p < '0' || *p > '9'))
-		p++;
-	while (*p == '0')
-		p++;
-	const char *start = p;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	*len = (size_t)(p - start);
-	return start;
+	return name;
 }
 
 /* "...live_event" last; then by the number, compared at any length; then

@@ -815,12 +815,12 @@ static void test_costume_order(void **state)
 		"036_x007",		  "036_x7",		    "036_x10",
 	};
 	static const char *const sorted[] = {
-		"036_casual",			  /* no number: 0 */
-		"036_dream_festival_3_ur",	  "036_x007", "036_x7", "036_x10",
-		"036_live_event_307_ssr",	  "036_2018_dog", "036_birthday_2021",
-		"036_birthday_2022",		  "036_casual-2023",
+		/* no number after an '_': 0, then by name */
+		"036_casual", "036_casual-2023", "036_x007", "036_x10", "036_x7",
+		"036_dream_festival_3_ur", "036_live_event_307_ssr", "036_2018_dog",
+		"036_birthday_2021", "036_birthday_2022",
 		"036_event_99999999999999999999_x", "036_event_100000000000000000000_x",
-		"036_a_live_event",		  "036_live_event", /* ending in live_event */
+		"036_a_live_event", "036_live_event", /* ending in live_event */
 	};
 	size_t n = sizeof(names) / sizeof(names[0]);
 	qsort(names, n, sizeof(names[0]), cmp_names);
