@@ -1,6 +1,6 @@
 # l2dfs — see README.md. `make` builds build/l2dfs; `make check` runs every test.
 
-PKGS      := fuse3 libcurl libcjson sqlite3 libcrypto
+PKGS      := fuse3 libcurl libcjson sqlite3 libcrypto libutf8proc
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
@@ -11,7 +11,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread
 
 MODULES  := log cache index fetch fs
