@@ -20,10 +20,36 @@ struct fs {
 	struct idx *idx;
 	struct cache *cache;
 
-	pthread_mutex_t lock; /* guards prefetched */
+	pthread_mutex_t lock; /* guards what follows */
 	int64_t *prefetched;  /* costumes already queued this mount */
 	size_t nprefetched, capprefetched;
+	struct fs_handle **slots; /* open handles by slot (handles.c) */
+	uint32_t *gens;           /* each slot's generation, part of the id */
+	uint32_t *free_slots;
+	size_t nslots, capslots, nfree;
 };
+
+/*
+ * An open file or directory: a cache file's descriptor, or bytes in memory
+ * (generated text, a listing). fi->fh holds its id; requests take a
+ * reference for as long as they use it.
+ */
+struct fs_handle {
+	int fd;     /* -1 when data is used */
+	char *data;
+	size_t len;
+	int refs;
+};
+
+/* Register h (refs set to 1, owned by the table); *id goes in fi->fh. */
+int fs_handle_add(struct fs *fs, struct fs_handle *h, uint64_t *id);
+/* The handle with a reference taken, or NULL if it was released. */
+struct fs_handle *fs_handle_get(struct fs *fs, uint64_t id);
+void fs_handle_put(struct fs *fs, struct fs_handle *h);
+/* Release: drop the table's reference (the last one closes and frees). */
+void fs_handle_remove(struct fs *fs, uint64_t id);
+/* Free what is left at unmount. */
+void fs_handles_free(struct fs *fs);
 
 /* ---- inode numbers ----
  * 1 root, 2 characters/, 3 costumes/; otherwise kind << 56 | view << 55 | id.

@@ -31,18 +31,9 @@ static int costume_of(struct fs *fs, int64_t id, struct idx_costume *c)
 /* The text of a generated file (model.json, name.txt); *text is malloc'd. */
 static int generated_text(struct fs *fs, const struct idx_file *f, char **text, size_t *len)
 {
-	struct idx_costume c;
-	int rc;
-
 	if (f->kind == IDX_KIND_MODEL_JSON)
 		return fetch_costume_model_json(fs->lib, f->costume_id, text, len);
-	rc = costume_of(fs, f->costume_id, &c);
-	if (rc < 0)
-		return rc;
-	if (asprintf(text, "%s\n", c.display) < 0)
-		return -ENOMEM;
-	*len = strlen(*text);
-	return 0;
+	return fetch_costume_name_txt(fs->lib, f->costume_id, text, len);
 }
 
 /* Size of an asset-backed file, probing (or, failing that, downloading)
@@ -408,60 +399,77 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 	return rc < 0 ? rc : b->err;
 }
 
+/* Register a handle and answer the open; frees h on failure. */
+static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h)
+{
+	struct fs *fs = fs_of(req); /* req is gone once answered */
+	int rc = fs_handle_add(fs, h, &fi->fh);
+
+	if (rc < 0) {
+		if (h->fd >= 0)
+			close(h->fd);
+		free(h->data);
+		free(h);
+		fuse_reply_err(req, -rc);
+	} else if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* The opener is gone (interrupted): no release will come. */
+		fs_handle_remove(fs, fi->fh);
+	}
+}
+
+/* Answer a read of size bytes at off from a handle's memory. */
+static void reply_from_memory(fuse_req_t req, const struct fs_handle *h, size_t size,
+			      off_t off)
+{
+	if (off < 0 || (size_t)off >= h->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, h->data + off,
+			       h->len - (size_t)off < size ? h->len - (size_t)off : size);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct dirbuf *b = calloc(1, sizeof(*b));
-	int rc;
+	struct dirbuf b = { .req = req };
+	struct fs_handle *h;
+	int rc = build_listing(fs, ino, &b);
 
-	if (!b) {
-		fuse_reply_err(req, ENOMEM);
+	h = rc == 0 ? calloc(1, sizeof(*h)) : NULL;
+	if (!h) {
+		free(b.p);
+		fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
 		return;
 	}
-	b->req = req;
-	rc = build_listing(fs, ino, b);
-	if (rc < 0) {
-		free(b->p);
-		free(b);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)b;
+	*h = (struct fs_handle){ .fd = -1, .data = b.p, .len = b.size };
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	reply_open(req, fi, h);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req); /* req is gone once answered */
+	struct fs_handle *h = fs_handle_get(fs, fi->fh);
 
 	(void)ino;
-	if ((size_t)off >= b->size)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, b->p + off, b->size - (size_t)off < size ? b->size - (size_t)off
-									    : size);
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	reply_from_memory(req, h, size, off);
+	fs_handle_put(fs, h);
 }
 
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	free(b->p);
-	free(b);
+	fs_handle_remove(fs_of(req), fi->fh); /* before the reply frees req */
 	fuse_reply_err(req, 0);
 }
 
 /* ---- files ---- */
-
-struct handle {
-	int fd;     /* cache file, or -1 */
-	char *text; /* generated content */
-	size_t len;
-};
 
 /* Queue the costume's files once per mount when one of them is opened. */
 static void maybe_prefetch(struct fs *fs, int64_t costume)
@@ -494,7 +502,7 @@ static void maybe_prefetch(struct fs *fs, int64_t costume)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct handle *h;
+	struct fs_handle *h;
 	struct idx_file f;
 	int rc;
 
@@ -519,54 +527,43 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->fd = -1;
 	maybe_prefetch(fs, f.costume_id);
 	if (!f.asset_id) {
-		rc = generated_text(fs, &f, &h->text, &h->len);
+		rc = generated_text(fs, &f, &h->data, &h->len);
 		fi->direct_io = 1;
 	} else {
 		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
 		fi->keep_cache = 1;
 	}
 	if (rc < 0) {
-		free(h->text);
+		free(h->data);
 		free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fuse_reply_open(req, fi);
+	reply_open(req, fi, h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req); /* req is gone once answered */
+	struct fs_handle *h = fs_handle_get(fs, fi->fh);
 
 	(void)ino;
-	if (h->fd < 0) {
-		if ((size_t)off >= h->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, h->text + off,
-				       h->len - (size_t)off < size ? h->len - (size_t)off : size);
+	if (!h) {
+		fuse_reply_err(req, EBADF);
 		return;
 	}
-	/* Zero-copy where the kernel allows: libfuse splices from the fd. */
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = h->fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	(void)ino;
-	if (h->fd >= 0)
-		close(h->fd);
-	free(h->text);
-	free(h);
-	fuse_reply_err(req, 0);
+	if (h->fd < 0) {
+		reply_from_memory(req, h, size, off);
+	} else {
+		/* Zero-copy where the kernel allows: libfuse splices from the fd. */
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = h->fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	}
+	fs_handle_put(fs, h);
 }
 
 /* ---- status as extended attributes ---- */
@@ -607,10 +604,7 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 	if (strcmp(name, "state") == 0) {
 		snprintf(buf, len, "%s", idx_state_name(a.state));
 	} else if (strcmp(name, "progress") == 0) {
-		int pct = a.state == IDX_COMPLETED ? 100
-			  : a.size > 0		   ? (int)(a.bytes_done * 100 / a.size)
-						   : 0;
-		snprintf(buf, len, "%d", pct);
+		snprintf(buf, len, "%d", fetch_asset_progress(&a));
 	} else if (strcmp(name, "size") == 0) {
 		snprintf(buf, len, "%lld", (long long)a.size);
 	} else if (strcmp(name, "sha256") == 0) {
@@ -757,7 +751,7 @@ const struct fuse_lowlevel_ops fs_lowlevel_ops = {
 	.getattr = op_getattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
-	.releasedir = op_releasedir,
+	.releasedir = op_release,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,

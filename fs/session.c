@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../log/log.h"
@@ -21,13 +23,20 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	int fd;
 
 	/* libfuse's own message for this is vague; check first. */
+	struct stat st;
 	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot use /dev/fuse: %s (is the fuse module loaded?)",
 			 strerror(errno));
 		return -ENODEV;
 	}
+	int is_fuse = fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 10 &&
+		      minor(st.st_rdev) == 229;
 	close(fd);
+	if (!is_fuse) {
+		snprintf(why, whylen, "cannot use /dev/fuse: it is not the FUSE device (10,229)");
+		return -ENODEV;
+	}
 
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
@@ -104,6 +113,7 @@ void fs_destroy(struct fs *fs)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	fs_handles_free(fs);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->prefetched);
 	free(fs->mountpoint);

@@ -1,0 +1,115 @@
+/*
+ * handles.c: open files and directories, by id.
+ *
+ * fi->fh holds an id, not a pointer: a read that races with the release of
+ * its handle (the reader was killed and the kernel released the file while
+ * the read was still queued) then finds no handle and fails with EBADF,
+ * instead of using freed memory or a descriptor number already reused for
+ * another file.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void handle_free(struct fs_handle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->data);
+	free(h);
+}
+
+int fs_handle_add(struct fs *fs, struct fs_handle *h, uint64_t *id)
+{
+	uint32_t slot;
+
+	pthread_mutex_lock(&fs->lock);
+	if (fs->nfree) {
+		slot = fs->free_slots[--fs->nfree];
+	} else {
+		if (fs->nslots == fs->capslots) {
+			size_t cap = fs->capslots ? fs->capslots * 2 : 64;
+			struct fs_handle **s = realloc(fs->slots, cap * sizeof(*s));
+			if (s)
+				fs->slots = s;
+			uint32_t *g = realloc(fs->gens, cap * sizeof(*g));
+			if (g)
+				fs->gens = g;
+			uint32_t *f = realloc(fs->free_slots, cap * sizeof(*f));
+			if (f)
+				fs->free_slots = f;
+			if (!s || !g || !f) {
+				pthread_mutex_unlock(&fs->lock);
+				return -ENOMEM;
+			}
+			fs->capslots = cap;
+		}
+		slot = (uint32_t)fs->nslots++;
+		fs->gens[slot] = 0;
+	}
+	fs->slots[slot] = h;
+	h->refs = 1;
+	*id = ((uint64_t)++fs->gens[slot] << 32) | slot;
+	pthread_mutex_unlock(&fs->lock);
+	return 0;
+}
+
+/* The slot of a live id, or -1. Caller holds fs->lock. */
+static long slot_of(struct fs *fs, uint64_t id)
+{
+	uint32_t slot = (uint32_t)id;
+	if (slot >= fs->nslots || !fs->slots[slot] || fs->gens[slot] != (uint32_t)(id >> 32))
+		return -1;
+	return slot;
+}
+
+struct fs_handle *fs_handle_get(struct fs *fs, uint64_t id)
+{
+	struct fs_handle *h = NULL;
+
+	pthread_mutex_lock(&fs->lock);
+	long slot = slot_of(fs, id);
+	if (slot >= 0) {
+		h = fs->slots[slot];
+		h->refs++;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return h;
+}
+
+void fs_handle_put(struct fs *fs, struct fs_handle *h)
+{
+	pthread_mutex_lock(&fs->lock);
+	int last = --h->refs == 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (last)
+		handle_free(h);
+}
+
+void fs_handle_remove(struct fs *fs, uint64_t id)
+{
+	struct fs_handle *h = NULL;
+
+	pthread_mutex_lock(&fs->lock);
+	long slot = slot_of(fs, id);
+	if (slot >= 0) {
+		h = fs->slots[slot];
+		fs->slots[slot] = NULL;
+		fs->free_slots[fs->nfree++] = (uint32_t)slot;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (h)
+		fs_handle_put(fs, h);
+}
+
+void fs_handles_free(struct fs *fs)
+{
+	for (size_t i = 0; i < fs->nslots; i++)
+		if (fs->slots[i])
+			handle_free(fs->slots[i]);
+	free(fs->slots);
+	free(fs->gens);
+	free(fs->free_slots);
+}
