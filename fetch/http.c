@@ -86,6 +86,7 @@ struct fetch_engine {
 	struct req *timers; /* by due_ms */
 	struct http_bases bases;
 	unsigned rng;
+	int h2c_fresh; /* h2c: a new connection per transfer */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -191,7 +192,9 @@ static int launch(struct fetch_engine *e, struct slot *s)
 	curl_easy_setopt(s->h, CURLOPT_HTTP_VERSION, version);
 	/* Waiting for a connection to learn whether it multiplexes only
 	 * pays where HTTP/2 is possible. */
-	curl_easy_setopt(s->h, CURLOPT_PIPEWAIT, (long)(!plain || e->cfg.h2c));
+	curl_easy_setopt(s->h, CURLOPT_PIPEWAIT, (long)(!plain || (e->cfg.h2c && !e->h2c_fresh)));
+	curl_easy_setopt(s->h, CURLOPT_FRESH_CONNECT, (long)(plain && e->h2c_fresh));
+	curl_easy_setopt(s->h, CURLOPT_FORBID_REUSE, (long)(plain && e->h2c_fresh));
 	curl_easy_setopt(s->h, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(s->h, CURLOPT_WRITEDATA, r);
 	if (curl_multi_add_handle(e->multi, s->h) != CURLM_OK) {
@@ -596,21 +599,12 @@ static struct req *dequeue(struct fetch_engine *e)
 	return NULL;
 }
 
-/* Due retries go ahead of their queue (in due order); then requests fill
- * the free slots. Returns -1 once the engine is stopping. */
-static int admit(struct fetch_engine *e)
+/* Due retries go ahead of their queue (in due order). */
+static void promote_timers(struct fetch_engine *e)
 {
-	struct req *batch = NULL, **tail = &batch, *r;
-	struct req **ins[2] = { &e->head[0], &e->head[1] };
+	struct req **ins[2] = { &e->head[0], &e->head[1] }, *r;
 	int64_t now = http_now_ms();
-	int room = e->nfree;
 
-	pthread_mutex_lock(&e->lock);
-	if (e->stopping) {
-		pthread_mutex_unlock(&e->lock);
-		return -1;
-	}
-	e->wake_pending = 0;
 	while ((r = e->timers) && r->due_ms <= now) {
 		e->timers = r->next;
 		r->next = *ins[r->prio];
@@ -619,27 +613,47 @@ static int admit(struct fetch_engine *e)
 			e->tail[r->prio] = r;
 		ins[r->prio] = &r->next;
 	}
-	while (room > 0 && (r = dequeue(e))) {
-		*tail = r;
-		tail = &r->next;
-		room--;
-	}
-	pthread_mutex_unlock(&e->lock);
+}
 
-	while ((r = batch)) {
-		struct slot *s = &e->slots[e->free_slots[--e->nfree]];
-		batch = r->next;
-		r->next = NULL;
-		if (!s->h && !(s->h = new_handle(e))) {
-			e->nfree++;
-			set_reason(r, "out of memory");
-			finish(r, -ENOMEM);
-			continue;
+/* Fill the free slots from the queues. A request that fails fast gives its
+ * slot back at once, so go on until the slots or the queues run out.
+ * Returns -1 once the engine is stopping. */
+static int admit(struct fetch_engine *e)
+{
+	for (;;) {
+		struct req *batch = NULL, **tail = &batch, *r;
+		int room = e->nfree;
+
+		pthread_mutex_lock(&e->lock);
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->lock);
+			return -1;
 		}
-		s->r = r;
-		start_round(e, s);
+		e->wake_pending = 0;
+		promote_timers(e);
+		while (room > 0 && (r = dequeue(e))) {
+			*tail = r;
+			tail = &r->next;
+			room--;
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (!batch)
+			return 0;
+
+		while ((r = batch)) {
+			struct slot *s = &e->slots[e->free_slots[--e->nfree]];
+			batch = r->next;
+			r->next = NULL;
+			if (!s->h && !(s->h = new_handle(e))) {
+				e->nfree++;
+				set_reason(r, "out of memory");
+				finish(r, -ENOMEM);
+				continue;
+			}
+			s->r = r;
+			start_round(e, s);
+		}
 	}
-	return 0;
 }
 
 static void cancel_all(struct fetch_engine *e)
@@ -739,6 +753,9 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
 	pthread_mutex_init(&e->lock, NULL);
 	e->cfg = *cfg;
 	http_bases_init(&e->bases, &e->cfg);
+	/* libcurl before 8.0.0 breaks a prior-knowledge HTTP/2 connection
+	 * that a second transfer reuses ("Error in the HTTP2 framing layer"). */
+	e->h2c_fresh = cfg->h2c && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
 	e->rng = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)e;
 	e->slots = calloc((size_t)cfg->max_transfers, sizeof(*e->slots));
 	e->free_slots = calloc((size_t)cfg->max_transfers, sizeof(*e->free_slots));

@@ -178,6 +178,41 @@ static int run(struct fetch_engine *e, enum fetch_method m, const char *path, st
 	return res->err;
 }
 
+struct tally {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int ok, left;
+};
+
+static void tally_done(void *arg, const struct fetch_result *res)
+{
+	struct tally *t = arg;
+	pthread_mutex_lock(&t->lock);
+	t->ok += res->err == 0;
+	if (--t->left == 0)
+		pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int discard_write(void *ctx, const void *buf, size_t n)
+{
+	(void)ctx;
+	(void)buf;
+	(void)n;
+	return 0;
+}
+
+static const struct fetch_sink discard_sink = { NULL, discard_write, NULL, NULL };
+
+/* Wait until every request counted in t has ended. */
+static void tally_wait(struct tally *t)
+{
+	pthread_mutex_lock(&t->lock);
+	while (t->left > 0)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
 static int peer_number(const char *path)
 {
 	char *body;
@@ -398,8 +433,24 @@ static int unused_port(void)
 	return ntohs(a.sin_port);
 }
 
+struct chain {
+	struct fetch_engine *e;
+	struct tally *t;
+};
+
+static void submit_three(void *arg, const struct fetch_result *res)
+{
+	struct chain *c = arg;
+	for (int i = 0; i < 3; i++)
+		if (fetch_submit(c->e, FETCH_API, "/z", FETCH_GET, FETCH_FOREGROUND, &discard_sink,
+				 tally_done, c->t) < 0)
+			tally_done(c->t, res);
+}
+
 static void test_refused(void **state)
 {
+	struct tally t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 3 };
+	struct chain chain = { NULL, &t };
 	struct fetch_config c;
 	struct fetch_engine *e;
 	struct rec rec = { 0 };
@@ -411,7 +462,9 @@ static void test_refused(void **state)
 	test_config(&c);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api", unused_port());
 	c.api_url = c.assets_url = url;
+	c.max_transfers = 1;
 	e = engine(&c);
+	chain.e = e;
 	t0 = now_ms();
 	assert_int_equal(run(e, FETCH_GET, "/x", &rec, &res), -EIO);
 	assert_true(now_ms() - t0 < 1500);
@@ -424,6 +477,15 @@ static void test_refused(void **state)
 	assert_int_equal(res.attempts, 0);
 	assert_true(now_ms() - t0 < 200);
 	assert_non_null(strstr(res.reason, "unreachable"));
+	/* Queued together (from a done callback), each request failing fast
+	 * hands the one slot to the next at once. */
+	t0 = now_ms();
+	assert_int_equal(fetch_submit(e, FETCH_API, "/w", FETCH_GET, FETCH_FOREGROUND,
+				      &discard_sink, submit_three, &chain),
+			 0);
+	tally_wait(&t);
+	assert_int_equal(t.ok, 0);
+	assert_true(now_ms() - t0 < 200);
 	fetch_engine_free(e);
 }
 
@@ -512,37 +574,11 @@ static void test_mirror(void **state)
 	fetch_engine_free(e);
 }
 
-struct tally {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int ok, left;
-};
-
 struct burst {
 	struct fetch_engine *e;
 	struct tally *t;
 	int first;
 };
-
-static void tally_done(void *arg, const struct fetch_result *res)
-{
-	struct tally *t = arg;
-	pthread_mutex_lock(&t->lock);
-	t->ok += res->err == 0 && res->size == 300;
-	if (--t->left == 0)
-		pthread_cond_signal(&t->cond);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static int discard_write(void *ctx, const void *buf, size_t n)
-{
-	(void)ctx;
-	(void)buf;
-	(void)n;
-	return 0;
-}
-
-static const struct fetch_sink discard_sink = { NULL, discard_write, NULL, NULL };
 
 static void *burst_thread(void *arg)
 {
@@ -580,10 +616,7 @@ static void test_parallel(void **state)
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	pthread_mutex_lock(&t.lock);
-	while (t.left > 0)
-		pthread_cond_wait(&t.cond, &t.lock);
-	pthread_mutex_unlock(&t.lock);
+	tally_wait(&t);
 	assert_int_equal(t.ok, 64);
 	most = peer_number("/stats/max");
 	assert_true(most <= 4);
