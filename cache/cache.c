@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -218,6 +219,16 @@ int cache_asset_dir(const struct cache *c, const char *server, const char *bundl
 	return cache_dir(c, server, bundle, create, dfd);
 }
 
+/* flock() through EINTR. */
+static int lock_file(int fd, int op)
+{
+	while (flock(fd, op) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
 int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
 		     const char *file, int64_t expect_size, int *fd)
 {
@@ -237,9 +248,17 @@ int cache_asset_open(const struct cache *c, const char *server, const char *bund
 		err = -errno;
 	else if (!S_ISREG(st.st_mode))
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	else if (expect_size >= 0 && st.st_size != expect_size)
+	else
+		err = lock_file(f, LOCK_SH);
+	/* The shared lock keeps eviction away; an eviction that held the
+	 * exclusive one meanwhile has left a file with no name. */
+	if (!err && fstat(f, &st) < 0)
+		err = -errno;
+	if (!err && st.st_nlink == 0)
+		err = -ENOENT;
+	if (!err && expect_size >= 0 && st.st_size != expect_size)
 		err = -ESTALE;
-	else if (fcntl(f, F_SETFL, 0) < 0)
+	if (!err && fcntl(f, F_SETFL, 0) < 0)
 		err = -errno;
 	if (err) {
 		close(f);
@@ -259,6 +278,43 @@ int cache_asset_stat(const struct cache *c, const char *server, const char *bund
 		return err;
 	if (fstatat(dfd, file, st, AT_SYMLINK_NOFOLLOW) < 0)
 		err = -errno;
+	close(dfd);
+	return err;
+}
+
+int cache_asset_evict(const struct cache *c, const char *server, const char *bundle,
+		      const char *file, int64_t *freed)
+{
+	struct stat st, now;
+	int dfd, f, err;
+
+	err = cache_asset_dir(c, server, bundle, file, 0, &dfd);
+	if (err)
+		return err;
+	f = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (f < 0) {
+		err = -errno;
+		close(dfd);
+		return err;
+	}
+	err = lock_file(f, LOCK_EX | LOCK_NB);
+	if (err == -EWOULDBLOCK)
+		err = -EBUSY;
+	if (!err && fstat(f, &st) < 0)
+		err = -errno;
+	if (!err && !S_ISREG(st.st_mode))
+		err = -EINVAL;
+	/* A new download may have been renamed over the name since the open:
+	 * that file is not the one locked, leave it. */
+	if (!err && fstatat(dfd, file, &now, AT_SYMLINK_NOFOLLOW) < 0)
+		err = -errno;
+	if (!err && (now.st_ino != st.st_ino || now.st_dev != st.st_dev))
+		err = -EBUSY;
+	if (!err && unlinkat(dfd, file, 0) < 0)
+		err = -errno;
+	if (!err && freed)
+		*freed = st.st_nlink > 1 ? 0 : (int64_t)st.st_size;
+	close(f);
 	close(dfd);
 	return err;
 }

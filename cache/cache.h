@@ -52,10 +52,21 @@ int cache_asset_path(const struct cache *c, const char *server, const char *bund
 
 /* Open a cached asset read-only (O_NOFOLLOW all the way down).
  * expect_size >= 0: the file must have exactly that size, else -ESTALE
- * (it was truncated or changed behind our back). -ENOENT if absent.
- * On success *fd is the caller's. */
+ * (it was truncated or changed behind our back). -ENOENT if absent (or
+ * evicted while this open waited). On success *fd is the caller's and holds
+ * a shared flock(): cache_asset_evict() leaves the file alone while it is
+ * open, in this process or another. */
 int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
 		     const char *file, int64_t expect_size, int *fd);
+
+/*
+ * Take an asset out of the cache unless someone has it open through
+ * cache_asset_open() (-EBUSY then). *freed (may be NULL) gets the bytes
+ * given back to the filesystem: 0 when other hardlinks (a pull's folder)
+ * keep them on disk. A missing file is -ENOENT.
+ */
+int cache_asset_evict(const struct cache *c, const char *server, const char *bundle,
+		      const char *file, int64_t *freed);
 
 /* stat() of a cached asset without following symlinks. -ENOENT if absent. */
 int cache_asset_stat(const struct cache *c, const char *server, const char *bundle,

@@ -134,7 +134,7 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 		   const struct fetch_result *res)
 {
 	char hex[CACHE_SHA256_HEX], msg[IDX_TEXT_MAX + 1];
-	int64_t size = 0;
+	int64_t size = 0, asset_id = t->asset_id;
 	int err = res->err;
 
 	if (err == 0) {
@@ -157,6 +157,8 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 	} else if (err == -ECANCELED) {
 		idx_asset_mark_pending(lib->idx, t->asset_id);
 	} else {
+		/* New files are the most recently used: eviction takes them last. */
+		idx_asset_touch(lib->idx, t->asset_id);
 		log_debug("%s/%s: cached, %lld bytes", t->bundle, t->file, (long long)size);
 	}
 	pthread_mutex_lock(&lib->lock);
@@ -167,6 +169,8 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 	pthread_cond_broadcast(&lib->changed);
 	transfer_put(t);
 	pthread_mutex_unlock(&lib->lock);
+	if (err == 0)
+		fetch_care_added(lib, asset_id, size);
 }
 
 static void *commit_worker(void *arg)
@@ -203,12 +207,18 @@ int fetch_assets_start(struct fetch_library *lib)
 	return lib->nworkers ? 0 : -EAGAIN;
 }
 
-void fetch_assets_stop(struct fetch_library *lib)
+void fetch_library_stop(struct fetch_library *lib)
 {
+	/* transfer_start() checks this under the lock it submits with. */
 	pthread_mutex_lock(&lib->lock);
 	lib->stopping = 1;
 	pthread_cond_broadcast(&lib->changed);
 	pthread_mutex_unlock(&lib->lock);
+}
+
+void fetch_assets_stop(struct fetch_library *lib)
+{
+	fetch_library_stop(lib);
 	for (int i = 0; i < lib->nworkers; i++)
 		pthread_join(lib->workers[i], NULL);
 	lib->nworkers = 0;
@@ -300,9 +310,10 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 {
 	struct idx_asset a;
 	struct fetch_transfer *t;
-	int rc;
+	int rc, made_room = 0;
 
-	/* Two rounds: a cached file found bad is downloaded once more. */
+	/* Two rounds: a cached file found bad is downloaded once more, or a
+	 * download that ran out of space once room was made. */
 	for (int round = 0; round < 3; round++) {
 		rc = idx_asset_get(lib->idx, asset_id, &a);
 		if (rc < 0)
@@ -329,6 +340,10 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 		if (rc == 0)
 			rc = transfer_wait(lib, t);
 		pthread_mutex_unlock(&lib->lock);
+		if (rc == -ENOSPC && !made_room && fetch_care_make_room(lib, a.size)) {
+			made_room = 1;
+			continue;
+		}
 		if (rc < 0)
 			return rc == -ENOENT || rc == -EFBIG || rc == -ENOSPC || rc == -ECANCELED
 				       ? rc

@@ -37,6 +37,7 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	lib->cache = cache;
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->changed, NULL);
+	fetch_care_start(lib);
 	rc = fetch_assets_start(lib);
 	if (rc < 0) {
 		fetch_library_free(lib);
@@ -621,6 +622,22 @@ out:
 	free(l.paths);
 	asset_list_free(&all);
 	return rc;
+}
+
+int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char **text,
+			   size_t *len)
+{
+	struct idx_costume c;
+	int rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
+
+	if (rc < 0)
+		return rc;
+	if (!c.display[0])
+		return -ENOENT;
+	if (asprintf(text, "%s\n", c.display) < 0)
+		return -ENOMEM;
+	*len = strlen(*text);
+	return 0;
 }
 
 /* ---- whole costumes ---- */

@@ -33,6 +33,11 @@ struct fetch_library {
 	int nworkers;
 	int stopping;
 	int outstanding;        /* transfers not yet committed */
+
+	/* Cache care with cfg.cache_max (care.c). */
+	int64_t care_total;     /* completed bytes: as last counted + added since */
+	int64_t care_trigger;   /* a pass runs once care_total is above this */
+	int care_running;       /* a pass is under way */
 };
 
 /* Take a key (wait while another thread holds it) / give it back. */
@@ -50,5 +55,16 @@ void fetch_assets_stop(struct fetch_library *lib);
 /* If the asset is in flight, wait for that transfer to end and return 1
  * (its outcome is then in the index); else return 0 at once. */
 int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
+
+/* cache_max: count the cached bytes once, at start. */
+void fetch_care_start(struct fetch_library *lib);
+
+/* cache_max: asset_id (size bytes) was just committed; evict least recently
+ * used files (never that one) if the total went over the limit. */
+void fetch_care_added(struct fetch_library *lib, int64_t asset_id, int64_t size);
+
+/* cache_max: a download of need bytes (-1: unknown) failed with ENOSPC.
+ * Evict below the limit to make room; 1 if anything was freed, else 0. */
+int fetch_care_make_room(struct fetch_library *lib, int64_t need);
 
 #endif
