@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void cli_settings_defaults(struct cli_settings *s)
 {
@@ -282,16 +283,18 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 		return CLI_CACHE;
 	}
 	snprintf(path, sizeof(path), "%s/index.db", cache_root(env->cache));
+	/* A deleted index is rebuilt like a broken one: the files stay ours. */
+	int existed = access(path, F_OK) == 0;
 	rc = idx_open(&env->idx, path, &recreated);
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs: index %s: %s\n", path, strerror(-rc));
 		cli_env_close(env);
 		return CLI_CACHE;
 	}
-	if (recreated) {
+	if (recreated)
 		log_warn("index %s was unusable: moved aside, starting a new one", path);
+	if (recreated || !existed)
 		rebuild_assets(env);
-	}
 	if (idx_asset_reset_downloading(env->idx, &n) == 0 && n)
 		log_info("%d downloads interrupted earlier will start again when needed", n);
 	if (!with_network)
