@@ -486,6 +486,16 @@ static int costume_assets(struct fetch_library *lib, int64_t costume_id, struct 
 	return rc;
 }
 
+/* 1 if every file of the costume is cached: nothing to probe and nothing
+ * missing, known from one query instead of one per file. */
+static int costume_complete(struct fetch_library *lib, int64_t costume_id)
+{
+	struct idx_costume_status st;
+
+	return idx_costume_status(lib->idx, costume_id, &st) == 0 &&
+	       st.files_done == st.files_total;
+}
+
 static int size_unknown(const struct idx_asset *a)
 {
 	return a->state != IDX_COMPLETED && a->size < 0 &&
@@ -503,7 +513,7 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optio
 	int rc;
 
 	rc = costume_assets(lib, costume_id, &l);
-	if (rc < 0)
+	if (rc < 0 || costume_complete(lib, costume_id))
 		goto out;
 	fetch_busy_acquire(lib, KEY_PROBE(costume_id));
 	paths = calloc(l.n + 1, sizeof(*paths));
@@ -555,7 +565,7 @@ void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id)
 {
 	struct asset_list l = { 0 };
 
-	if (costume_assets(lib, costume_id, &l) == 0)
+	if (costume_assets(lib, costume_id, &l) == 0 && !costume_complete(lib, costume_id))
 		for (size_t i = 0; i < l.n; i++)
 			fetch_asset_prefetch(lib, l.ids[i]);
 	asset_list_free(&l);
@@ -566,6 +576,7 @@ struct spec_list {
 	struct fetch_file_spec *files;
 	char (*paths)[IDX_NAME_MAX + 16];
 	size_t n;
+	int complete; /* every file cached: none is missing */
 };
 
 static int collect_present(void *arg, const struct idx_file *f)
@@ -582,8 +593,8 @@ static int collect_present(void *arg, const struct idx_file *f)
 
 	if (!f->asset_id || f->kind > IDX_KIND_EXPRESSION)
 		return 0;
-	if (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 ||
-	    (a.state == IDX_FAILED && a.err == ENOENT))
+	if (!l->complete && (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 ||
+			     (a.state == IDX_FAILED && a.err == ENOENT)))
 		return 0;
 	snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s%s", dir_prefix[f->dir], f->name);
 	l->files[l->n] = (struct fetch_file_spec){ spec_kind[f->kind], l->paths[l->n], NULL, NULL,
@@ -596,7 +607,7 @@ int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char
 			     size_t *len)
 {
 	struct asset_list all = { 0 };
-	struct spec_list l = { lib, NULL, NULL, 0 };
+	struct spec_list l = { lib, NULL, NULL, 0, 0 };
 	int rc = costume_assets(lib, costume_id, &all);
 
 	if (rc == 0)
@@ -609,6 +620,7 @@ int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char
 		rc = -ENOMEM;
 		goto out;
 	}
+	l.complete = costume_complete(lib, costume_id);
 	rc = idx_file_list(lib->idx, costume_id, -1, collect_present, &l);
 	if (rc == 0) {
 		*text = fetch_render_model_json(l.files, l.n);
