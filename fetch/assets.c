@@ -321,7 +321,9 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 		if (a.state == IDX_COMPLETED) {
 			rc = cache_asset_open(lib->cache, a.server, a.bundle, a.file, a.size, fd);
 			if (rc == 0) {
-				idx_asset_touch(lib->idx, asset_id);
+				/* The index keeps minutes: skip the query within one. */
+				if (idx_now() - a.last_access >= 60)
+					idx_asset_touch(lib->idx, asset_id);
 				return 0;
 			}
 			log_warn("%s/%s: cached copy %s, downloading it again", a.bundle, a.file,
