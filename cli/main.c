@@ -171,12 +171,9 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-#ifdef L2DFS_SUBCOMMANDS
 	{ "pull", cli_cmd_pull },     { "search", cli_cmd_search }, { "costumes", cli_cmd_costumes },
 	{ "status", cli_cmd_status }, { "retry", cli_cmd_retry },   { "gc", cli_cmd_gc },
-	{ "verify", cli_cmd_verify },
-#endif
-	{ NULL, NULL },
+	{ "verify", cli_cmd_verify }, { NULL, NULL },
 };
 
 int main(int argc, char **argv)

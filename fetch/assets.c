@@ -306,7 +306,7 @@ int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id)
 /* Seconds a "not on the origin" answer is trusted before asking again. */
 #define MISSING_RECHECK_S 600
 
-int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
+static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 {
 	struct idx_asset a;
 	struct fetch_transfer *t;
@@ -352,6 +352,16 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 				       : -EIO;
 	}
 	return -EIO;
+}
+
+int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
+{
+	/* Pinned, a file downloaded for this reader is not evicted before the
+	 * reader has it open (and its lock). */
+	fetch_care_pin(lib, asset_id, 1);
+	int rc = asset_open(lib, asset_id, fd);
+	fetch_care_pin(lib, asset_id, 0);
+	return rc;
 }
 
 void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id)

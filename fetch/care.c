@@ -41,7 +41,7 @@ static int64_t share_of(int64_t max, int pct)
 /* ---- the completed assets, least recently used first ---- */
 
 struct lru_entry {
-	int64_t id, size, last_access;
+	int64_t id, size, last_access, updated_at;
 };
 
 struct lru {
@@ -63,7 +63,8 @@ static int collect_completed(void *arg, const struct idx_asset *a)
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct lru_entry){ a->id, a->size > 0 ? a->size : 0, a->last_access };
+	l->v[l->n++] = (struct lru_entry){ a->id, a->size > 0 ? a->size : 0, a->last_access,
+					   a->updated_at };
 	l->total += a->size > 0 ? a->size : 0;
 	return 0;
 }
@@ -75,11 +76,14 @@ static int count_in_flight(void *arg, const struct idx_asset *a)
 	return 0;
 }
 
+/* last_access keeps minutes: within one, the older download goes first. */
 static int lru_cmp(const void *x, const void *y)
 {
 	const struct lru_entry *a = x, *b = y;
 	if (a->last_access != b->last_access)
 		return a->last_access < b->last_access ? -1 : 1;
+	if (a->updated_at != b->updated_at)
+		return a->updated_at < b->updated_at ? -1 : 1;
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
@@ -101,10 +105,10 @@ static int lru_load(struct idx *idx, struct lru *l)
 
 /* ---- eviction ---- */
 
-/* Evict until the completed bytes are at most target, sparing the asset
- * exclude (a row id; 0: none). */
-static int care_pass(struct idx *idx, struct cache *cache, int64_t target, int64_t exclude,
-		     struct fetch_care_report *r)
+/* Evict until the completed bytes are at most target, sparing the assets
+ * spare() (may be NULL) says 1 for. */
+static int care_pass(struct idx *idx, struct cache *cache, int64_t target,
+		     int (*spare)(void *arg, int64_t id), void *arg, struct fetch_care_report *r)
 {
 	struct lru l;
 	struct idx_asset a;
@@ -116,7 +120,7 @@ static int care_pass(struct idx *idx, struct cache *cache, int64_t target, int64
 	r->in_flight = l.in_flight;
 	for (size_t i = 0; rc == 0 && i < l.n && r->total_after > target; i++) {
 		int64_t freed = 0;
-		if (l.v[i].id == exclude || idx_asset_get(idx, l.v[i].id, &a) < 0)
+		if ((spare && spare(arg, l.v[i].id)) || idx_asset_get(idx, l.v[i].id, &a) < 0)
 			continue;
 		if (a.state != IDX_COMPLETED) {
 			/* Changed since the scan (by another process): not ours now. */
@@ -156,7 +160,7 @@ int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int lo
 {
 	if (max_size < 0 || low_pct < 0 || low_pct > 100)
 		return -EINVAL;
-	return care_pass(idx, cache, share_of(max_size, low_pct), 0, r);
+	return care_pass(idx, cache, share_of(max_size, low_pct), NULL, NULL, r);
 }
 
 /* ---- the library's limit (cache_max) ---- */
@@ -171,6 +175,50 @@ void fetch_care_start(struct fetch_library *lib)
 		lib->care_total = l.total;
 	free(l.v);
 	lib->care_trigger = lib->cfg.cache_max;
+}
+
+void fetch_care_pin(struct fetch_library *lib, int64_t asset_id, int add)
+{
+	if (lib->cfg.cache_max <= 0)
+		return;
+	pthread_mutex_lock(&lib->lock);
+	if (!add) {
+		for (size_t i = 0; i < lib->npins; i++) {
+			if (lib->pins[i] == asset_id) {
+				lib->pins[i] = lib->pins[--lib->npins];
+				break;
+			}
+		}
+	} else {
+		if (lib->npins == lib->cappins) {
+			size_t cap = lib->cappins ? lib->cappins * 2 : 16;
+			int64_t *p = realloc(lib->pins, cap * sizeof(*p));
+			if (!p)
+				abort(); /* a few bytes; nothing sensible to do without them */
+			lib->pins = p;
+			lib->cappins = cap;
+		}
+		lib->pins[lib->npins++] = asset_id;
+	}
+	pthread_mutex_unlock(&lib->lock);
+}
+
+struct spare_ctx {
+	struct fetch_library *lib;
+	int64_t exclude;
+};
+
+/* The asset just committed, and those readers are opening. */
+static int library_spares(void *arg, int64_t id)
+{
+	struct spare_ctx *s = arg;
+	int found = id == s->exclude;
+
+	pthread_mutex_lock(&s->lib->lock);
+	for (size_t i = 0; !found && i < s->lib->npins; i++)
+		found = s->lib->pins[i] == id;
+	pthread_mutex_unlock(&s->lib->lock);
+	return found;
 }
 
 /*
@@ -194,7 +242,8 @@ static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t e
 	int64_t counted = lib->care_total;
 	pthread_mutex_unlock(&lib->lock);
 
-	int rc = care_pass(lib->idx, lib->cache, target, exclude, &r);
+	struct spare_ctx spare = { lib, exclude };
+	int rc = care_pass(lib->idx, lib->cache, target, library_spares, &spare, &r);
 
 	pthread_mutex_lock(&lib->lock);
 	if (rc == 0) {

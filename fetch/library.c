@@ -55,6 +55,7 @@ void fetch_library_free(struct fetch_library *lib)
 	pthread_mutex_destroy(&lib->lock);
 	pthread_cond_destroy(&lib->changed);
 	free(lib->busy);
+	free(lib->pins);
 	free(lib);
 }
 

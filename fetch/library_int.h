@@ -38,6 +38,8 @@ struct fetch_library {
 	int64_t care_total;     /* completed bytes: as last counted + added since */
 	int64_t care_trigger;   /* a pass runs once care_total is above this */
 	int care_running;       /* a pass is under way */
+	int64_t *pins;          /* assets readers wait to open: never evicted */
+	size_t npins, cappins;
 };
 
 /* Take a key (wait while another thread holds it) / give it back. */
@@ -58,6 +60,10 @@ int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
 
 /* cache_max: count the cached bytes once, at start. */
 void fetch_care_start(struct fetch_library *lib);
+
+/* cache_max: pin (add != 0) or unpin an asset a reader is opening, so that
+ * eviction spares it; one pin per call. */
+void fetch_care_pin(struct fetch_library *lib, int64_t asset_id, int add);
 
 /* cache_max: asset_id (size bytes) was just committed; evict least recently
  * used files (never that one) if the total went over the limit. */

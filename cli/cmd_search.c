@@ -1,0 +1,316 @@
+/*
+ * cmd_search.c: `l2dfs search` and `l2dfs costumes`, and the fuzzy name
+ * matching `pull` shares (rapidfuzz's partial_ratio, as the Python
+ * downloader used).
+ */
+#include "cmd_common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+/* ---- partial_ratio ---- */
+
+/* Code points of s after NFKC and case folding; *out is malloc'd. */
+static int normalize(const char *s, int32_t **out, size_t *n)
+{
+	utf8proc_uint8_t *mapped = NULL;
+	utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)s, 0, &mapped,
+					    UTF8PROC_NULLTERM | UTF8PROC_STABLE |
+						    UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+						    UTF8PROC_CASEFOLD);
+	size_t k = 0;
+
+	if (len < 0)
+		return -EINVAL;
+	*out = malloc(((size_t)len + 1) * sizeof(**out));
+	if (!*out) {
+		free(mapped);
+		return -ENOMEM;
+	}
+	for (utf8proc_ssize_t i = 0; i < len;) {
+		utf8proc_int32_t c;
+		utf8proc_ssize_t step = utf8proc_iterate(mapped + i, len - i, &c);
+		if (step <= 0)
+			break;
+		(*out)[k++] = c;
+		i += step;
+	}
+	free(mapped);
+	*n = k;
+	return 0;
+}
+
+/* Length of the longest common subsequence of a[0..n) and b[0..n); row
+ * holds n + 1 entries. */
+static size_t lcs(const int32_t *a, const int32_t *b, size_t n, size_t *row)
+{
+	memset(row, 0, (n + 1) * sizeof(*row));
+	for (size_t i = 0; i < n; i++) {
+		size_t diag = 0;
+		for (size_t j = 0; j < n; j++) {
+			size_t up = row[j + 1];
+			row[j + 1] = a[i] == b[j] ? diag + 1 : (up > row[j] ? up : row[j]);
+			diag = up;
+		}
+	}
+	return row[n];
+}
+
+double cmd_partial_ratio(const char *a, const char *b)
+{
+	int32_t *x = NULL, *y = NULL;
+	size_t nx = 0, ny = 0, best = 0, *row = NULL;
+
+	if (normalize(a, &x, &nx) == 0 && normalize(b, &y, &ny) == 0 && nx && ny) {
+		/* The shorter one slides along the longer. */
+		const int32_t *needle = nx <= ny ? x : y, *hay = nx <= ny ? y : x;
+		size_t n = nx <= ny ? nx : ny, m = nx <= ny ? ny : nx;
+		row = malloc((n + 1) * sizeof(*row));
+		/* Indel similarity of two strings of length n: 2 * LCS / (2n). */
+		for (size_t off = 0; row && off + n <= m && best < n; off++) {
+			size_t l = lcs(needle, hay + off, n, row);
+			if (l > best)
+				best = l;
+		}
+		free(row);
+		free(x);
+		free(y);
+		return 100.0 * (double)best / (double)n;
+	}
+	free(x);
+	free(y);
+	return 0;
+}
+
+/* ---- scoring the catalogue ---- */
+
+struct matches {
+	const char *query;
+	struct cmd_match *v;
+	size_t n, cap;
+};
+
+static int match_add(struct matches *m, int64_t id, const char *name, int is_costume)
+{
+	if (cmd_grow(&m->v, &m->cap, m->n, sizeof(*m->v)) < 0)
+		return -ENOMEM;
+	struct cmd_match *x = &m->v[m->n++];
+	x->id = id;
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	x->score = cmd_partial_ratio(m->query, name);
+	x->is_costume = is_costume;
+	return 0;
+}
+
+static int add_character(void *arg, int64_t id, const char *display)
+{
+	return match_add(arg, id, display, 0);
+}
+
+static int add_costume(void *arg, const struct idx_costume *c)
+{
+	return match_add(arg, c->id, c->live2d_name, 1);
+}
+
+static int match_cmp(const void *x, const void *y)
+{
+	const struct cmd_match *a = x, *b = y;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	if (a->is_costume != b->is_costume)
+		return a->is_costume - b->is_costume;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+int cmd_character_matches(struct cli_env *env, const struct cli_settings *s, const char *query,
+			  int all_langs, struct cmd_match **out, size_t *n)
+{
+	struct matches m = { query, NULL, 0, 0 };
+	int rc = idx_character_list(env->idx, s->server, s->lang, add_character, &m);
+
+	/* The other names are read once the listing (which holds the index) is over. */
+	for (size_t i = 0; rc == 0 && all_langs && i < m.n; i++) {
+		char *names[IDX_LANGS];
+		if (idx_character_names(env->idx, m.v[i].id, names) < 0)
+			continue;
+		for (int l = 0; l < IDX_LANGS; l++) {
+			double sc = names[l] ? cmd_partial_ratio(query, names[l]) : 0;
+			if (sc > m.v[i].score)
+				m.v[i].score = sc;
+			free(names[l]);
+		}
+	}
+	if (rc < 0) {
+		free(m.v);
+		return rc;
+	}
+	qsort(m.v, m.n, sizeof(*m.v), match_cmp);
+	*out = m.v;
+	*n = m.n;
+	return 0;
+}
+
+int cmd_resolve_character(struct cli_env *env, const struct cli_settings *s, const char *arg,
+			  int64_t *id, char display[IDX_TEXT_MAX + 1])
+{
+	struct cmd_match *m;
+	size_t n;
+	int rc = idx_character_find(env->idx, s->server, s->lang, arg, id);
+
+	if (rc == 0) {
+		snprintf(display, IDX_TEXT_MAX + 1, "%s", arg);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	rc = cmd_character_matches(env, s, arg, 0, &m, &n);
+	if (rc < 0)
+		return rc;
+	rc = -ENOENT;
+	if (n && m[0].score >= CMD_MATCH_THRESHOLD) {
+		*id = m[0].id;
+		snprintf(display, IDX_TEXT_MAX + 1, "%s", m[0].name);
+		rc = 0;
+	}
+	free(m);
+	return rc;
+}
+
+void cmd_print_nearest(struct cli_env *env, const struct cli_settings *s, const char *what,
+		       const char *arg)
+{
+	struct matches m = { arg, NULL, 0, 0 };
+	size_t shown = 0;
+
+	if (idx_character_list(env->idx, s->server, s->lang, add_character, &m) == 0 &&
+	    idx_costume_list(env->idx, s->server, s->lang, -1, add_costume, &m) == 0 && m.n)
+		qsort(m.v, m.n, sizeof(*m.v), match_cmp);
+	while (shown < m.n && shown < 5 && m.v[shown].score > 0)
+		shown++;
+	fprintf(stderr, "l2dfs: no %s '%s' on server %s%s\n", what, arg, s->server,
+		shown ? "; the nearest:" : "");
+	for (size_t i = 0; i < shown; i++)
+		fprintf(stderr, "  %s\t(%s, %.1f)\n", m.v[i].name,
+			m.v[i].is_costume ? "costume" : "character", m.v[i].score);
+	free(m.v);
+}
+
+/* ---- the commands ---- */
+
+struct list_opts {
+	int all_langs, json, no_live_event;
+};
+
+static const char search_usage[] =
+	"usage: l2dfs search [-o OPTIONS] [--all-languages] [--json] NAME\n"
+	"\n"
+	"Characters whose name matches NAME (fuzzy: partial ratio >= 75 on\n"
+	"NFKC-normalized, case-folded text), best first, one per line:\n"
+	"<id> TAB <display name> TAB <score>. Names are matched in -o lang=\n"
+	"(default zh-hans), or in all five languages with --all-languages.\n"
+	"--json prints {\"id\", \"name\", \"score\"} objects, one per line.\n"
+	"Exit status: 0 if something matched, 5 if nothing did.\n";
+
+int cli_cmd_search(int argc, char **argv)
+{
+	struct list_opts o = { 0 };
+	const struct cmd_switch sw[] = { { "--all-languages", &o.all_langs },
+					 { "--json", &o.json },
+					 { NULL, NULL } };
+	const struct cmd_spec spec = { search_usage, sw, NULL, NULL, NULL, 1, 1 };
+	struct cli_settings s;
+	struct cli_env env;
+	struct cmd_match *m = NULL;
+	char *pos[1];
+	size_t n = 0, shown = 0;
+	int npos, rc = cmd_start(argc, argv, &spec, &s, pos, &npos, &env, 1);
+
+	if (rc >= 0)
+		return rc;
+	if (cmd_character_matches(&env, &s, pos[0], o.all_langs, &m, &n) < 0) {
+		fprintf(stderr, "l2dfs search: the index is unusable\n");
+		cli_env_close(&env);
+		return CLI_CACHE;
+	}
+	for (size_t i = 0; i < n && m[i].score >= CMD_MATCH_THRESHOLD; i++, shown++) {
+		if (o.json) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddNumberToObject(j, "id", (double)m[i].id);
+			cJSON_AddStringToObject(j, "name", m[i].name);
+			cJSON_AddNumberToObject(j, "score", m[i].score);
+			cmd_json_line(j);
+		} else {
+			printf("%lld\t%s\t%.1f\n", (long long)m[i].id, m[i].name, m[i].score);
+		}
+	}
+	if (!shown)
+		fprintf(stderr, "l2dfs search: no character matches '%s'%s\n", pos[0],
+			o.all_langs ? "" : " (try --all-languages)");
+	free(m);
+	cli_env_close(&env);
+	return shown ? CLI_OK : CLI_FAILED;
+}
+
+struct costume_print {
+	int json, no_live_event;
+};
+
+static int print_costume(void *arg, const struct idx_costume *c)
+{
+	struct costume_print *p = arg;
+
+	if (p->no_live_event && strstr(c->live2d_name, "live_event"))
+		return 0;
+	if (p->json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "live2d_name", c->live2d_name);
+		cJSON_AddStringToObject(j, "name", c->display);
+		cmd_json_line(j);
+	} else {
+		printf("%s\t%s\n", c->live2d_name, c->display);
+	}
+	return 0;
+}
+
+static const char costumes_usage[] =
+	"usage: l2dfs costumes [-o OPTIONS] [--no-live-event] [--json] CHARACTER\n"
+	"\n"
+	"The costumes of CHARACTER (its display name in -o lang=, or the best\n"
+	"fuzzy match as `l2dfs search` finds it) in the mount's order, one per\n"
+	"line: <live2d name> TAB <costume name>. --no-live-event leaves out names\n"
+	"containing \"live_event\". --json prints {\"live2d_name\", \"name\"} lines.\n"
+	"Exit status: 0, or 1 if no character matches.\n";
+
+int cli_cmd_costumes(int argc, char **argv)
+{
+	struct list_opts o = { 0 };
+	const struct cmd_switch sw[] = { { "--no-live-event", &o.no_live_event },
+					 { "--json", &o.json },
+					 { NULL, NULL } };
+	const struct cmd_spec spec = { costumes_usage, sw, NULL, NULL, NULL, 1, 1 };
+	struct cli_settings s;
+	struct cli_env env;
+	char *pos[1], display[IDX_TEXT_MAX + 1];
+	int64_t id;
+	int npos, rc = cmd_start(argc, argv, &spec, &s, pos, &npos, &env, 1);
+
+	if (rc >= 0)
+		return rc;
+	rc = cmd_resolve_character(&env, &s, pos[0], &id, display);
+	if (rc == -ENOENT) {
+		cmd_print_nearest(&env, &s, "character", pos[0]);
+		rc = CLI_USAGE;
+	} else if (rc < 0) {
+		fprintf(stderr, "l2dfs costumes: the index is unusable\n");
+		rc = CLI_CACHE;
+	} else {
+		struct costume_print p = { o.json, o.no_live_event };
+		rc = idx_costume_list(env.idx, s.server, s.lang, id, print_costume, &p) < 0
+			     ? CLI_CACHE
+			     : CLI_OK;
+	}
+	cli_env_close(&env);
+	return rc;
+}
