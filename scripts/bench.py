@@ -13,7 +13,8 @@ l2dfs and its baselines alternate run by run):
     -j16 -x16; rows 1* show what the sizes probe and the engine's limits cost
   2 fully cold (empty cache, fresh mount) `cp -r` vs. 3 x latency + bytes / bandwidth
   3 a viewer (model.json, then each file it names, one after another), catalogue
-    and buildData indexed, assets cold, vs. 2 x latency + bytes / bandwidth
+    and buildData indexed, assets cold, vs. 2 x latency + bytes / bandwidth;
+    rows 3*: the first read of one small file of a cold costume vs. one curl GET
   4 warm `cp -r` through the mount vs. `cp -r` of the same cache files (page cache
     dropped, then warm)
   5 64 MiB sequential read through the mount vs. from the cache file (5*: again
@@ -523,6 +524,36 @@ class Bench:
             main = proto != "h1"
             self.row("3", "viewer (%d files in order), %s, vs 2 x lat + bytes/bw" % (nfiles, PROTOS[proto]["label"]),
                      t, "bound", bound, t / bound, "<= 1.3x" if main else "-", (t / bound <= 1.3) if main else None)
+            self.first_read(proto)
+
+    def first_read(self, proto):
+        """Rows 3*: the first read of one small file (a motion from the middle of
+        the list, sizes known) of a cold costume, with the costume prefetch on
+        and off, vs one curl GET."""
+        snap = self.snapshot(proto, "-lR")
+        motions = [f for f in self.costumes[self.full]["files"] if f["field"] == "motions"]
+        pick = motions[len(motions) // 2]
+
+        def l2dfs(opts):
+            with self.new_mount(proto, self.copy_cache(snap), opts) as m:
+                path = m / "costumes" / self.full / pick["rel"]
+                os.stat(path)
+                t0 = time.perf_counter()
+                with open(path, "rb") as f:
+                    f.read()
+                return time.perf_counter() - t0
+
+        curl = ["curl", "-sS", "--fail", "--noproxy", "*"] + PROTOS[proto]["curl"] + ["-o", "/dev/null",
+                                                                                     self.origin.base(proto) + pick["path"]]
+        res = self.interleaved([("prefetch", lambda: l2dfs([])), ("off", lambda: l2dfs(["prefetch=off"])),
+                                ("curl", lambda: run(curl))])
+        self.runs["3*-" + proto] = res
+        b = median(res["curl"])
+        for k, what in (("prefetch", "prefetch=costume"), ("off", "prefetch=off")):
+            t = median(res[k])
+            self.row("3*", "first read of %s, cold costume, %s, %s, vs one curl GET" % (pick["rel"], what,
+                                                                                      PROTOS[proto]["label"]),
+                     t, "curl", b, t / b, "-", None)
 
     def native_tree(self, m, dest):
         """The costume as a local folder of hard links to the cache files (what
