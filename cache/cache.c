@@ -119,6 +119,16 @@ void cache_close(struct cache *c)
 	free(c);
 }
 
+int cache_claim(struct cache *c, int *alone)
+{
+	*alone = flock(c->fd, LOCK_EX | LOCK_NB) == 0;
+	/* Converting keeps the lock continuously held: no one slips in. */
+	while (flock(c->fd, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
 const char *cache_root(const struct cache *c)
 {
 	return c->root;

@@ -35,6 +35,14 @@ struct cache;
 int cache_open(struct cache **out, const char *root);
 void cache_close(struct cache *c);
 
+/*
+ * Mark the cache as used by this process until cache_close() (a shared
+ * flock on the root). *alone tells whether no other process had it claimed:
+ * only then may work left by a dead process (temporaries, rows marked
+ * downloading) be cleaned up, since a live one may still own it.
+ */
+int cache_claim(struct cache *c, int *alone);
+
 /* The absolute root path, as given to cache_open(). */
 const char *cache_root(const struct cache *c);
 

@@ -81,7 +81,7 @@ static int cmd_mount(int argc, char **argv)
 	struct fs *fs = NULL;
 	const char *mountpoint = NULL;
 	char why[512] = "";
-	int foreground = 0, debug = 0, rc, removed = 0, npos = 0;
+	int foreground = 0, debug = 0, rc, npos = 0;
 
 	cli_settings_defaults(&s);
 	for (int i = 1; i < argc; i++) {
@@ -134,9 +134,6 @@ static int cmd_mount(int argc, char **argv)
 	rc = cli_env_open(&env, &s, 0);
 	if (rc)
 		return rc;
-	cache_clean_temps(env.cache, &removed);
-	if (removed)
-		log_info("removed %d partial downloads left by an earlier run", removed);
 	cli_env_close(&env);
 
 	fc = (struct fs_config){ s.server, s.lang, s.prefetch, s.cache_timeout_s, s.max_threads,

@@ -274,12 +274,15 @@ static void rebuild_assets(struct cli_env *env)
 int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_network)
 {
 	char path[CLI_PATH_MAX + 16];
-	int rc, recreated = 0, n = 0;
+	int rc, recreated = 0, n = 0, alone = 0;
 
 	memset(env, 0, sizeof(*env));
 	rc = cache_open(&env->cache, s->cache_dir);
+	if (rc == 0)
+		rc = cache_claim(env->cache, &alone);
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs: cache dir %s: %s\n", s->cache_dir, strerror(-rc));
+		cli_env_close(env);
 		return CLI_CACHE;
 	}
 	snprintf(path, sizeof(path), "%s/index.db", cache_root(env->cache));
@@ -295,8 +298,13 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 		log_warn("index %s was unusable: moved aside, starting a new one", path);
 	if (recreated || !existed)
 		rebuild_assets(env);
-	if (idx_asset_reset_downloading(env->idx, &n) == 0 && n)
-		log_info("%d downloads interrupted earlier will start again when needed", n);
+	/* What a dead process left half done; a live one may still own it. */
+	if (alone) {
+		if (cache_clean_temps(env->cache, &n) == 0 && n)
+			log_info("removed %d partial downloads left by an earlier run", n);
+		if (idx_asset_reset_downloading(env->idx, &n) == 0 && n)
+			log_info("%d downloads interrupted earlier will start again when needed", n);
+	}
 	if (!with_network)
 		return CLI_OK;
 	rc = fetch_engine_new(&env->engine, &s->fetch);
