@@ -29,7 +29,7 @@ static int asset_upsert(struct idx *idx, const char *server, const char *bundle,
 		*id = sqlite3_column_int64(st, 0);
 	else
 		rc = idx_errno(step) ? idx_errno(step) : -EIO;
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	return rc;
 }
 
@@ -48,7 +48,7 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 		rc = -ENOENT;
 	else
 		idx_copy_text(server, sizeof(server), st, 0);
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (rc < 0)
 		return rc;
 
@@ -79,7 +79,7 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 		sqlite3_bind_int64(st, 8, generation);
 		rc = idx_errno(sqlite3_step(st));
 	}
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (rc < 0)
 		return rc;
 	rc = idx_prepare(idx, &st,
@@ -89,7 +89,7 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 	sqlite3_bind_int64(st, 1, costume_id);
 	sqlite3_bind_int64(st, 2, generation);
 	rc = idx_errno(sqlite3_step(st));
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (rc < 0)
 		return rc;
 	rc = idx_prepare(idx, &st, "UPDATE costumes SET files_listed=1 WHERE id=?");
@@ -97,7 +97,7 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 		return rc;
 	sqlite3_bind_int64(st, 1, costume_id);
 	rc = idx_errno(sqlite3_step(st));
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	return rc;
 }
 
@@ -155,7 +155,7 @@ int idx_file_list(struct idx *idx, int64_t costume_id, int dir, idx_file_fn fn, 
 		}
 		if (rc == 0 && step != SQLITE_DONE)
 			rc = idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -180,7 +180,7 @@ static int file_one(struct idx *idx, const char *sql, int64_t a, int b, const ch
 			file_from_row(st, out);
 		else
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -253,7 +253,7 @@ int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out)
 			asset_from_row(st, out);
 		else
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -277,7 +277,7 @@ int idx_asset_find(struct idx *idx, const char *server, const char *bundle, cons
 			asset_from_row(st, out);
 		else
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -309,7 +309,7 @@ static int asset_update(struct idx *idx, int64_t id, const char *sql, const char
 		rc = idx_errno(sqlite3_step(st));
 		if (rc == 0 && sqlite3_changes(idx->db) == 0)
 			rc = -ENOENT;
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -391,7 +391,7 @@ int idx_asset_touch(struct idx *idx, int64_t id)
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_int64(st, 2, id);
 		rc = idx_errno(sqlite3_step(st));
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -419,7 +419,7 @@ int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 		sqlite3_bind_text(st, 5, sha256, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, now);
 		rc = idx_errno(sqlite3_step(st));
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -462,7 +462,7 @@ int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn 
 		}
 		if (rc == 0 && step != SQLITE_DONE)
 			rc = idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -493,7 +493,7 @@ int idx_costume_status(struct idx *idx, int64_t costume_id, struct idx_costume_s
 		} else {
 			rc = -EIO;
 		}
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;

@@ -77,8 +77,52 @@ int idx_errno(int rc)
 
 int idx_prepare(struct idx *idx, sqlite3_stmt **st, const char *sql)
 {
-	int rc = sqlite3_prepare_v2(idx->db, sql, -1, st, NULL);
-	return rc == SQLITE_OK ? 0 : idx_errno(rc);
+	struct idx_stmt *free_entry = NULL;
+	int rc;
+
+	for (int i = 0; i < idx->nstmts; i++) {
+		struct idx_stmt *e = &idx->stmts[i];
+		if (!e->busy && strcmp(e->sql, sql) == 0) {
+			e->busy = 1;
+			*st = e->st;
+			return 0;
+		}
+	}
+	rc = sqlite3_prepare_v3(idx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK)
+		return idx_errno(rc);
+	if (idx->nstmts < IDX_STMT_CACHE) {
+		free_entry = &idx->stmts[idx->nstmts];
+		free_entry->sql = strdup(sql);
+		if (free_entry->sql) {
+			free_entry->st = *st;
+			free_entry->busy = 1;
+			idx->nstmts++;
+		}
+	}
+	return 0;
+}
+
+void idx_done(struct idx *idx, sqlite3_stmt *st)
+{
+	for (int i = 0; i < idx->nstmts; i++) {
+		if (idx->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			idx->stmts[i].busy = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+void idx_stmts_free(struct idx *idx)
+{
+	for (int i = 0; i < idx->nstmts; i++) {
+		sqlite3_finalize(idx->stmts[i].st);
+		free(idx->stmts[i].sql);
+	}
+	idx->nstmts = 0;
 }
 
 int idx_exec(struct idx *idx, const char *sql)
@@ -106,17 +150,17 @@ static int idx_setup(struct idx *idx)
 		return -EIO;
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 		return -EIO;
 	}
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (idx_exec(idx, schema_sql) < 0)
 		return -EIO;
 	if (idx_prepare(idx, &st, "SELECT value FROM meta WHERE key='schema'") < 0)
 		return -EIO;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (version > IDX_SCHEMA_VERSION)
 		return -EIO;
 	return idx_exec(idx, "INSERT OR REPLACE INTO meta VALUES('schema', '1')");
@@ -128,6 +172,7 @@ static int idx_try_open(struct idx *idx, const char *path)
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK || idx_setup(idx) < 0) {
+		idx_stmts_free(idx);
 		sqlite3_close(idx->db);
 		idx->db = NULL;
 		return -EIO;
@@ -187,6 +232,7 @@ void idx_close(struct idx *idx)
 {
 	if (!idx)
 		return;
+	idx_stmts_free(idx);
 	sqlite3_close_v2(idx->db);
 	pthread_mutex_destroy(&idx->lock);
 	free(idx);
@@ -223,7 +269,27 @@ int idx_doc_get(struct idx *idx, const char *key, char **body, size_t *len,
 		} else {
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
 		}
-		sqlite3_finalize(st);
+		idx_done(idx, st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_doc_fetched_at(struct idx *idx, const char *key, int64_t *fetched_at)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, "SELECT fetched_at FROM documents WHERE key=?");
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			*fetched_at = sqlite3_column_int64(st, 0);
+		else
+			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -242,7 +308,7 @@ int idx_doc_put(struct idx *idx, const char *key, const char *body, size_t len,
 		sqlite3_bind_blob64(st, 2, body, len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, fetched_at);
 		rc = idx_errno(sqlite3_step(st));
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -270,7 +336,7 @@ static int store_characters(struct idx *idx, const struct idx_character_in *char
 			bind_text_or_null(st, 2 + l, chars[i].names[l]);
 		rc = idx_errno(sqlite3_step(st));
 	}
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	return rc;
 }
 
@@ -300,14 +366,14 @@ static int store_costumes(struct idx *idx, const char *server,
 		sqlite3_bind_int64(st, 11, generation);
 		rc = idx_errno(sqlite3_step(st));
 	}
-	sqlite3_finalize(st);
+	idx_done(idx, st);
 	if (rc == 0) {
 		rc = idx_prepare(idx, &st, "DELETE FROM costumes WHERE server=? AND generation<>?");
 		if (rc == 0) {
 			sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, generation);
 			rc = idx_errno(sqlite3_step(st));
-			sqlite3_finalize(st);
+			idx_done(idx, st);
 		}
 	}
 	return rc;
@@ -342,7 +408,7 @@ int idx_catalogue_present(struct idx *idx, const char *server)
 	if (idx_prepare(idx, &st, "SELECT 1 FROM costumes WHERE server=? LIMIT 1") == 0) {
 		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
 		present = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return present;
@@ -381,7 +447,7 @@ int idx_character_list(struct idx *idx, const char *server, int lang, idx_charac
 		}
 		if (rc == 0 && step != SQLITE_DONE)
 			rc = idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -408,7 +474,7 @@ int idx_character_find(struct idx *idx, const char *server, int lang, const char
 			*id = sqlite3_column_int64(st, 0);
 		else
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -436,7 +502,7 @@ int idx_character_names(struct idx *idx, int64_t id, char *names[IDX_LANGS])
 		} else {
 			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
 		}
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;
@@ -494,7 +560,7 @@ static int costume_query(struct idx *idx, int lang, const char *where, const cha
 			rc = idx_errno(step);
 		if (rc == 0 && one && !found)
 			rc = -ENOENT;
-		sqlite3_finalize(st);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;

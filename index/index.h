@@ -47,6 +47,8 @@ int idx_doc_get(struct idx *idx, const char *key, char **body, size_t *len,
 		int64_t *fetched_at);
 int idx_doc_put(struct idx *idx, const char *key, const char *body, size_t len,
 		int64_t fetched_at);
+/* Only the fetch time (no body read); -ENOENT if never stored. */
+int idx_doc_fetched_at(struct idx *idx, const char *key, int64_t *fetched_at);
 
 /* ---- the catalogue ---- */
 

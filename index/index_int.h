@@ -7,15 +7,33 @@
 
 #include "index.h"
 
+/* Prepared statements kept for reuse: preparing costs more than running
+ * most of these queries. A statement in use (a list whose callback queries
+ * again) is busy; the same SQL is then prepared afresh. */
+#define IDX_STMT_CACHE 64
+
+struct idx_stmt {
+	char *sql;
+	sqlite3_stmt *st;
+	int busy;
+};
+
 struct idx {
 	sqlite3 *db;
 	pthread_mutex_t lock; /* recursive: list callbacks may query again */
+	struct idx_stmt stmts[IDX_STMT_CACHE];
+	int nstmts;
 };
 
 /* SQLite result code -> 0 or a negative errno. */
 int idx_errno(int rc);
-/* Prepare sql on idx's connection (caller holds the lock). */
+/* A statement for sql, from the cache or prepared (caller holds the lock);
+ * give it back with idx_done(). */
 int idx_prepare(struct idx *idx, sqlite3_stmt **st, const char *sql);
+/* Reset a statement from idx_prepare() for reuse (or finalize it). */
+void idx_done(struct idx *idx, sqlite3_stmt *st);
+/* Finalize every cached statement (before closing the connection). */
+void idx_stmts_free(struct idx *idx);
 /* Run statements without results (caller holds the lock). */
 int idx_exec(struct idx *idx, const char *sql);
 /* Copy a text column, "" for NULL, truncated to len. */
