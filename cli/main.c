@@ -41,7 +41,7 @@ static const char usage_text[] =
 	"  cache_max=SIZE               evict least recently used files above SIZE (0: none)\n"
 	"  max_file_size=SIZE           refuse larger downloads (default 512M)\n"
 	"  max_connections=N            per host over HTTP/1.1 (default 16)\n"
-	"  max_transfers=N              downloads in flight (default 64)\n"
+	"  max_transfers=N              downloads in flight (default 128)\n"
 	"  h2c                          HTTP/2 without TLS (prior knowledge), for mirrors\n"
 	"  timeout=S                    give up when no byte arrives for S s (default 30)\n"
 	"  connect_timeout=S            (default 10)\n"

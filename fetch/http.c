@@ -103,7 +103,7 @@ void fetch_config_defaults(struct fetch_config *cfg)
 	cfg->api_url = "https://bestdori.com/api";
 	cfg->assets_url = "https://bestdori.com/assets";
 	cfg->max_connections = 16;
-	cfg->max_transfers = 64;
+	cfg->max_transfers = 128;
 	cfg->connect_timeout_s = 10;
 	cfg->timeout_s = 30;
 	cfg->retries = 3;
@@ -766,7 +766,11 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
 	}
 	for (int i = 0; i < cfg->max_transfers; i++)
 		e->free_slots[e->nfree++] = cfg->max_transfers - 1 - i;
-	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections);
+	/* HTTP/2 streams share one connection; the per-host cap is for HTTP/1.1.
+	 * Under the h2c workaround every transfer has its own connection (one
+	 * stream each, not one request at a time): the transfer bound applies. */
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)(e->h2c_fresh ? cfg->max_transfers : cfg->max_connections));
 	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	rc = pthread_create(&e->thread, NULL, engine_main, e);
 	if (rc) {

@@ -251,7 +251,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.api_url, "https://bestdori.com/api");
 	assert_string_equal(c.assets_url, "https://bestdori.com/assets");
 	assert_int_equal(c.max_connections, 16);
-	assert_int_equal(c.max_transfers, 64);
+	assert_int_equal(c.max_transfers, 128);
 	assert_int_equal(c.retries, 3);
 	assert_int_equal(c.timeout_s, 30);
 	assert_int_equal(c.max_file_size, (int64_t)512 << 20);
