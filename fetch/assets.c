@@ -253,6 +253,11 @@ static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 		snprintf(t->file, sizeof(t->file), "%s", a->file);
 		rc = cache_writer_begin(lib->cache, lib->server, a->bundle, a->file, &t->writer);
 		if (rc < 0) {
+			/* The origin was not asked: the reason is ours to record. */
+			char msg[IDX_TEXT_MAX + 1];
+			snprintf(msg, sizeof(msg), "cannot write to the cache: %s", strerror(-rc));
+			log_error("%s/%s: %s", a->bundle, a->file, msg);
+			idx_asset_mark_failed(lib->idx, a->id, rc == -ENOENT ? EIO : -rc, msg, NULL);
 			free(t);
 			return rc;
 		}
@@ -281,12 +286,13 @@ static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 	return 0;
 }
 
-/* Wait for t to end; drops the reference. Caller holds lib->lock. */
+/* Wait for t to end, or for the library to stop (-ECANCELED; the transfer
+ * goes on without this waiter); drops the reference. Caller holds lib->lock. */
 static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t)
 {
-	while (!t->done)
+	while (!t->done && !lib->stopping)
 		pthread_cond_wait(&lib->changed, &lib->lock);
-	int err = t->err;
+	int err = t->done ? t->err : -ECANCELED;
 	transfer_put(t);
 	return err;
 }
@@ -303,8 +309,11 @@ int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id)
 	return t != NULL;
 }
 
-/* Seconds a "not on the origin" answer is trusted before asking again. */
-#define MISSING_RECHECK_S 600
+int fetch_asset_missing(const struct idx_asset *a)
+{
+	return a->state == IDX_FAILED && a->err == ENOENT &&
+	       idx_now() - a->updated_at < FETCH_MISSING_RECHECK_S;
+}
 
 static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 {
@@ -332,8 +341,7 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 			idx_asset_mark_pending(lib->idx, asset_id);
 			continue;
 		}
-		if (a.state == IDX_FAILED && a.err == ENOENT &&
-		    idx_now() - a.updated_at < MISSING_RECHECK_S)
+		if (fetch_asset_missing(&a))
 			return -ENOENT;
 		if (round == 2)
 			break;
@@ -369,7 +377,7 @@ void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id)
 	struct idx_asset a;
 
 	if (idx_asset_get(lib->idx, asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
-	    (a.state == IDX_FAILED && a.err == ENOENT))
+	    fetch_asset_missing(&a))
 		return;
 	pthread_mutex_lock(&lib->lock);
 	transfer_start(lib, &a, FETCH_BACKGROUND, NULL);

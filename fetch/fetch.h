@@ -250,6 +250,14 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optio
  * is in the index and the log). */
 int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
 
+/* Seconds a "not on the origin" answer (404, the HTML page) is trusted. */
+#define FETCH_MISSING_RECHECK_S 600
+
+/* 1 if the origin said it lacks the asset less than FETCH_MISSING_RECHECK_S
+ * ago: the file is left out of listings and model.json and not asked for;
+ * after that it is asked again (a probe or a read). */
+int fetch_asset_missing(const struct idx_asset *a);
+
 /* Queue the asset in the background if it is not cached or in flight. */
 void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id);
 
@@ -277,10 +285,12 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 /*
  * Start no more asset transfers: fetch_asset_open() and fetch_asset_prefetch()
  * then fail with -ECANCELED instead of downloading (cached files still open);
- * transfers in flight go on. After it, those two functions never touch the
- * engine again, so the engine may be freed (cancelling what is in flight)
- * while other threads still call them. Other functions of the library still
- * use the engine: do not call them once it is freed.
+ * transfers in flight go on, but fetch_asset_open() calls waiting for one
+ * return -ECANCELED at once (a mount going away lets its readers go). After
+ * it, those two functions never touch the engine again, so the engine may be
+ * freed (cancelling what is in flight) while other threads still call them.
+ * Other functions of the library still use the engine: do not call them once
+ * it is freed.
  */
 void fetch_library_stop(struct fetch_library *lib);
 

@@ -499,8 +499,7 @@ static int costume_complete(struct fetch_library *lib, int64_t costume_id)
 
 static int size_unknown(const struct idx_asset *a)
 {
-	return a->state != IDX_COMPLETED && a->size < 0 &&
-	       !(a->state == IDX_FAILED && a->err == ENOENT);
+	return a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a);
 }
 
 int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only)
@@ -594,8 +593,8 @@ static int collect_present(void *arg, const struct idx_file *f)
 
 	if (!f->asset_id || f->kind > IDX_KIND_EXPRESSION)
 		return 0;
-	if (!l->complete && (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 ||
-			     (a.state == IDX_FAILED && a.err == ENOENT)))
+	if (!l->complete &&
+	    (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 || fetch_asset_missing(&a)))
 		return 0;
 	snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s%s", dir_prefix[f->dir], f->name);
 	l->files[l->n] = (struct fetch_file_spec){ spec_kind[f->kind], l->paths[l->n], NULL, NULL,

@@ -42,11 +42,10 @@ static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset 
 {
 	int rc = idx_asset_get(fs->idx, f->asset_id, a);
 
-	if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 &&
-	    !(a->state == IDX_FAILED && a->err == ENOENT)) {
+	if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a)) {
 		fetch_costume_probe(fs->lib, f->costume_id, 0);
 		rc = idx_asset_get(fs->idx, f->asset_id, a);
-		if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && a->err != ENOENT) {
+		if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a)) {
 			int fd;
 			rc = fetch_asset_open(fs->lib, f->asset_id, &fd);
 			if (rc == 0) {
@@ -55,7 +54,7 @@ static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset 
 			}
 		}
 	}
-	if (rc == 0 && a->state == IDX_FAILED && a->err == ENOENT)
+	if (rc == 0 && fetch_asset_missing(a))
 		rc = -ENOENT;
 	return rc;
 }
@@ -321,7 +320,7 @@ static int file_listed(struct fs *fs, const struct idx_file *f)
 		return 1;
 	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
 		return 0;
-	return !(a.state == IDX_FAILED && a.err == ENOENT);
+	return !fetch_asset_missing(&a);
 }
 
 static int list_file(void *arg, const struct idx_file *f)

@@ -79,10 +79,48 @@ int fs_daemonize(struct fs *fs, int foreground)
 	return fuse_daemonize(foreground) == 0 ? 0 : -EIO;
 }
 
+/* How often the watcher looks whether the session has ended. */
+#define WATCH_MS 100
+
+struct watcher {
+	struct fs *fs;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int done; /* the loop has returned */
+};
+
+/*
+ * The loop returns only once every worker has: a worker waiting for a
+ * download would hold up a signal or an aborted connection until the
+ * transfer ends. Once the session has ended, stop the library so that
+ * those readers return at once.
+ */
+static void *watch_session(void *arg)
+{
+	struct watcher *w = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && !fuse_session_exited(w->fs->se)) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += WATCH_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+	}
+	pthread_mutex_unlock(&w->lock);
+	fetch_library_stop(w->fs->lib);
+	return NULL;
+}
+
 int fs_serve(struct fs *fs, struct fetch_library *lib, struct idx *idx, struct cache *cache)
 {
+	struct watcher w = { fs, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct fuse_loop_config *loop;
-	int rc;
+	pthread_t watcher;
+	int rc, watching;
 
 	fs->lib = lib;
 	fs->idx = idx;
@@ -98,7 +136,15 @@ int fs_serve(struct fs *fs, struct fetch_library *lib, struct idx *idx, struct c
 	 * one slow file never holds up the rest. */
 	fuse_loop_cfg_set_max_threads(loop, (unsigned)fs->cfg.max_threads);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
+	watching = pthread_create(&watcher, NULL, watch_session, &w) == 0;
 	rc = fuse_session_loop_mt(fs->se, loop);
+	if (watching) {
+		pthread_mutex_lock(&w.lock);
+		w.done = 1;
+		pthread_cond_signal(&w.wake);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(watcher, NULL);
+	}
 	fuse_loop_cfg_destroy(loop);
 	fuse_remove_signal_handlers(fs->se);
 	return rc < 0 ? rc : 0;
