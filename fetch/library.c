@@ -226,6 +226,16 @@ static int catalogue_refresh(struct fetch_library *lib)
 	snprintf(docs[DOC_COSTUMES].key, sizeof(docs[0].key), "costume_index");
 	snprintf(docs[DOC_COSTUMES].path, sizeof(docs[0].path), "/costumes/all.5.json");
 
+	/* The usual case: everything young and stored; no body needs reading. */
+	for (int i = 0; i < NDOCS && all_fresh; i++) {
+		int64_t at;
+		all_fresh = idx_doc_fetched_at(lib->idx, docs[i].key, &at) == 0 &&
+			    now - at < FETCH_CATALOGUE_TTL_S && at <= now;
+	}
+	if (all_fresh && idx_catalogue_present(lib->idx, lib->server))
+		return 0;
+	all_fresh = 1;
+
 	for (int i = 0; i < NDOCS; i++) {
 		struct doc *d = &docs[i];
 		d->engine = lib->engine;
