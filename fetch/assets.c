@@ -372,7 +372,7 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 	return rc;
 }
 
-void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id)
+void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio)
 {
 	struct idx_asset a;
 
@@ -380,6 +380,6 @@ void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id)
 	    fetch_asset_missing(&a))
 		return;
 	pthread_mutex_lock(&lib->lock);
-	transfer_start(lib, &a, FETCH_BACKGROUND, NULL);
+	transfer_start(lib, &a, prio, NULL);
 	pthread_mutex_unlock(&lib->lock);
 }

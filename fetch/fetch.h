@@ -43,7 +43,7 @@ struct fetch_config {
 	int nmirrors;
 	const char *proxy;     /* NULL: libcurl's environment (https_proxy, no_proxy) */
 	int max_connections;   /* per host over HTTP/1.1; default 16 */
-	int max_transfers;     /* in flight at once; default 64 */
+	int max_transfers;     /* in flight at once; default 128 */
 	int h2c;               /* HTTP/2 with prior knowledge over cleartext */
 	int insecure;          /* skip TLS peer verification */
 	long connect_timeout_s;/* default 10 */
@@ -258,8 +258,10 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
  * after that it is asked again (a probe or a read). */
 int fetch_asset_missing(const struct idx_asset *a);
 
-/* Queue the asset in the background if it is not cached or in flight. */
-void fetch_asset_prefetch(struct fetch_library *lib, int64_t asset_id);
+/* Start downloading the asset without waiting, unless it is cached or in
+ * flight: FETCH_BACKGROUND for prefetch, FETCH_FOREGROUND for a file a
+ * reader is about to wait for (it goes ahead of queued prefetch work). */
+void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio);
 
 /* Queue every file of the costume in the background (prefetch=costume). */
 void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id);
@@ -283,7 +285,7 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 			   size_t *len);
 
 /*
- * Start no more asset transfers: fetch_asset_open() and fetch_asset_prefetch()
+ * Start no more asset transfers: fetch_asset_open() and fetch_asset_queue()
  * then fail with -ECANCELED instead of downloading (cached files still open);
  * transfers in flight go on, but fetch_asset_open() calls waiting for one
  * return -ECANCELED at once (a mount going away lets its readers go). After

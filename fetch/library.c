@@ -577,7 +577,7 @@ void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id)
 
 	if (costume_assets(lib, costume_id, &l) == 0 && !costume_complete(lib, costume_id))
 		for (size_t i = 0; i < l.n; i++)
-			fetch_asset_prefetch(lib, l.ids[i]);
+			fetch_asset_queue(lib, l.ids[i], FETCH_BACKGROUND);
 	asset_list_free(&l);
 }
 

@@ -524,6 +524,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h->fd = -1;
+	/* This file first, then the rest of the costume behind it. */
+	if (f.asset_id && fs->cfg.prefetch)
+		fetch_asset_queue(fs->lib, f.asset_id, FETCH_FOREGROUND);
 	maybe_prefetch(fs, f.costume_id);
 	if (!f.asset_id) {
 		rc = generated_text(fs, &f, &h->data, &h->len);
