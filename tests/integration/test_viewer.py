@@ -183,7 +183,11 @@ def summary(name, r):
                 name, r.get("loaded"), px.get("nonWhite"), px.get("black"),
                 (r.get("motions") or {}).get("loaded"), (r.get("expressions") or {}).get("loaded"),
                 r.get("physicsPresent"), t.get("loadMs") or 0, t.get("renderedMs") or 0, r.get("wallMs"),
-                r.get("badStatus"), (r.get("error") or "")[:200]))
+                r.get("badStatus"), (r.get("error") or "")[:200])) + (
+                "\nfailed checks: %s\npage errors: %s\nconsole: %s\nserved: %s" % (
+                    r.get("failed"), r.get("pageErrors"),
+                    [c for c in r.get("console", []) if "GPU stall" not in c][:10],
+                    [x for x in r.get("served", []) if x[0] != 200]))
 
 
 def view(make_origin, mount, models_dir, workdir, costumes, faults=()):
@@ -205,7 +209,7 @@ def view(make_origin, mount, models_dir, workdir, costumes, faults=()):
         r["failed"] = failed_checks(r, expected[c])
     (workdir / "reports.json").write_text(json.dumps(reports, indent=1))
     for c, r in reports.items():
-        print(summary(c, r))
+        print(summary(c, r).split("\n")[0])
     return reports, expected, launch_ms, origin
 
 
