@@ -78,12 +78,26 @@ demo-stop:
 bench: all
 	scripts/bench.sh
 
+# mount(8) strips PATH before running mount.fuse3, which then finds "l2dfs"
+# in /bin/sh's default PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+# /sbin:/bin): `mount -t fuse.l2dfs` and /etc/fstab need PREFIX /usr/local or
+# /usr; no mount.fuse.l2dfs helper is needed. DESTDIR stages for packaging.
+BINDIR      ?= $(PREFIX)/bin
+MAN1DIR     ?= $(PREFIX)/share/man/man1
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+EXAMPLEDIR  ?= $(PREFIX)/share/doc/l2dfs/examples
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)/sbin
-	install -m 0755 $(BUILD)/l2dfs $(DESTDIR)$(PREFIX)/bin/l2dfs
-	install -m 0644 doc/l2dfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/l2dfs.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(EXAMPLEDIR)
+	install -m 0755 $(BUILD)/l2dfs $(DESTDIR)$(BINDIR)/l2dfs
+	install -m 0644 doc/l2dfs.1 $(DESTDIR)$(MAN1DIR)/l2dfs.1
+	sed 's|/usr/local/bin/l2dfs|$(BINDIR)/l2dfs|' contrib/l2dfs@.service > $(BUILD)/l2dfs@.service
+	install -m 0644 $(BUILD)/l2dfs@.service $(DESTDIR)$(USERUNITDIR)/l2dfs@.service
+	install -m 0644 contrib/nginx-l2dfs-cache.conf $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/l2dfs $(DESTDIR)$(PREFIX)/share/man/man1/l2dfs.1
+	rm -f $(DESTDIR)$(BINDIR)/l2dfs $(DESTDIR)$(MAN1DIR)/l2dfs.1 \
+		$(DESTDIR)$(USERUNITDIR)/l2dfs@.service $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
+	rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/l2dfs 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
