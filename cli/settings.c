@@ -105,7 +105,8 @@ static int ignored_option(const char *key)
 					     "user", "users", "nouser", "dev", "nodev", "suid",
 					     "nosuid", "exec", "noexec", "atime", "noatime",
 					     "relatime", "ro", "rw", "async", "sync", NULL };
-	if (strncmp(key, "x-", 2) == 0 || strncmp(key, "comment=", 8) == 0)
+	/* key is the part before any "=": "comment=..." arrives as "comment" */
+	if (strncmp(key, "x-", 2) == 0 || strcmp(key, "comment") == 0)
 		return 1;
 	for (int i = 0; names[i]; i++)
 		if (strcmp(key, names[i]) == 0)
