@@ -35,6 +35,7 @@ struct fs {
  * reference for as long as they use it.
  */
 struct fs_handle {
+	fuse_ino_t ino;
 	int fd;     /* -1 when data is used */
 	char *data;
 	size_t len;
@@ -48,6 +49,9 @@ struct fs_handle *fs_handle_get(struct fs *fs, uint64_t id);
 void fs_handle_put(struct fs *fs, struct fs_handle *h);
 /* Release: drop the table's reference (the last one closes and frees). */
 void fs_handle_remove(struct fs *fs, uint64_t id);
+/* The length of the text an open generated file ino reads (the most
+ * recently opened handle). Returns 0, or -ENOENT when none is open. */
+int fs_handle_text_len(struct fs *fs, fuse_ino_t ino, size_t *len);
 /* Free what is left at unmount. */
 void fs_handles_free(struct fs *fs);
 

@@ -104,6 +104,24 @@ void fs_handle_remove(struct fs *fs, uint64_t id)
 		fs_handle_put(fs, h);
 }
 
+int fs_handle_text_len(struct fs *fs, fuse_ino_t ino, size_t *len)
+{
+	uint32_t newest = 0;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < fs->nslots; i++) {
+		struct fs_handle *h = fs->slots[i];
+		if (h && h->ino == ino && h->fd < 0 && (rc < 0 || fs->gens[i] > newest)) {
+			newest = fs->gens[i];
+			*len = h->len;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 void fs_handles_free(struct fs *fs)
 {
 	for (size_t i = 0; i < fs->nslots; i++)

@@ -340,3 +340,23 @@ def test_cache_survives_a_crash(mount, origin):
     assert origin.stats()["total"] == 0
     assert read_file(c.path(m2, tex1)) == origin.expected(c.files[tex1])
     assert wait_for(lambda: not [p for p in walk(m.cache) if ".tmp." in os.path.basename(p)], 5)
+
+
+def test_open_model_json_keeps_its_size(mount, origin):
+    """fstat of an open model.json gives the size of what it reads, even when
+    a file named in it turns out missing meanwhile (web servers send fstat's
+    size as Content-Length)."""
+    import re
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    origin.fault(path=re.escape(c.files[TEX]) + "$", method="GET", kind="html")
+    with open(c.path(m, "model.json"), "rb") as f:
+        assert TEX in json.loads(f.read())["textures"]
+        try:
+            read_file(c.path(m, TEX))
+        except FileNotFoundError:
+            pass
+        f.seek(0)
+        body = f.read()
+        assert os.fstat(f.fileno()).st_size == len(body)
+    assert TEX not in json.loads(read_file(c.path(m, "model.json")))["textures"]
