@@ -50,6 +50,7 @@ static const char usage_text[] =
 	"  insecure                     do not verify TLS certificates\n"
 	"  log_level=error|warn|info|debug   (default info; syslog when in the background)\n"
 	"  cache_timeout=S              kernel cache of names and sizes (default 3600)\n"
+	"  max_threads=N                FUSE worker threads (default 64)\n"
 	"  allow_other                  let other users see the mount\n";
 
 static int usage(FILE *to, int status)
@@ -134,6 +135,8 @@ static int cmd_mount(int argc, char **argv)
 	rc = cli_env_open(&env, &s, 0);
 	if (rc)
 		return rc;
+	/* The daemon runs from /: keep the cache where it was meant to be. */
+	snprintf(s.cache_dir, sizeof(s.cache_dir), "%s", cache_root(env.cache));
 	cli_env_close(&env);
 
 	fc = (struct fs_config){ s.server, s.lang, s.prefetch, s.cache_timeout_s, s.max_threads,

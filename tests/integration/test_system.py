@@ -324,7 +324,6 @@ def pids_with_arg(arg):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="cli: the cache is opened again after daemonizing, from /")
 def test_relative_cache_dir_is_one_cache(tmp_path, l2dfs_bin, origin):
     """Daemonized, l2dfs works from /; a relative cache_dir must still name the
     folder it named on the command line."""
