@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import stat
 import subprocess
@@ -19,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import asset_row, costume, oserror, wait_for
+from helpers import asset_row, costume, wait_for
 from soundness import (assert_sound, errname, read_bytes, sha256, temps, timed, wrong_bytes)
 
 NO_PREFETCH = {"prefetch": "off"}
