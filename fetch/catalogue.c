@@ -59,6 +59,19 @@ int fetch_json_parse(const char *text, size_t len, cJSON **out)
 		return -ENOMEM;
 	memcpy(copy, text, len);
 	copy[len] = '\0';
+	/* cJSON cuts a string at an escaped NUL ("a\u0000b" would read as the
+	 * name "a"): make it U+0001, a control character every name check
+	 * rejects. An escaped backslash before "u0000" is text, not an escape. */
+	for (size_t i = 0; i < len; i++) {
+		if (copy[i] != '\\')
+			continue;
+		size_t n = 0;
+		while (i + n < len && copy[i + n] == '\\')
+			n++;
+		if (n % 2 == 1 && i + n + 5 <= len && memcmp(copy + i + n, "u0000", 5) == 0)
+			copy[i + n + 4] = '1';
+		i += n - 1;
+	}
 
 	const char *end = NULL;
 	cJSON *json = cJSON_ParseWithLengthOpts(copy, len, &end, 0);

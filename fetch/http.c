@@ -299,7 +299,9 @@ static int network_reason(const struct fetch_engine *e, struct req *r, CURLcode 
 			set_reason(r, "could not connect: %s", strerror((int)oserr));
 		return 1;
 	case CURLE_OPERATION_TIMEDOUT:
-		curl_easy_getinfo(r->h, CURLINFO_CONNECT_TIME_T, &connect_us);
+		/* A reused connection has no connect time: ask whether the
+		 * transfer ever started instead. */
+		curl_easy_getinfo(r->h, CURLINFO_PRETRANSFER_TIME_T, &connect_us);
 		if (connect_us == 0)
 			set_reason(r, "connect timed out after %ld s", e->cfg.connect_timeout_s);
 		else
@@ -539,7 +541,10 @@ static void attempt_done(struct fetch_engine *e, struct slot *s, CURLcode rc)
 			finish_slot(e, s, -EIO);
 			return;
 		}
-		http_base_failed(&e->bases, r->base);
+		/* A server that sent a status line is up: one broken body must not
+		 * make every other request fail fast. */
+		if (!status)
+			http_base_failed(&e->bases, r->base);
 		try_again(e, s, 0);
 		return;
 	}

@@ -173,8 +173,6 @@ def test_silent_origin_times_out(mount, origin, kind):
     assert_sound(m.cache, origin)
 
 
-@pytest.mark.xfail(strict=True, reason="a timeout on a reused connection is reported as"
-                   " 'connect timed out after 10 s' (connect time 0): fetch/http.c network_reason")
 def test_stall_reason_names_the_timeout(mount, origin):
     m, c = prepared(mount, origin, timeout=2, retries=0)
     origin.fault(path=re.escape(c.files[TEX]) + "$", method="GET", kind="stall", seconds=30)
@@ -182,9 +180,6 @@ def test_stall_reason_names_the_timeout(mount, origin):
     assert "no data for 2 s" in tex_row(m, c)["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="resets after the status line count as the origin being"
-                   " down: three on one file make every other download fail fast for 2 s"
-                   " (fetch/http.c attempt_done calls http_base_failed)")
 def test_one_broken_file_does_not_take_the_origin_down(mount, origin):
     m, c = prepared(mount, origin)
     other = "textures/texture_01.png"
@@ -475,8 +470,6 @@ def test_hostile_names_in_buildData(mount, origin, tmp_path):
     report("hostile names in buildData", "left out, costume served", time.monotonic() - t0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="the JSON parser turns \\u0000 into a NUL that ends the C"
-                   " string: \"a\\u0000b\" is taken as the name \"a\" (fetch_json_parse)")
 def test_nul_byte_in_names(mount, origin):
     """"a\\u0000b" must be left out, not become the name "a"."""
     doc = json.loads(origin.expected(BUILD))

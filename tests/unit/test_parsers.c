@@ -542,7 +542,7 @@ static void test_build_data_hostile(void **state)
 		"motions[7] \"..\": unsafe name",
 		"motions[8] \".bytes\": unsafe name",
 		"motions[9] \"..bytes\": unsafe name",
-		"motions[10] \"\": unsafe name", /* cut at \u0000 */
+		"motions[10] \"\\x01.mtn\": unsafe name", /* \u0000 made a control byte */
 		"motions[11] \"\\xff.mtn\": unsafe name",
 		"motions[12]: not an object",
 		"motions[13]: bundleName is not a string",
