@@ -271,7 +271,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 struct dirbuf {
 	fuse_req_t req;
 	char *p;
-	size_t size;
+	size_t size, cap;
 	int err;
 };
 
@@ -285,12 +285,19 @@ static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 
 	if (b->err)
 		return;
-	p = realloc(b->p, old + need);
-	if (!p) {
-		b->err = -ENOMEM;
-		return;
+	/* Doubling: a folder of 100,000 entries costs no quadratic copying. */
+	if (old + need > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap < old + need)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
 	}
-	b->p = p;
 	b->size = old + need;
 	fuse_add_direntry(b->req, b->p + old, need, name, &st, (off_t)b->size);
 }
