@@ -175,6 +175,25 @@ def test_sigterm_with_reads_in_flight(mount, origin):
     assert "unmounted" in m.log_text()
 
 
+@pytest.mark.xfail(strict=True, reason="a lookup waiting on a HEAD probe (fetch_head_batch) or a"
+                   " document (fetch_get_memory) ends only at the engine's timeout: the engine has no"
+                   " stop that cancels its transfers while staying valid for the workers still in it")
+def test_sigterm_with_a_lookup_in_flight(mount, origin):
+    m = mount(opts={"prefetch": "off", "timeout": 10})
+    c = costume(origin)
+    os.listdir(c.path(m))
+    origin.fault(path="^/assets/", kind="stall", seconds=120)
+    out = []
+
+    def lookup():
+        out.append((oserror(os.stat, c.path(m, "textures/texture_00.png")), 0))
+
+    reader = threading.Thread(target=lookup, daemon=True)
+    reader.start()
+    assert wait_for(lambda: origin.stats()["in_flight"], 5)
+    ends_quickly(mount, origin, m, [reader], out, "SIGTERM", lambda: m.proc.send_signal(signal.SIGTERM))
+
+
 @pytest.fixture
 def fuse_connections():
     """/sys/fs/fuse/connections, mounted for the test if it was not."""
