@@ -229,17 +229,23 @@ void fetch_assets_stop(struct fetch_library *lib)
 /*
  * Start a transfer for the asset unless one is in flight; the caller holds
  * lib->lock. *out (may be NULL) gets the transfer with a reference taken.
+ * Returns 1 (and no transfer) if the asset turns out complete: a transfer
+ * that ended after the caller read the row is only unlinked once the index
+ * says completed, so under lib->lock the row is the truth.
  */
 static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 			  enum fetch_priority prio, struct fetch_transfer **out)
 {
 	struct fetch_transfer *t = transfer_find(lib, a->id);
+	struct idx_asset now;
 	char path[FETCH_URL_MAX];
 	int rc;
 
 	if (!t) {
 		if (lib->stopping)
 			return -ECANCELED;
+		if (idx_asset_get(lib->idx, a->id, &now) == 0 && now.state == IDX_COMPLETED)
+			return 1;
 		rc = fetch_asset_url_path(lib->server, a->bundle, a->file, path, sizeof(path));
 		if (rc < 0)
 			return rc;
@@ -350,6 +356,8 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 		if (rc == 0)
 			rc = transfer_wait(lib, t);
 		pthread_mutex_unlock(&lib->lock);
+		if (rc == 1)
+			continue; /* completed meanwhile */
 		if (rc == -ENOSPC && !made_room && fetch_care_make_room(lib, a.size)) {
 			made_room = 1;
 			continue;
