@@ -158,7 +158,7 @@ static int cmd_mount(int argc, char **argv)
 		return rc;
 	}
 	log_info("serving %s (server %s) from %s", mountpoint, s.server, s.cache_dir);
-	rc = fs_serve(fs, env.lib, env.idx, env.cache);
+	rc = fs_serve(fs, env.engine, env.lib, env.idx, env.cache);
 	fs_destroy(fs);
 	cli_env_close(&env);
 	log_info("unmounted %s", mountpoint);

@@ -100,6 +100,11 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg);
  * run), stop the thread, free. */
 void fetch_engine_free(struct fetch_engine *e);
 
+/* The same cancelling without freeing: afterwards every request fails with
+ * -ECANCELED at once and the engine stays valid until fetch_engine_free().
+ * Call it from one thread (a watcher); fetch_engine_free() may follow. */
+void fetch_engine_stop(struct fetch_engine *e);
+
 /* Queue a request for "<base>/<path>" (path starts with '/'; only the
  * configured origins are ever contacted, redirects to other hosts are
  * refused). sink may be NULL for HEAD. Returns -ECANCELED after free began. */

@@ -786,15 +786,24 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
 	return 0;
 }
 
+void fetch_engine_stop(struct fetch_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	int first = !e->stopping;
+	e->stopping = 1;
+	if (first)
+		curl_multi_wakeup(e->multi);
+	pthread_mutex_unlock(&e->lock);
+	/* One joiner; later callers find the thread gone already. */
+	if (first)
+		pthread_join(e->thread, NULL);
+}
+
 void fetch_engine_free(struct fetch_engine *e)
 {
 	if (!e)
 		return;
-	pthread_mutex_lock(&e->lock);
-	e->stopping = 1;
-	curl_multi_wakeup(e->multi);
-	pthread_mutex_unlock(&e->lock);
-	pthread_join(e->thread, NULL);
+	fetch_engine_stop(e);
 	engine_destroy(e);
 }
 

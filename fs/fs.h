@@ -43,8 +43,11 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 int fs_daemonize(struct fs *fs, int foreground);
 
 /* Serve requests until unmounted or signalled (SIGINT, SIGTERM, SIGHUP).
- * lib, idx and cache must outlive the call. Returns 0 or a negative errno. */
-int fs_serve(struct fs *fs, struct fetch_library *lib, struct idx *idx, struct cache *cache);
+ * When the session ends, the library and the engine are stopped so that
+ * readers waiting on the network return at once. engine, lib, idx and
+ * cache must outlive the call. Returns 0 or a negative errno. */
+int fs_serve(struct fs *fs, struct fetch_engine *engine, struct fetch_library *lib,
+	     struct idx *idx, struct cache *cache);
 
 /* Unmount (if still mounted) and free. */
 void fs_destroy(struct fs *fs);

@@ -175,9 +175,6 @@ def test_sigterm_with_reads_in_flight(mount, origin):
     assert "unmounted" in m.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="a lookup waiting on a HEAD probe (fetch_head_batch) or a"
-                   " document (fetch_get_memory) ends only at the engine's timeout: the engine has no"
-                   " stop that cancels its transfers while staying valid for the workers still in it")
 def test_sigterm_with_a_lookup_in_flight(mount, origin):
     m = mount(opts={"prefetch": "off", "timeout": 10})
     c = costume(origin)
