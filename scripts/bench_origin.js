@@ -48,7 +48,7 @@ const MAX_EVENTS = 50000;
 
 function parseArgs(argv) {
 	const o = {
-		latencyMs: 40, seed: 1, samplesDir: '/work/shared/samples', portFile: null,
+		latencyMs: 40, seed: 1, samplesDir: path.join(__dirname, '..', 'tests', 'data', 'samples'), portFile: null,
 		h1Port: 0, h2Port: 0, tlsCert: null, tlsKey: null,
 	};
 	const keys = {

@@ -16,9 +16,7 @@ import pytest
 
 from helpers import FIXTURE_SERVER, Origin, costume
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not (SAMPLES / "live2d__info.json.mirror_haneoka.json").is_file(),
-                                   reason="no shared/samples beside the repository")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 TEX = "/assets/jp/live2d/chara/036_live_event_307_ssr_rip/texture_00.png"
 DOCS = ["/api/characters/all.2.json", "/api/explorer/jp/assets/_info.json", "/api/costumes/all.5.json"]
 
@@ -325,7 +323,6 @@ def test_models_dir(make_origin, tmp_path):
     assert c.model_json["motions"] == {"idle": [{"name": "idle_00", "file": "motions/idle_00.mtn"}]}
 
 
-@needs_samples
 def test_samples_catalogue(make_origin):
     o = make_origin("--catalogue", "samples")
     assert get(o, "/api/characters/all.2.json")[2] == (SAMPLES / "api_characters_all.2.json").read_bytes()
@@ -340,7 +337,6 @@ def test_samples_catalogue(make_origin):
     assert len(info["live2d"]["chara"]) == 3639
 
 
-@needs_samples
 def test_big_catalogue(make_origin):
     o = make_origin("--catalogue", "big", "--texture-size", "2000000")
     info = json.loads(get(o, "/api/explorer/jp/assets/_info.json")[2])
