@@ -49,7 +49,10 @@ unit: $(UNIT_BIN)
 integration: $(BUILD)/l2dfs
 	L2DFS_BIN=$(abspath $(BUILD)/l2dfs) $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
-check: all unit integration fuzz-smoke
+# Dependencies first (quick when installed), then a fresh make: the package
+# flags above are read when make starts.
+check: deps
+	$(MAKE) all unit integration fuzz-smoke
 
 # The whole suite again under AddressSanitizer+UBSan / ThreadSanitizer.
 asan:
