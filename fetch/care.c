@@ -182,24 +182,10 @@ void fetch_care_pin(struct fetch_library *lib, int64_t asset_id, int add)
 	if (lib->cfg.cache_max <= 0)
 		return;
 	pthread_mutex_lock(&lib->lock);
-	if (!add) {
-		for (size_t i = 0; i < lib->npins; i++) {
-			if (lib->pins[i] == asset_id) {
-				lib->pins[i] = lib->pins[--lib->npins];
-				break;
-			}
-		}
-	} else {
-		if (lib->npins == lib->cappins) {
-			size_t cap = lib->cappins ? lib->cappins * 2 : 16;
-			int64_t *p = realloc(lib->pins, cap * sizeof(*p));
-			if (!p)
-				abort(); /* a few bytes; nothing sensible to do without them */
-			lib->pins = p;
-			lib->cappins = cap;
-		}
-		lib->pins[lib->npins++] = asset_id;
-	}
+	if (add)
+		fetch_keys_add(&lib->pins, asset_id);
+	else
+		fetch_keys_remove(&lib->pins, asset_id);
 	pthread_mutex_unlock(&lib->lock);
 }
 
@@ -215,8 +201,7 @@ static int library_spares(void *arg, int64_t id)
 	int found = id == s->exclude;
 
 	pthread_mutex_lock(&s->lib->lock);
-	for (size_t i = 0; !found && i < s->lib->npins; i++)
-		found = s->lib->pins[i] == id;
+	found = found || fetch_keys_has(&s->lib->pins, id);
 	pthread_mutex_unlock(&s->lib->lock);
 	return found;
 }

@@ -54,43 +54,55 @@ void fetch_library_free(struct fetch_library *lib)
 	fetch_assets_stop(lib);
 	pthread_mutex_destroy(&lib->lock);
 	pthread_cond_destroy(&lib->changed);
-	free(lib->busy);
-	free(lib->pins);
+	free(lib->busy.v);
+	free(lib->pins.v);
 	free(lib);
+}
+
+void fetch_keys_add(struct fetch_keys *k, int64_t key)
+{
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 16;
+		int64_t *v = realloc(k->v, cap * sizeof(*v));
+		if (!v)
+			abort();
+		k->v = v;
+		k->cap = cap;
+	}
+	k->v[k->n++] = key;
+}
+
+void fetch_keys_remove(struct fetch_keys *k, int64_t key)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->v[i] == key) {
+			k->v[i] = k->v[--k->n];
+			return;
+		}
+	}
+}
+
+int fetch_keys_has(const struct fetch_keys *k, int64_t key)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->v[i] == key)
+			return 1;
+	return 0;
 }
 
 void fetch_busy_acquire(struct fetch_library *lib, int64_t key)
 {
 	pthread_mutex_lock(&lib->lock);
-	for (;;) {
-		size_t i;
-		for (i = 0; i < lib->nbusy && lib->busy[i] != key; i++)
-			;
-		if (i == lib->nbusy)
-			break;
+	while (fetch_keys_has(&lib->busy, key))
 		pthread_cond_wait(&lib->changed, &lib->lock);
-	}
-	if (lib->nbusy == lib->capbusy) {
-		size_t cap = lib->capbusy ? lib->capbusy * 2 : 16;
-		int64_t *b = realloc(lib->busy, cap * sizeof(*b));
-		if (!b)
-			abort(); /* a few bytes; nothing sensible to do without them */
-		lib->busy = b;
-		lib->capbusy = cap;
-	}
-	lib->busy[lib->nbusy++] = key;
+	fetch_keys_add(&lib->busy, key);
 	pthread_mutex_unlock(&lib->lock);
 }
 
 void fetch_busy_release(struct fetch_library *lib, int64_t key)
 {
 	pthread_mutex_lock(&lib->lock);
-	for (size_t i = 0; i < lib->nbusy; i++) {
-		if (lib->busy[i] == key) {
-			lib->busy[i] = lib->busy[--lib->nbusy];
-			break;
-		}
-	}
+	fetch_keys_remove(&lib->busy, key);
 	pthread_cond_broadcast(&lib->changed);
 	pthread_mutex_unlock(&lib->lock);
 }

@@ -9,6 +9,18 @@
 /* Largest catalogue document or buildData accepted (the real ones are < 2 MiB). */
 #define FETCH_DOC_MAX (16u << 20)
 
+/* A small multiset of keys (a few dozen at most): linear is fastest. */
+struct fetch_keys {
+	int64_t *v;
+	size_t n, cap;
+};
+/* Add one (aborts without memory: a few bytes, nothing sensible to do). */
+void fetch_keys_add(struct fetch_keys *k, int64_t key);
+/* Remove one occurrence, if any. */
+void fetch_keys_remove(struct fetch_keys *k, int64_t key);
+/* 1 if key is there. */
+int fetch_keys_has(const struct fetch_keys *k, int64_t key);
+
 struct fetch_transfer; /* one asset download in flight (assets.c) */
 struct fetch_job;      /* a finished transfer waiting to be committed */
 
@@ -22,8 +34,7 @@ struct fetch_library {
 	pthread_mutex_t lock;   /* guards everything below */
 	pthread_cond_t changed; /* a transfer ended, a key was released */
 	struct fetch_transfer *transfers;
-	int64_t *busy;          /* keys of catalogue/costume work in progress */
-	size_t nbusy, capbusy;
+	struct fetch_keys busy; /* keys of catalogue/costume work in progress */
 	int64_t catalogue_checked_until; /* no catalogue check needed before this time */
 
 	/* Finished transfers are committed (fsync, rename, index) off the
@@ -38,8 +49,7 @@ struct fetch_library {
 	int64_t care_total;     /* completed bytes: as last counted + added since */
 	int64_t care_trigger;   /* a pass runs once care_total is above this */
 	int care_running;       /* a pass is under way */
-	int64_t *pins;          /* assets readers wait to open: never evicted */
-	size_t npins, cappins;
+	struct fetch_keys pins; /* assets readers wait to open: never evicted */
 };
 
 /* Take a key (wait while another thread holds it) / give it back. */
