@@ -14,7 +14,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread
 
-MODULES  := log cache index fetch fs
+MODULES  := log cache index fetch/http fetch/bestdori fetch/care fetch/library fs
 LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -26,7 +26,9 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/l2dfs
 
-$(BUILD)/%.o: %.c $(wildcard */*.h)
+HEADERS  := $(wildcard */*.h */*/*.h)
+
+$(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -64,7 +66,7 @@ tsan:
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 10
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard */*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HEADERS)
 	@mkdir -p build-fuzz
 	clang -std=gnu11 -O1 -g -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS) \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lpthread

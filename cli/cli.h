@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #include "../cache/cache.h"
-#include "../fetch/fetch.h"
+#include "../fetch/care/care.h"
+#include "../fetch/library/library.h"
 #include "../index/index.h"
 #include "../log/log.h"
 

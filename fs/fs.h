@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "../cache/cache.h"
-#include "../fetch/fetch.h"
+#include "../fetch/library/library.h"
 #include "../index/index.h"
 
 struct fs_config {

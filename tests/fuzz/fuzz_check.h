@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../fetch/fetch.h"
-
-int fetch_utf8_valid(const char *s); /* fetch/catalogue.c */
+#include "../../fetch/bestdori/bestdori_int.h"
 
 #define CHECK(cond)                                                                        \
 	do {                                                                               \

@@ -21,7 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../fetch/fetch.h"
+#include "../../fetch/http/http.h"
 
 #define PEER_SCRIPT "tests/unit/http_peer.py"
 

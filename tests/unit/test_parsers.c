@@ -15,7 +15,7 @@
 #include <cJSON.h>
 #include <cmocka.h>
 
-#include "../../fetch/fetch.h"
+#include "../../fetch/bestdori/bestdori.h"
 
 #define CORPUS "tests/fuzz/corpus/"
 #define GEN "live2d/chara/001_general"

@@ -2,7 +2,7 @@
  * A costume's files: buildData.asset in, the vetted file list out, and the
  * model.json a viewer loads; the order of costumes within a character.
  */
-#include "fetch.h"
+#include "bestdori_int.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* Shared parser helpers, defined in catalogue.c. */
-int fetch_json_parse(const char *text, size_t len, cJSON **out);
-int fetch_utf8_valid(const char *s);
-int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r);
-int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
-int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
-			  int (*cmp)(const void *a, const void *b),
-			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r);
 
 #define LIST_MAX 10000 /* entries taken from one buildData list */
 

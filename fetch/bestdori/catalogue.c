@@ -3,7 +3,7 @@
  * characters and costumes out. Also the helpers every parser of this module
  * shares (JSON intake, UTF-8, reject lines, duplicate finding).
  */
-#include "fetch.h"
+#include "bestdori_int.h"
 
 #include <cJSON.h>
 #include <errno.h>

@@ -4,24 +4,19 @@
  * Eviction goes by the index's last_access, least recently used first, and
  * asks cache/ to remove each file; cache/ refuses files held open (by this
  * process or a mount). Sizes come from the index, so a pass costs one scan
- * of the completed rows. A library with cache_max keeps a running total of
- * those bytes, counted at start and again by every pass, and runs a pass
- * when a finished download takes it over the limit.
+ * of the completed rows.
  */
-#include "library_int.h"
+#include "care.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../log/log.h"
+#include "../../log/log.h"
 
 static const char *const servers[] = { "jp", "en", "tw", "cn", "kr" };
 #define NSERVERS (sizeof(servers) / sizeof(servers[0]))
-
-/* The least free space a download failing with ENOSPC is given. */
-#define ROOM_MIN (1 << 20)
 
 int fetch_asset_progress(const struct idx_asset *a)
 {
@@ -32,8 +27,7 @@ int fetch_asset_progress(const struct idx_asset *a)
 	return a->bytes_done >= a->size ? 99 : (int)(a->bytes_done * 100 / a->size);
 }
 
-/* max * pct / 100 without overflow for any size. */
-static int64_t share_of(int64_t max, int pct)
+int64_t fetch_care_share(int64_t max, int pct)
 {
 	return max / 100 * pct + max % 100 * pct / 100;
 }
@@ -103,11 +97,20 @@ static int lru_load(struct idx *idx, struct lru *l)
 	return rc;
 }
 
+int fetch_care_completed_bytes(struct idx *idx, int64_t *total)
+{
+	struct lru l;
+	int rc = lru_load(idx, &l);
+
+	if (rc == 0)
+		*total = l.total;
+	free(l.v);
+	return rc;
+}
+
 /* ---- eviction ---- */
 
-/* Evict until the completed bytes are at most target, sparing the assets
- * spare() (may be NULL) says 1 for. */
-static int care_pass(struct idx *idx, struct cache *cache, int64_t target,
+int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
 		     int (*spare)(void *arg, int64_t id), void *arg, struct fetch_care_report *r)
 {
 	struct lru l;
@@ -160,124 +163,7 @@ int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int lo
 {
 	if (max_size < 0 || low_pct < 0 || low_pct > 100)
 		return -EINVAL;
-	return care_pass(idx, cache, share_of(max_size, low_pct), NULL, NULL, r);
-}
-
-/* ---- the library's limit (cache_max) ---- */
-
-void fetch_care_start(struct fetch_library *lib)
-{
-	struct lru l;
-
-	if (lib->cfg.cache_max <= 0)
-		return;
-	if (lru_load(lib->idx, &l) == 0)
-		lib->care_total = l.total;
-	free(l.v);
-	lib->care_trigger = lib->cfg.cache_max;
-}
-
-void fetch_care_pin(struct fetch_library *lib, int64_t asset_id, int add)
-{
-	if (lib->cfg.cache_max <= 0)
-		return;
-	pthread_mutex_lock(&lib->lock);
-	if (add)
-		fetch_keys_add(&lib->pins, asset_id);
-	else
-		fetch_keys_remove(&lib->pins, asset_id);
-	pthread_mutex_unlock(&lib->lock);
-}
-
-struct spare_ctx {
-	struct fetch_library *lib;
-	int64_t exclude;
-};
-
-/* The asset just committed, and those readers are opening. */
-static int library_spares(void *arg, int64_t id)
-{
-	struct spare_ctx *s = arg;
-	int found = id == s->exclude;
-
-	pthread_mutex_lock(&s->lib->lock);
-	found = found || fetch_keys_has(&s->lib->pins, id);
-	pthread_mutex_unlock(&s->lib->lock);
-	return found;
-}
-
-/*
- * One pass down to target for the library, one at a time: with wait, after
- * the one running; without, not at all if one runs. Returns bytes freed.
- */
-static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t exclude,
-			    int wait)
-{
-	struct fetch_care_report r;
-	int64_t max = lib->cfg.cache_max, margin = max - share_of(max, FETCH_CARE_LOW_WATER);
-
-	pthread_mutex_lock(&lib->lock);
-	while (wait && lib->care_running)
-		pthread_cond_wait(&lib->changed, &lib->lock);
-	if (lib->care_running) {
-		pthread_mutex_unlock(&lib->lock);
-		return 0;
-	}
-	lib->care_running = 1;
-	int64_t counted = lib->care_total;
-	pthread_mutex_unlock(&lib->lock);
-
-	struct spare_ctx spare = { lib, exclude };
-	int rc = care_pass(lib->idx, lib->cache, target, library_spares, &spare, &r);
-
-	pthread_mutex_lock(&lib->lock);
-	if (rc == 0) {
-		/* Downloads finished during the pass are added on top. */
-		lib->care_total = r.total_after + (lib->care_total - counted);
-		/* Files kept (open, linked elsewhere) may hold the total above the
-		 * limit: let it grow by the margin before scanning again rather
-		 * than after every download. */
-		lib->care_trigger = r.total_after + margin > max ? r.total_after + margin : max;
-	}
-	lib->care_running = 0;
-	pthread_cond_broadcast(&lib->changed);
-	pthread_mutex_unlock(&lib->lock);
-	if (rc < 0)
-		log_warn("cache eviction failed: %s", strerror(-rc));
-	else if (r.evicted || r.kept_open || r.kept_linked)
-		log_info("cache at %lld bytes (limit %lld): evicted %d files (%lld bytes freed),"
-			 " kept %d open and %d hardlinked elsewhere; now %lld bytes",
-			 (long long)r.total_before, (long long)max, r.evicted, (long long)r.freed,
-			 r.kept_open, r.kept_linked, (long long)r.total_after);
-	return rc < 0 ? 0 : r.freed;
-}
-
-void fetch_care_added(struct fetch_library *lib, int64_t asset_id, int64_t size)
-{
-	if (lib->cfg.cache_max <= 0)
-		return;
-	pthread_mutex_lock(&lib->lock);
-	lib->care_total += size;
-	int over = lib->care_total > lib->care_trigger && !lib->care_running;
-	pthread_mutex_unlock(&lib->lock);
-	if (over)
-		library_pass(lib, share_of(lib->cfg.cache_max, FETCH_CARE_LOW_WATER), asset_id, 0);
-}
-
-int fetch_care_make_room(struct fetch_library *lib, int64_t need)
-{
-	int64_t target = share_of(lib->cfg.cache_max, FETCH_CARE_LOW_WATER);
-
-	if (lib->cfg.cache_max <= 0)
-		return 0;
-	if (need < ROOM_MIN)
-		need = ROOM_MIN;
-	pthread_mutex_lock(&lib->lock);
-	int64_t below = lib->care_total - 2 * need;
-	pthread_mutex_unlock(&lib->lock);
-	if (below < target)
-		target = below > 0 ? below : 0;
-	return library_pass(lib, target, 0, 1) > 0;
+	return fetch_care_evict(idx, cache, fetch_care_share(max_size, low_pct), NULL, NULL, r);
 }
 
 /* ---- integrity ---- */

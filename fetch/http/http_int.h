@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fetch.h"
+#include "http.h"
 
 #define HTTP_NBASES (1 + FETCH_MAX_MIRRORS)
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fetch.h"
+#include "http.h"
 
 struct waiter {
 	pthread_mutex_t lock;

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../log/log.h"
+#include "../../log/log.h"
 #include "http_int.h"
 
 #define DOWN_AFTER 3 /* network failures in a row */

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../log/log.h"
+#include "../../log/log.h"
 #include "http_int.h"
 
 #ifndef L2DFS_VERSION

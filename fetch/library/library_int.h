@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "fetch.h"
+#include "library.h"
 
 /* Largest catalogue document or buildData accepted (the real ones are < 2 MiB). */
 #define FETCH_DOC_MAX (16u << 20)
@@ -45,7 +45,7 @@ struct fetch_library {
 	int stopping;
 	int outstanding;        /* transfers not yet committed */
 
-	/* Cache care with cfg.cache_max (care.c). */
+	/* The cache_max budget (budget.c). */
 	int64_t care_total;     /* completed bytes: as last counted + added since */
 	int64_t care_trigger;   /* a pass runs once care_total is above this */
 	int care_running;       /* a pass is under way */
@@ -68,19 +68,19 @@ void fetch_assets_stop(struct fetch_library *lib);
  * (its outcome is then in the index); else return 0 at once. */
 int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
 
-/* cache_max: count the cached bytes once, at start. */
-void fetch_care_start(struct fetch_library *lib);
+/* cache_max (budget.c): count the cached bytes once, at start. */
+void fetch_budget_start(struct fetch_library *lib);
 
 /* cache_max: pin (add != 0) or unpin an asset a reader is opening, so that
  * eviction spares it; one pin per call. */
-void fetch_care_pin(struct fetch_library *lib, int64_t asset_id, int add);
+void fetch_budget_pin(struct fetch_library *lib, int64_t asset_id, int add);
 
 /* cache_max: asset_id (size bytes) was just committed; evict least recently
  * used files (never that one) if the total went over the limit. */
-void fetch_care_added(struct fetch_library *lib, int64_t asset_id, int64_t size);
+void fetch_budget_added(struct fetch_library *lib, int64_t asset_id, int64_t size);
 
 /* cache_max: a download of need bytes (-1: unknown) failed with ENOSPC.
  * Evict below the limit to make room; 1 if anything was freed, else 0. */
-int fetch_care_make_room(struct fetch_library *lib, int64_t need);
+int fetch_budget_make_room(struct fetch_library *lib, int64_t need);
 
 #endif

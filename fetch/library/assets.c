@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../log/log.h"
+#include "../../log/log.h"
 
 /* The index's bytes_done is refreshed at most this often per transfer. */
 #define PROGRESS_STEP (1 << 20)
@@ -170,7 +170,7 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 	transfer_put(t);
 	pthread_mutex_unlock(&lib->lock);
 	if (err == 0)
-		fetch_care_added(lib, asset_id, size);
+		fetch_budget_added(lib, asset_id, size);
 }
 
 static void *commit_worker(void *arg)
@@ -358,7 +358,7 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 		pthread_mutex_unlock(&lib->lock);
 		if (rc == 1)
 			continue; /* completed meanwhile */
-		if (rc == -ENOSPC && !made_room && fetch_care_make_room(lib, a.size)) {
+		if (rc == -ENOSPC && !made_room && fetch_budget_make_room(lib, a.size)) {
 			made_room = 1;
 			continue;
 		}
@@ -374,9 +374,9 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 {
 	/* Pinned, a file downloaded for this reader is not evicted before the
 	 * reader has it open (and its lock). */
-	fetch_care_pin(lib, asset_id, 1);
+	fetch_budget_pin(lib, asset_id, 1);
 	int rc = asset_open(lib, asset_id, fd);
-	fetch_care_pin(lib, asset_id, 0);
+	fetch_budget_pin(lib, asset_id, 0);
 	return rc;
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../log/log.h"
+#include "../../log/log.h"
 
 /* After a failed refresh served from a stale copy, wait this long before
  * asking the origin again. */
@@ -37,7 +37,7 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	lib->cache = cache;
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->changed, NULL);
-	fetch_care_start(lib);
+	fetch_budget_start(lib);
 	rc = fetch_assets_start(lib);
 	if (rc < 0) {
 		fetch_library_free(lib);

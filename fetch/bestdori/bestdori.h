@@ -1,0 +1,100 @@
+/*
+ * fetch/bestdori: the Bestdori documents and the rules of a costume folder.
+ *
+ * Pure functions from untrusted JSON to vetted structs (the roster, the
+ * asset and costume indexes, buildData.asset), the model.json renderer and
+ * the order of costumes: no I/O, no state (doc/DESIGN.md §3-§4). What the
+ * fuzzers exercise.
+ *
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef L2DFS_FETCH_BESTDORI_H
+#define L2DFS_FETCH_BESTDORI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FETCH_LANGS 5 /* ja, en, zh-hant, zh-hans, ko: characterName's slots */
+
+/* "ja|en|zh-hant|zh-hans|ko" -> 0..4; "jp|en|tw|cn|kr" checked. */
+int fetch_parse_lang(const char *s, int *lang);
+int fetch_server_is_valid(const char *s); /* 1 if valid, else 0 */
+
+/* Names rejected while parsing, each with a reason, for the caller to log. */
+struct fetch_rejects {
+	char **lines; /* "textures[3] \"../x\": path component '..'" */
+	size_t n;
+};
+void fetch_rejects_free(struct fetch_rejects *r);
+
+struct fetch_character {
+	int64_t id;
+	/* Display-safe names (a '/' is replaced by U+FF0F; control bytes, empty,
+	 * "." and ".." or over 200 bytes make the slot NULL). */
+	char *names[FETCH_LANGS];
+};
+
+struct fetch_costume {
+	char *live2d_name;     /* a safe bundle name, not ending in "general" */
+	int64_t character_id;  /* from the zero-padded prefix ("036_..." -> 36) */
+	int64_t costume_id;    /* from the costume index, -1 if absent */
+	char *desc[FETCH_LANGS];/* display-safe, NULL where absent */
+};
+
+struct fetch_catalogue {
+	struct fetch_character *characters;
+	size_t ncharacters;
+	struct fetch_costume *costumes;
+	size_t ncostumes;
+};
+void fetch_catalogue_free(struct fetch_catalogue *cat);
+
+/*
+ * Build the catalogue from the three documents: the roster
+ * (characters/all.2.json), the asset index (explorer/<server>/assets/_info.json,
+ * whose live2d.chara maps bundle -> file count) and the costume index
+ * (costumes/all.5.json). Costumes come from the asset index; the costume index
+ * adds ids and descriptions. -EBADMSG if a document is not the JSON it
+ * should be (a wrong type in a field only drops that entry, with a reject).
+ */
+int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
+			  size_t asset_index_len, const char *costume_index,
+			  size_t costume_index_len, struct fetch_catalogue *out,
+			  struct fetch_rejects *rejects);
+
+enum fetch_file_kind {
+	FETCH_KIND_MODEL,
+	FETCH_KIND_PHYSICS,
+	FETCH_KIND_TEXTURE,
+	FETCH_KIND_MOTION,
+	FETCH_KIND_EXPRESSION,
+};
+
+struct fetch_file_spec {
+	enum fetch_file_kind kind;
+	char *rel_path; /* "x.moc", "textures/texture_00.png", "motions/idle01.mtn"... */
+	char *bundle;   /* "live2d/chara/001_general" */
+	char *file;     /* served name: ".bytes" removed */
+	int optional;   /* physics */
+};
+
+struct fetch_costume_files {
+	struct fetch_file_spec *files; /* buildData order: model, physics, textures, motions, expressions */
+	size_t n;
+};
+void fetch_costume_files_free(struct fetch_costume_files *f);
+
+/* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and
+ * entries colliding on one rel_path are left out and reported in rejects.
+ * -EBADMSG if the JSON or Base/model is unusable. */
+int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
+			   struct fetch_rejects *rejects);
+
+/* model.json for the files given (those that exist, buildData order), as
+ * DESIGN §3. Returns malloc'd NUL-terminated text, or NULL on ENOMEM. */
+char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n);
+
+/* Order of costumes within a character (DESIGN §4): qsort-style. */
+int fetch_costume_cmp(const char *a, const char *b);
+
+#endif

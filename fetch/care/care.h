@@ -1,0 +1,86 @@
+/*
+ * fetch/care: keeping the cache within a size and sound, over the index
+ * and the cache alone (no network): least-recently-used eviction for
+ * `l2dfs gc` and the library's cache_max, and integrity checks for
+ * `l2dfs verify`.
+ *
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef L2DFS_FETCH_CARE_H
+#define L2DFS_FETCH_CARE_H
+
+#include <stdint.h>
+
+#include "../../cache/cache.h"
+#include "../../index/index.h"
+
+/* The share of cache_max (or of gc's --max-size) an eviction goes down to. */
+#define FETCH_CARE_LOW_WATER 90
+
+/* How far an asset's download got, 0..100 (100 once completed). */
+int fetch_asset_progress(const struct idx_asset *a);
+
+struct fetch_care_report {
+	int64_t total_before;      /* bytes of completed assets (every server) */
+	int64_t total_after;
+	int64_t freed;             /* bytes given back to the filesystem */
+	int evicted;               /* files taken out of the cache */
+	int kept_open;             /* held open (a reader of a mount) */
+	int64_t kept_open_bytes;
+	int kept_linked;           /* hardlinked outside the cache: evicting frees nothing */
+	int64_t kept_linked_bytes;
+	int in_flight;             /* downloads in progress, never touched */
+};
+
+/* max * pct / 100 without overflow for any size. */
+int64_t fetch_care_share(int64_t max, int pct);
+
+/* Bytes of every completed asset (every server), as the index says. */
+int fetch_care_completed_bytes(struct idx *idx, int64_t *total);
+
+/*
+ * Evict least recently used completed assets until their total is at most
+ * target, sparing those spare() (may be NULL) says 1 for; the rest as
+ * fetch_care_gc(), which is this with target = low_pct % of max_size.
+ */
+int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
+		     int (*spare)(void *arg, int64_t id), void *arg, struct fetch_care_report *r);
+
+/*
+ * Evict least recently used completed assets of every server until their
+ * total is at most low_pct % of max_size (nothing happens below that).
+ * Files held open (cache_asset_evict() says -EBUSY) and files hardlinked
+ * outside the cache are kept and counted; downloads in flight are never
+ * touched. Evicted rows go back to pending, so the next read downloads
+ * again. Works beside a mount of the same cache, in another process.
+ */
+int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
+		  struct fetch_care_report *r);
+
+enum fetch_verify_problem {
+	FETCH_VERIFY_MISSING,   /* the index says completed, the file is gone */
+	FETCH_VERIFY_TRUNCATED, /* its size differs from the index */
+	FETCH_VERIFY_CORRUPTED, /* same size, another SHA-256 */
+};
+
+struct fetch_verify_report {
+	int checked;  /* completed assets looked at */
+	int missing, truncated, corrupted;
+	int repaired; /* removed and marked pending */
+	int64_t bytes;/* bytes hashed */
+};
+
+/* Told about each unsound asset; found_size is -1 for a missing file. */
+typedef void (*fetch_verify_fn)(void *arg, const struct idx_asset *a,
+				enum fetch_verify_problem problem, int64_t found_size,
+				int repaired);
+
+/*
+ * Hash every completed asset's cache file (every server) and compare it
+ * with the index. With repair, an unsound file is removed and its row
+ * marked pending so the next read downloads it again. fn may be NULL.
+ */
+int fetch_care_verify(struct idx *idx, struct cache *cache, int repair, fetch_verify_fn fn,
+		      void *arg, struct fetch_verify_report *r);
+
+#endif

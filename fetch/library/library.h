@@ -1,0 +1,109 @@
+/*
+ * fetch/library: what a mount or a subcommand asks for ("the catalogue",
+ * "this costume's files", "this asset on disk"), kept in index/ and cache/
+ * and fetched through the engine, with one download per asset however many
+ * readers wait (doc/DESIGN.md §5).
+ *
+ * Every function returns 0 or a negative errno unless it says otherwise.
+ */
+#ifndef L2DFS_FETCH_LIBRARY_H
+#define L2DFS_FETCH_LIBRARY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../cache/cache.h"
+#include "../../index/index.h"
+#include "../bestdori/bestdori.h"
+#include "../care/care.h"
+#include "../http/http.h"
+
+#define FETCH_CATALOGUE_TTL_S (24 * 3600)
+
+struct fetch_library_config {
+	const char *server; /* jp|en|tw|cn|kr */
+	int lang;           /* 0..4 */
+	int prefetch;       /* queue a costume's files when one of them is opened */
+	/* bytes; 0 = no limit. Above it, each finished download evicts least
+	 * recently used files down to FETCH_CARE_LOW_WATER % (fetch_care_gc),
+	 * and a download failing with ENOSPC evicts and tries once more. */
+	int64_t cache_max;
+};
+
+struct fetch_library;
+
+/* Tie the engine, the index and the cache together. All must outlive it. */
+int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
+		      struct fetch_engine *e, struct idx *idx, struct cache *cache);
+/* Waits for background work it started to end (the engine cancels it). */
+void fetch_library_free(struct fetch_library *lib);
+
+/* Make sure the catalogue is in the index: fresh (< 24 h) copies are used as
+ * they are; older or missing ones are fetched (the three in parallel); if
+ * the origin fails, a stale copy serves. -EIO (logged) if none can be had. */
+int fetch_catalogue_ensure(struct fetch_library *lib);
+
+/* Make sure the costume's file list (from its buildData.asset) is in the
+ * index. -ENOENT if the costume has no buildData, -EIO otherwise. */
+int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
+
+/* Make sure every file of the costume (only the optional ones: physics,
+ * icon, if optional_only) has a known size or is known missing, probing the
+ * unknown ones in one parallel batch (no bodies fetched). A file in flight
+ * is waited for instead of probed. */
+int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only);
+
+/* Make sure the asset is complete in the cache (downloading it if needed,
+ * or waiting for the transfer already in flight). On success *fd is an open
+ * read-only descriptor of the cache file, the caller's to close. -ENOENT if
+ * the origin does not have it, -EIO/-EFBIG/-ENOSPC on failure (the reason
+ * is in the index and the log). */
+int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
+
+/* Seconds a "not on the origin" answer (404, the HTML page) is trusted. */
+#define FETCH_MISSING_RECHECK_S 600
+
+/* 1 if the origin said it lacks the asset less than FETCH_MISSING_RECHECK_S
+ * ago: the file is left out of listings and model.json and not asked for;
+ * after that it is asked again (a probe or a read). */
+int fetch_asset_missing(const struct idx_asset *a);
+
+/* Start downloading the asset without waiting, unless it is cached or in
+ * flight: FETCH_BACKGROUND for prefetch, FETCH_FOREGROUND for a file a
+ * reader is about to wait for (it goes ahead of queued prefetch work). */
+void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio);
+
+/* Queue every file of the costume in the background (prefetch=costume). */
+void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id);
+
+/* Wait until every file of the costume is cached or has failed; downloads
+ * at most `parallel` at once (0: the engine's bound). Calls progress (may be
+ * NULL) after each file. Stops early with -EINTR when *cancel becomes
+ * non-zero. Returns 0 if every required file is complete. */
+typedef void (*fetch_progress_fn)(void *arg, int64_t asset_id, int err);
+int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int parallel,
+			   const volatile int *cancel, fetch_progress_fn progress, void *arg);
+
+/* model.json of a costume as it stands (files known missing left out;
+ * unknown ones probed first). *text is malloc'd. */
+int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
+			     size_t *len);
+
+/* name.txt of a costume: its display name and a newline. *text is malloc'd.
+ * -ENOENT if the costume has no display name. */
+int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char **text,
+			   size_t *len);
+
+/*
+ * Start no more asset transfers: fetch_asset_open() and fetch_asset_queue()
+ * then fail with -ECANCELED instead of downloading (cached files still open);
+ * transfers in flight go on, but fetch_asset_open() calls waiting for one
+ * return -ECANCELED at once (a mount going away lets its readers go). After
+ * it, those two functions never touch the engine again, so the engine may be
+ * freed (cancelling what is in flight) while other threads still call them.
+ * Other functions of the library still use the engine: do not call them once
+ * it is freed.
+ */
+void fetch_library_stop(struct fetch_library *lib);
+
+#endif
