@@ -3,7 +3,7 @@
  *
  * Pure functions from untrusted JSON to vetted structs (the roster, the
  * asset and costume indexes, buildData.asset), the model.json renderer and
- * the order of costumes: no I/O, no state (doc/DESIGN.md §3-§4). What the
+ * the order of costumes: no I/O, no state (DESIGN §3-§4). What the
  * fuzzers exercise.
  *
  * Every function returns 0 or a negative errno unless it says otherwise.

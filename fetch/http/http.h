@@ -4,7 +4,7 @@
  * One libcurl multi handle on one thread for the whole process: connection
  * reuse, HTTP/2 where offered, retries with back-off, origin/mirror
  * fail-over, foreground requests before background ones. It knows URLs and
- * bytes only: nothing of Bestdori, the index or the cache (doc/DESIGN.md §2).
+ * bytes only: nothing of Bestdori, the index or the cache (DESIGN §6).
  *
  * Every function returns 0 or a negative errno unless it says otherwise.
  */

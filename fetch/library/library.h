@@ -2,7 +2,7 @@
  * fetch/library: what a mount or a subcommand asks for ("the catalogue",
  * "this costume's files", "this asset on disk"), kept in index/ and cache/
  * and fetched through the engine, with one download per asset however many
- * readers wait (doc/DESIGN.md §5).
+ * readers wait (DESIGN §8-§10).
  *
  * Every function returns 0 or a negative errno unless it says otherwise.
  */
