@@ -13,6 +13,7 @@
 #include "../fetch/library/library.h"
 #include "../index/index.h"
 #include "../log/log.h"
+#include "../util/util.h"
 
 /* Exit statuses (also in the man page). */
 enum cli_exit {

@@ -135,21 +135,6 @@ int cmd_parse_int(const char *flag, const char *value, long min, long max, long 
 	return 0;
 }
 
-int cmd_grow(void *array, size_t *cap, size_t n, size_t elem)
-{
-	void **v = array;
-
-	if (n < *cap)
-		return 0;
-	size_t more = *cap ? *cap * 2 : 64;
-	void *p = realloc(*v, more * elem);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = more;
-	return 0;
-}
-
 /* ---- output ---- */
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;

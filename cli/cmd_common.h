@@ -50,10 +50,6 @@ int cmd_start(int argc, char **argv, const struct cmd_spec *spec, struct cli_set
 /* "--x N": a whole number in [min, max] into *out, else a message and -EINVAL. */
 int cmd_parse_int(const char *flag, const char *value, long min, long max, long *out);
 
-/* Make room in *array (of elem-byte items, *cap of them) for one more
- * after the n it holds: 0 or -ENOMEM (the array is kept). */
-int cmd_grow(void *array, size_t *cap, size_t n, size_t elem);
-
 /* ---- output ---- */
 
 /* Print obj as one line on stdout (flushed; safe from several threads), free it. */

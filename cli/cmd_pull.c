@@ -269,7 +269,7 @@ static int add_costume(void *arg, const struct idx_costume *c)
 	for (size_t i = 0; i < p->ncostumes; i++)
 		if (p->costumes[i].c.id == c->id)
 			return 0;
-	if (cmd_grow(&p->costumes, &p->capcostumes, p->ncostumes, sizeof(*v)) < 0)
+	if (util_grow(&p->costumes, &p->capcostumes, p->ncostumes + 1, sizeof(*v)) < 0)
 		return -ENOMEM;
 	v = &p->costumes[p->ncostumes++];
 	memset(v, 0, sizeof(*v));
@@ -319,7 +319,7 @@ static int add_file(void *arg, const struct idx_file *f)
 		l->pc->has_name_txt = 1;
 	if (!f->asset_id)
 		return 0;
-	if (cmd_grow(&p->files, &p->capfiles, p->nfiles, sizeof(*p->files)) < 0)
+	if (util_grow(&p->files, &p->capfiles, p->nfiles + 1, sizeof(*p->files)) < 0)
 		return -ENOMEM;
 	struct pull_file *x = &p->files[p->nfiles++];
 	x->pc = l->pc;

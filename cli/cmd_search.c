@@ -94,7 +94,7 @@ struct matches {
 
 static int match_add(struct matches *m, int64_t id, const char *name, int is_costume)
 {
-	if (cmd_grow(&m->v, &m->cap, m->n, sizeof(*m->v)) < 0)
+	if (util_grow(&m->v, &m->cap, m->n + 1, sizeof(*m->v)) < 0)
 		return -ENOMEM;
 	struct cmd_match *x = &m->v[m->n++];
 	x->id = id;

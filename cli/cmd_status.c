@@ -91,7 +91,7 @@ static int collect_file(void *arg, const struct idx_file *f)
 
 	if (!f->asset_id)
 		return 0;
-	if (cmd_grow(&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+	if (util_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
 		return -ENOMEM;
 	struct costume_file *x = &l->v[l->n++];
 	rel_of(f, x->rel, sizeof(x->rel));
@@ -279,7 +279,7 @@ static int retry_add(struct retry *r, const char *what, int64_t asset_id)
 	for (size_t i = 0; i < r->n; i++)
 		if (r->v[i].asset_id == asset_id)
 			return 0;
-	if (cmd_grow(&r->v, &r->cap, r->n, sizeof(*r->v)) < 0)
+	if (util_grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) < 0)
 		return -ENOMEM;
 	struct retry_item *x = &r->v[r->n++];
 	memset(x, 0, sizeof(*x));

@@ -9,6 +9,8 @@
  */
 #include "fs_int.h"
 
+#include "../util/util.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -29,23 +31,15 @@ int fs_handle_add(struct fs *fs, struct fs_handle *h, uint64_t *id)
 	if (fs->nfree) {
 		slot = fs->free_slots[--fs->nfree];
 	} else {
-		if (fs->nslots == fs->capslots) {
-			size_t cap = fs->capslots ? fs->capslots * 2 : 64;
-			struct fs_handle **s = realloc(fs->slots, cap * sizeof(*s));
-			if (s)
-				fs->slots = s;
-			uint32_t *g = realloc(fs->gens, cap * sizeof(*g));
-			if (g)
-				fs->gens = g;
-			uint32_t *f = realloc(fs->free_slots, cap * sizeof(*f));
-			if (f)
-				fs->free_slots = f;
-			if (!s || !g || !f) {
-				pthread_mutex_unlock(&fs->lock);
-				return -ENOMEM;
-			}
-			fs->capslots = cap;
+		/* Three arrays of one capacity: each grows to the same size. */
+		size_t cs = fs->capslots, cg = cs, cf = cs, need = fs->nslots + 1;
+		if (util_grow(&fs->slots, &cs, need, sizeof(*fs->slots)) < 0 ||
+		    util_grow(&fs->gens, &cg, need, sizeof(*fs->gens)) < 0 ||
+		    util_grow(&fs->free_slots, &cf, need, sizeof(*fs->free_slots)) < 0) {
+			pthread_mutex_unlock(&fs->lock);
+			return -ENOMEM;
 		}
+		fs->capslots = cs;
 		slot = (uint32_t)fs->nslots++;
 		fs->gens[slot] = 0;
 	}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../log/log.h"
+#include "../util/util.h"
 
 static const char *const subdir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
 
@@ -281,22 +282,13 @@ static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 {
 	struct stat st = { .st_ino = ino, .st_mode = type };
 	size_t old = b->size, need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
-	char *p;
 
 	if (b->err)
 		return;
 	/* Doubling: a folder of 100,000 entries costs no quadratic copying. */
-	if (old + need > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap < old + need)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	if (util_grow(&b->p, &b->cap, old + need, 1) < 0) {
+		b->err = -ENOMEM;
+		return;
 	}
 	b->size = old + need;
 	fuse_add_direntry(b->req, b->p + old, need, name, &st, (off_t)b->size);
@@ -493,14 +485,9 @@ static void maybe_prefetch(struct fs *fs, int64_t costume)
 		;
 	int first = i == fs->nprefetched;
 	if (first) {
-		if (fs->nprefetched == fs->capprefetched) {
-			size_t cap = fs->capprefetched ? fs->capprefetched * 2 : 32;
-			int64_t *p = realloc(fs->prefetched, cap * sizeof(*p));
-			if (!p)
-				first = 0;
-			else
-				fs->prefetched = p, fs->capprefetched = cap;
-		}
+		if (util_grow(&fs->prefetched, &fs->capprefetched, fs->nprefetched + 1,
+			      sizeof(*fs->prefetched)) < 0)
+			first = 0;
 		if (first)
 			fs->prefetched[fs->nprefetched++] = costume;
 	}

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "../../log/log.h"
+#include "../../util/util.h"
 
 static const char *const servers[] = { "jp", "en", "tw", "cn", "kr" };
 #define NSERVERS (sizeof(servers) / sizeof(servers[0]))
@@ -49,14 +50,8 @@ static int collect_completed(void *arg, const struct idx_asset *a)
 {
 	struct lru *l = arg;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		struct lru_entry *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (util_grow(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
+		return -ENOMEM;
 	l->v[l->n++] = (struct lru_entry){ a->id, a->size > 0 ? a->size : 0, a->last_access,
 					   a->updated_at };
 	l->total += a->size > 0 ? a->size : 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../fetch/bestdori/bestdori_int.h"
+#include "../../util/util.h"
 
 #define CHECK(cond)                                                                        \
 	do {                                                                               \

@@ -20,11 +20,6 @@ static char *doc(cJSON *root)
 	return text;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-	return n >= k && strcmp(s + n - k, suffix) == 0;
-}
 
 /* A name every rule lets through unchanged: printable ASCII without '/'. */
 static int plain(const char *s)
@@ -85,7 +80,7 @@ static void check_catalogue(const char *name)
 
 	const char *us = strchr(name, '_');
 	int costume = cache_name_is_safe(name) && fetch_utf8_valid(name) &&
-		      !ends_with(name, "general") && us && us > name &&
+		      !util_ends_with(name, "general", 0) && us && us > name &&
 		      us - name <= 18 && strspn(name, "0123456789") == (size_t)(us - name);
 	CHECK(cat.ncostumes == (size_t)costume);
 	if (costume) {
@@ -125,7 +120,7 @@ static void check_build_data(const char *name)
 
 	char *served = strdup(name);
 	CHECK(served);
-	if (ends_with(served, ".bytes"))
+	if (util_ends_with(served, ".bytes", 0))
 		served[strlen(served) - 6] = '\0';
 	int motion_ok = cache_name_is_safe(served) && fetch_utf8_valid(served);
 	int texture_ok = cache_bundle_is_safe(name) && fetch_utf8_valid(name) && strlen(name) <= 511;
