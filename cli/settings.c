@@ -263,12 +263,12 @@ static int adopt_file(void *arg, const char *bundle, const char *file, const str
 /* A fresh index over an existing cache: take the files back by hashing them. */
 static void rebuild_assets(struct cli_env *env)
 {
-	static const char *const servers[] = { "jp", "en", "tw", "cn", "kr" };
-	for (int i = 0; i < 5; i++) {
-		struct adopt_ctx a = { env, servers[i], 0 };
-		cache_walk(env->cache, servers[i], adopt_file, &a);
+	for (int i = 0; i < FETCH_NSERVERS; i++) {
+		struct adopt_ctx a = { env, fetch_server_names[i], 0 };
+		cache_walk(env->cache, fetch_server_names[i], adopt_file, &a);
 		if (a.n)
-			log_warn("index rebuilt: %d cached %s files taken back", a.n, servers[i]);
+			log_warn("index rebuilt: %d cached %s files taken back", a.n,
+				 fetch_server_names[i]);
 	}
 }
 

@@ -446,8 +446,9 @@ int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn 
 
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_prepare(idx, &st,
-			 state < 0 ? "SELECT " ASSET_COLUMNS " WHERE server=?1 ORDER BY last_access, id"
-				   : "SELECT " ASSET_COLUMNS " WHERE server=?1 AND state=?2"
+			 state < 0 ? "SELECT " ASSET_COLUMNS " WHERE ?1 IS NULL OR server=?1"
+				     " ORDER BY last_access, id"
+				   : "SELECT " ASSET_COLUMNS " WHERE (?1 IS NULL OR server=?1) AND state=?2"
 				     " ORDER BY last_access, id");
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);

@@ -196,8 +196,8 @@ int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 /* After a crash: every 'downloading' row back to pending. *n (may be NULL). */
 int idx_asset_reset_downloading(struct idx *idx, int *n);
 
-/* Assets of a server in a state (state < 0: any), ordered by last_access
- * ascending (least recently used first). */
+/* Assets of a server (NULL: every server) in a state (state < 0: any),
+ * ordered by last_access ascending (least recently used first). */
 typedef int (*idx_asset_fn)(void *arg, const struct idx_asset *a);
 int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn fn, void *arg);
 

@@ -16,6 +16,10 @@
 
 #define FETCH_LANGS 5 /* ja, en, zh-hant, zh-hans, ko: characterName's slots */
 
+/* The game servers, by the name their asset paths use. */
+#define FETCH_NSERVERS 5
+extern const char *const fetch_server_names[FETCH_NSERVERS]; /* jp en tw cn kr */
+
 /* "ja|en|zh-hant|zh-hans|ko" -> 0..4; "jp|en|tw|cn|kr" checked. */
 int fetch_parse_lang(const char *s, int *lang);
 int fetch_server_is_valid(const char *s); /* 1 if valid, else 0 */

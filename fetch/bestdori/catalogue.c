@@ -17,7 +17,7 @@
 #define ID_DIGITS 18    /* fits int64_t */
 
 static const char *const lang_names[FETCH_LANGS] = { "ja", "en", "zh-hant", "zh-hans", "ko" };
-static const char *const server_names[] = { "jp", "en", "tw", "cn", "kr" };
+const char *const fetch_server_names[FETCH_NSERVERS] = { "jp", "en", "tw", "cn", "kr" };
 
 int fetch_parse_lang(const char *s, int *lang)
 {
@@ -33,8 +33,8 @@ int fetch_parse_lang(const char *s, int *lang)
 /* Returns 1 for a known server name, else 0. */
 int fetch_server_is_valid(const char *s)
 {
-	for (size_t i = 0; i < sizeof(server_names) / sizeof(server_names[0]); i++)
-		if (strcmp(s, server_names[i]) == 0)
+	for (size_t i = 0; i < FETCH_NSERVERS; i++)
+		if (strcmp(s, fetch_server_names[i]) == 0)
 			return 1;
 	return 0;
 }

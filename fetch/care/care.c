@@ -16,9 +16,6 @@
 #include "../../log/log.h"
 #include "../../util/util.h"
 
-static const char *const servers[] = { "jp", "en", "tw", "cn", "kr" };
-#define NSERVERS (sizeof(servers) / sizeof(servers[0]))
-
 int fetch_asset_progress(const struct idx_asset *a)
 {
 	if (a->state == IDX_COMPLETED)
@@ -79,14 +76,10 @@ static int lru_cmp(const void *x, const void *y)
 /* Every server's completed assets in LRU order; *l is the caller's to free. */
 static int lru_load(struct idx *idx, struct lru *l)
 {
-	int rc = 0;
-
 	memset(l, 0, sizeof(*l));
-	for (size_t i = 0; rc == 0 && i < NSERVERS; i++) {
-		rc = idx_asset_list(idx, servers[i], IDX_COMPLETED, collect_completed, l);
-		if (rc == 0)
-			rc = idx_asset_list(idx, servers[i], IDX_DOWNLOADING, count_in_flight, l);
-	}
+	int rc = idx_asset_list(idx, NULL, IDX_COMPLETED, collect_completed, l);
+	if (rc == 0)
+		rc = idx_asset_list(idx, NULL, IDX_DOWNLOADING, count_in_flight, l);
 	if (rc == 0 && l->n)
 		qsort(l->v, l->n, sizeof(*l->v), lru_cmp);
 	return rc;
