@@ -24,9 +24,6 @@
 
 #define PULL_JOBS_DEFAULT 10
 
-static const char *const dir_prefix[IDX_NDIRS] = { "", "textures/", "motions/",
-						   "expressions/" };
-
 struct pull_costume {
 	struct idx_costume c;
 	char dir[PATH_MAX];  /* DIR/<live2d_name> */
@@ -323,7 +320,8 @@ static int add_file(void *arg, const struct idx_file *f)
 		return -ENOMEM;
 	struct pull_file *x = &p->files[p->nfiles++];
 	x->pc = l->pc;
-	snprintf(x->rel, sizeof(x->rel), "%s%s", dir_prefix[f->dir], f->name);
+	snprintf(x->rel, sizeof(x->rel), "%s%s%s", idx_dir_names[f->dir], f->dir ? "/" : "",
+		 f->name);
 	x->asset_id = f->asset_id;
 	x->optional = f->optional;
 	l->pc->files_total++;

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const subdir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
-
 /* ---- naming a costume or a file ---- */
 
 struct target {
@@ -23,7 +21,7 @@ struct target {
 
 static const char *rel_of(const struct idx_file *f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", subdir_names[f->dir], f->dir ? "/" : "", f->name);
+	snprintf(buf, len, "%s%s%s", idx_dir_names[f->dir], f->dir ? "/" : "", f->name);
 	return buf;
 }
 
@@ -51,7 +49,7 @@ static int find_target(struct cli_env *env, const struct cli_settings *s, const 
 		enum idx_dir dir = IDX_DIR_ROOT;
 		if (k == 3) {
 			int d;
-			for (d = 1; d < IDX_NDIRS && strcmp(comp[n - 2], subdir_names[d]) != 0; d++)
+			for (d = 1; d < IDX_NDIRS && strcmp(comp[n - 2], idx_dir_names[d]) != 0; d++)
 				;
 			if (d == IDX_NDIRS)
 				continue;

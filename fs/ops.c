@@ -15,8 +15,6 @@
 #include "../log/log.h"
 #include "../util/util.h"
 
-static const char *const subdir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
-
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -145,7 +143,7 @@ static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *tim
 static int find_subdir(const char *name)
 {
 	for (int d = 1; d < IDX_NDIRS; d++)
-		if (strcmp(name, subdir_names[d]) == 0)
+		if (strcmp(name, idx_dir_names[d]) == 0)
 			return d;
 	return -1;
 }
@@ -387,7 +385,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 			rc = idx_file_list(fs->idx, id, -1, list_file, &l);
 		for (int d = 1; rc == 0 && d < IDX_NDIRS; d++)
 			if (l.seen[d])
-				dirbuf_add(b, subdir_names[d], fs_subdir_ino(l.view, id, d),
+				dirbuf_add(b, idx_dir_names[d], fs_subdir_ino(l.view, id, d),
 					   S_IFDIR);
 		break;
 	case FS_SUBDIR:

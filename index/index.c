@@ -414,6 +414,8 @@ int idx_catalogue_present(struct idx *idx, const char *server)
 	return present;
 }
 
+const char *const idx_dir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
+
 /* Display names per DESIGN §4, computed by SQL so every language shares one
  * stored roster. lang is 0..4 and formatted into the column name. */
 static const char character_display_sql[] =

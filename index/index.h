@@ -110,6 +110,9 @@ int idx_costume_get(struct idx *idx, int64_t id, int lang, struct idx_costume *o
 enum idx_dir { IDX_DIR_ROOT, IDX_DIR_TEXTURES, IDX_DIR_MOTIONS, IDX_DIR_EXPRESSIONS };
 #define IDX_NDIRS 4
 
+/* A costume's folders by name: "" (the root), "textures", "motions", "expressions". */
+extern const char *const idx_dir_names[IDX_NDIRS];
+
 enum idx_file_kind {
 	IDX_KIND_MODEL,
 	IDX_KIND_PHYSICS,
