@@ -27,6 +27,11 @@ struct fs {
 	uint32_t *gens;           /* each slot's generation, part of the id */
 	uint32_t *free_slots;
 	size_t nslots, capslots, nfree;
+	int follow_stop;          /* the catalogue follower is to end */
+	pthread_cond_t follow_wake;
+
+	pthread_t follower;       /* notify.c; started and joined by fs_serve */
+	int following;
 };
 
 /*
@@ -80,5 +85,11 @@ static inline fuse_ino_t fs_subdir_ino(int view, int64_t costume, int dir)
 }
 
 extern const struct fuse_lowlevel_ops fs_lowlevel_ops;
+
+/* Start following the catalogue (notify.c): once fs->lib and fs->idx are
+ * set and the session is mounted. */
+int fs_follow_start(struct fs *fs);
+/* Stop following and wait for the thread (no-op if it did not start). */
+void fs_follow_stop(struct fs *fs);
 
 #endif
