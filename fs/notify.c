@@ -1,9 +1,9 @@
 /*
  * notify.c: a mount follows the catalogue. A thread polls the index's
  * catalogue generation every second; after a store (by this process or
- * by `l2dfs refresh` on the same cache) it compares the names of the
- * catalogue folders with the ones it saw before and tells the kernel which
- * entries and listings to forget. The same thread fetches the catalogue
+ * by `l2dfs refresh` on the same cache) it checks every name the mount
+ * gave the kernel in a catalogue folder (found or not found) against the
+ * catalogue now and tells the kernel which entries and listings to forget. The same thread fetches the catalogue
  * again once it is older than catalogue_ttl. It runs outside any request,
  * so the kernel never waits on it while it notifies.
  */
@@ -14,18 +14,6 @@
 #include <string.h>
 
 #define FOLLOW_MS 1000
-
-/* One entry of a catalogue folder as the kernel may have cached it. */
-struct fs_name {
-	fuse_ino_t parent, ino;
-	char *name;
-};
-
-struct fs_names {
-	struct fs_name *v;
-	size_t n, cap;
-	int err;
-};
 
 static void names_add(struct fs_names *s, fuse_ino_t parent, const char *name, fuse_ino_t ino)
 {
@@ -69,6 +57,7 @@ static int name_cmp(const void *a, const void *b)
 static int take_character(void *arg, int64_t id, const char *display)
 {
 	struct fs_names *s = arg;
+
 	names_add(s, FS_INO_CHARACTERS, display, fs_ino(FS_CHARACTER, 1, id));
 	return s->err;
 }
@@ -101,8 +90,8 @@ static void forget_inode(struct fs *fs, fuse_ino_t ino)
 	fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-/* A name that appeared, went, or now means another node: its dentry
- * (negative ones too) and its folder's listing go. */
+/* A name that now leads elsewhere (or nowhere, or somewhere after a
+ * "not found"): its dentry and its folder's listing go. */
 static void forget_name(struct fs *fs, const struct fs_name *e, fuse_ino_t *last_parent)
 {
 	fuse_lowlevel_notify_inval_entry(fs->se, e->parent, e->name, strlen(e->name));
@@ -111,31 +100,54 @@ static void forget_name(struct fs *fs, const struct fs_name *e, fuse_ino_t *last
 	*last_parent = e->parent;
 }
 
-static void names_diff(struct fs *fs, const struct fs_names *old, const struct fs_names *now)
+/* Where name in parent leads now (0: nowhere), from a sorted list. */
+static fuse_ino_t names_find(const struct fs_names *now, fuse_ino_t parent, const char *name)
 {
-	fuse_ino_t last = 0;
-	size_t i = 0, j = 0;
+	struct fs_name key = { parent, 0, (char *)name };
+	const struct fs_name *e = bsearch(&key, now->v, now->n, sizeof(*now->v), name_cmp);
+	return e ? e->ino : 0;
+}
 
-	while (i < old->n || j < now->n) {
-		int c = i == old->n ? 1 : j == now->n ? -1 : name_cmp(&old->v[i], &now->v[j]);
-		if (c == 0 && old->v[i].ino == now->v[j].ino) {
-			i++, j++;
-		} else if (c == 0) {
-			forget_name(fs, &old->v[i++], &last);
-			j++;
-		} else {
-			forget_name(fs, c < 0 ? &old->v[i++] : &now->v[j++], &last);
-		}
+/* Forget what the kernel was told and is no longer so; keep the rest. */
+static void names_check(struct fs *fs, const struct fs_names *now)
+{
+	struct fs_names told;
+	fuse_ino_t last = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	told = fs->served;
+	memset(&fs->served, 0, sizeof(fs->served));
+	pthread_mutex_unlock(&fs->lock);
+	qsort(told.v, told.n, sizeof(*told.v), name_cmp);
+	for (size_t i = 0; i < told.n; i++) {
+		struct fs_name *e = &told.v[i];
+		if (i && name_cmp(e, e - 1) == 0 && e->ino == e[-1].ino)
+			continue; /* listed or looked up again */
+		if (names_find(now, e->parent, e->name) != e->ino)
+			forget_name(fs, e, &last);
+		else
+			fs_follow_served(fs, e->parent, e->name, e->ino);
 	}
-	/* Costumes that stay get their file lists from a new buildData: their
-	 * cached listings go. */
-	for (j = 0; j < now->n; j++) {
+	names_free(&told);
+	forget_inode(fs, FS_INO_CHARACTERS);
+	forget_inode(fs, FS_INO_COSTUMES);
+	/* Folders that stay: their listings, and the costumes' file lists
+	 * (read again from a new buildData), go. */
+	for (size_t j = 0; j < now->n; j++) {
 		forget_inode(fs, now->v[j].ino);
 		if (fs_ino_kind(now->v[j].ino) == FS_COSTUME)
 			for (int d = 1; d < IDX_NDIRS; d++)
 				forget_inode(fs, fs_subdir_ino(fs_ino_view(now->v[j].ino),
 							      fs_ino_id(now->v[j].ino), d));
 	}
+}
+
+void fs_follow_served(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	names_add(&fs->served, parent, name, ino);
+	fs->served.err = 0; /* without memory, that one name may stay stale */
+	pthread_mutex_unlock(&fs->lock);
 }
 
 /* Sleep ms unless told to stop; 1 when told. */
@@ -162,29 +174,27 @@ static int follow_sleep(struct fs *fs, int ms)
 static void *follow(void *arg)
 {
 	struct fs *fs = arg;
-	struct fs_names seen = { 0 };
 	time_t refresh_at = time(NULL) + fs->cfg.catalogue_ttl_s;
 	int64_t gen = 0, now_gen;
+	int again = 0;
 
 	idx_catalogue_generation(fs->idx, &gen);
-	names_take(fs, &seen);
 	while (!follow_sleep(fs, FOLLOW_MS)) {
 		/* Cheap when called often: it asks the origin only when due. */
 		if (time(NULL) >= refresh_at)
 			fetch_catalogue_ensure(fs->lib);
-		if (idx_catalogue_generation(fs->idx, &now_gen) < 0 || now_gen == gen)
+		if (idx_catalogue_generation(fs->idx, &now_gen) < 0 || (now_gen == gen && !again))
 			continue;
+		/* Once more on the next tick: a request answered from the old
+		 * catalogue may have been recorded after the check. */
+		again = now_gen != gen;
 		struct fs_names now = { 0 };
 		if (names_take(fs, &now) == 0) {
 			gen = now_gen;
-			names_diff(fs, &seen, &now);
-			names_free(&seen);
-			seen = now;
-		} else {
-			names_free(&now);
+			names_check(fs, &now);
 		}
+		names_free(&now);
 	}
-	names_free(&seen);
 	return NULL;
 }
 
@@ -207,4 +217,5 @@ void fs_follow_stop(struct fs *fs)
 	pthread_mutex_unlock(&fs->lock);
 	pthread_join(fs->follower, NULL);
 	fs->following = 0;
+	names_free(&fs->served);
 }

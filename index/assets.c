@@ -65,9 +65,13 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 {
 	char server[8];
 	sqlite3_stmt *st;
-	int64_t generation = idx_now();
-	int rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
+	int64_t generation = 0;
+	/* Unique per store of this costume's list (two may fall in one second). */
+	int rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1 FROM costume_files"
+				      " WHERE costume_id=?", NULL, costume_id, &generation);
 
+	if (rc == 0)
+		rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, costume_id);

@@ -130,6 +130,27 @@ int idx_exec(struct idx *idx, const char *sql)
 	return idx_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
 }
 
+int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,
+		    int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st, sql);
+
+	if (rc < 0)
+		return rc;
+	if (text)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, num);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+	idx_done(idx, st);
+	return rc;
+}
+
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 {
 	const unsigned char *s = sqlite3_column_text(st, col);
@@ -442,14 +463,20 @@ int idx_catalogue_store(struct idx *idx, const char *server,
 			const struct idx_character_in *chars, size_t nchars,
 			const struct idx_costume_in *costumes, size_t ncostumes)
 {
+	int64_t stamp = 0;
 	int rc;
 
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_exec(idx, "BEGIN IMMEDIATE");
 	if (rc == 0) {
 		rc = store_characters(idx, chars, nchars);
+		/* Unique per store (two may fall in one second): rows not
+		 * stamped with it are gone. */
 		if (rc == 0)
-			rc = store_costumes(idx, server, costumes, ncostumes, idx_now());
+			rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1"
+						  " FROM costumes WHERE server=?", server, 0, &stamp);
+		if (rc == 0)
+			rc = store_costumes(idx, server, costumes, ncostumes, stamp);
 		if (rc == 0)
 			rc = catalogue_bump(idx, server);
 		rc = rc == 0 ? idx_exec(idx, "COMMIT") : rc;
