@@ -357,12 +357,15 @@ int fetch_catalogue_refresh(struct fetch_library *lib, int force)
 		if (rc == 0)
 			refresh_done(lib);
 	}
-	pthread_mutex_lock(&lib->lock);
 	/* Look at the documents' age again once one could have expired, or
-	 * ask the origin again a while after it failed. */
-	lib->catalogue_checked_until =
-		idx_now() + (rc < 0 ? MIN(CATALOGUE_RETRY_S, ttl) : MIN(300, ttl));
-	pthread_mutex_unlock(&lib->lock);
+	 * ask the origin again a while after it failed (at once if there is
+	 * nothing to serve meanwhile). */
+	if (rc == 0 || idx_catalogue_present(lib->idx, lib->server)) {
+		pthread_mutex_lock(&lib->lock);
+		lib->catalogue_checked_until =
+			idx_now() + (rc < 0 ? MIN(CATALOGUE_RETRY_S, ttl) : MIN(300, ttl));
+		pthread_mutex_unlock(&lib->lock);
+	}
 	fetch_busy_release(lib, KEY_CATALOGUE);
 	docs_free(docs);
 	return rc;
