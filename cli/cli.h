@@ -43,6 +43,7 @@ struct cli_settings {
 	double cache_timeout_s;
 	int max_threads;
 	int allow_other;
+	int64_t catalogue_ttl_s;
 };
 
 /* Defaults: server jp, lang zh-hans, cache $XDG_CACHE_HOME/l2dfs or
@@ -60,6 +61,9 @@ int cli_settings_apply(struct cli_settings *s, const char *opts, char *why, size
 
 /* Parse "123", "10K", "512M", "4G" (powers of 1024). */
 int cli_parse_size(const char *s, int64_t *out);
+
+/* Parse seconds: "90", "30s", "10m", "24h", "7d" (a whole number > 0). */
+int cli_parse_duration(const char *s, int64_t *out);
 
 /* Everything a command needs, opened in order and closed in reverse. */
 struct cli_env {
@@ -85,5 +89,6 @@ int cli_cmd_status(int argc, char **argv);
 int cli_cmd_retry(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);
 int cli_cmd_verify(int argc, char **argv);
+int cli_cmd_refresh(int argc, char **argv);
 
 #endif

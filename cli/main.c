@@ -17,7 +17,7 @@
 
 static const char usage_text[] =
 	"usage: l2dfs [-f] [-d] [-o OPTIONS] MOUNTPOINT\n"
-	"       l2dfs pull|search|costumes|status|retry|gc|verify [-o OPTIONS] ... (--help each)\n"
+	"       l2dfs pull|search|costumes|status|retry|gc|verify|refresh [-o OPTIONS] ... (--help each)\n"
 	"\n"
 	"Mounts the Bestdori Live2D catalogue read-only at MOUNTPOINT:\n"
 	"  characters/<name>/<costume>/model.json, costumes/<costume>/...\n"
@@ -50,6 +50,7 @@ static const char usage_text[] =
 	"  insecure                     do not verify TLS certificates\n"
 	"  log_level=error|warn|info|debug   (default info; syslog when in the background)\n"
 	"  cache_timeout=S              kernel cache of names and sizes (default 3600)\n"
+	"  catalogue_ttl=DURATION       fetch the catalogue again after this (30s, 10m; default 24h)\n"
 	"  max_threads=N                FUSE worker threads (default 64)\n"
 	"  allow_other                  let other users see the mount\n";
 
@@ -140,7 +141,7 @@ static int cmd_mount(int argc, char **argv)
 	cli_env_close(&env);
 
 	fc = (struct fs_config){ s.server, s.lang, s.prefetch, s.cache_timeout_s, s.max_threads,
-				 debug, s.allow_other };
+				 debug, s.allow_other, s.catalogue_ttl_s };
 	rc = fs_mount(&fs, &fc, mountpoint, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs: %s\n", why);
@@ -173,7 +174,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "pull", cli_cmd_pull },     { "search", cli_cmd_search }, { "costumes", cli_cmd_costumes },
 	{ "status", cli_cmd_status }, { "retry", cli_cmd_retry },   { "gc", cli_cmd_gc },
-	{ "verify", cli_cmd_verify }, { NULL, NULL },
+	{ "verify", cli_cmd_verify }, { "refresh", cli_cmd_refresh }, { NULL, NULL },
 };
 
 int main(int argc, char **argv)

@@ -32,6 +32,7 @@ void cli_settings_defaults(struct cli_settings *s)
 	s->log_level = LOG_LVL_INFO;
 	s->cache_timeout_s = 3600;
 	s->max_threads = 64;
+	s->catalogue_ttl_s = FETCH_CATALOGUE_TTL_S;
 }
 
 int cli_parse_size(const char *str, int64_t *out)
@@ -54,6 +55,27 @@ int cli_parse_size(const char *str, int64_t *out)
 	if (*end || v * (double)mult > 9e18)
 		return -EINVAL;
 	*out = (int64_t)(v * (double)mult);
+	return 0;
+}
+
+int cli_parse_duration(const char *str, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(str, &end, 10);
+	int64_t mult = 1;
+
+	if (end == str || errno || v <= 0)
+		return -EINVAL;
+	switch (*end) {
+	case 's': end++; break;
+	case 'm': mult = 60; end++; break;
+	case 'h': mult = 3600; end++; break;
+	case 'd': mult = 86400; end++; break;
+	}
+	if (*end || v > INT64_MAX / 86400)
+		return -EINVAL;
+	*out = (int64_t)v * mult;
 	return 0;
 }
 
@@ -205,6 +227,9 @@ static int apply_one(struct cli_settings *s, char *kv, char *why, size_t whylen)
 		if (parse_long(v, 0, 86400 * 365, &n) < 0)
 			return BAD("bad value for option 'cache_timeout': '%s' (seconds)", v);
 		s->cache_timeout_s = (double)n;
+	} else if (strcmp(key, "catalogue_ttl") == 0) {
+		if (cli_parse_duration(v, &s->catalogue_ttl_s) < 0)
+			return BAD("bad value for option 'catalogue_ttl': '%s' (a duration: 30s, 10m, 24h...)", v);
 	} else if (strcmp(key, "max_threads") == 0) {
 		if (parse_long(v, 2, 1024, &n) < 0)
 			return BAD("bad value for option 'max_threads': '%s' (2-1024)", v);
@@ -310,7 +335,8 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 		return CLI_OK;
 	rc = fetch_engine_new(&env->engine, &s->fetch);
 	if (rc == 0) {
-		struct fetch_library_config lc = { s->server, s->lang, s->prefetch, s->cache_max };
+		struct fetch_library_config lc = { s->server, s->lang, s->prefetch, s->cache_max,
+						   s->catalogue_ttl_s };
 		rc = fetch_library_new(&env->lib, &lc, env->engine, env->idx, env->cache);
 	}
 	if (rc < 0) {

@@ -8,8 +8,10 @@
  *   <costume>/model.json name.txt icon.png <x>.moc <x>.physics.json
  *             textures/ motions/ expressions/
  *
- * Inode numbers are derived from index row ids (stable across mounts):
- * the top bits say what a node is, the low bits which row.
+ * Inode numbers are derived from index row ids (stable across mounts, never
+ * given to another object): the top bits say what a node is, the low bits
+ * which row. A running mount follows catalogue changes made by any process
+ * on the cache (notify.c).
  */
 #ifndef L2DFS_FS_H
 #define L2DFS_FS_H
@@ -28,6 +30,7 @@ struct fs_config {
 	int max_threads;       /* FUSE worker threads */
 	int debug;             /* libfuse's -d */
 	int allow_other;
+	int64_t catalogue_ttl_s;/* the catalogue is fetched again after this */
 };
 
 struct fs;

@@ -9,6 +9,19 @@
 
 #include "fs.h"
 
+/* One entry of a catalogue folder as the kernel was told it (ino 0: not
+ * found). */
+struct fs_name {
+	fuse_ino_t parent, ino;
+	char *name;
+};
+
+struct fs_names {
+	struct fs_name *v;
+	size_t n, cap;
+	int err; /* -ENOMEM: the list is lost (then every name may be stale) */
+};
+
 struct fs {
 	struct fs_config cfg;
 	char server[8];
@@ -27,6 +40,12 @@ struct fs {
 	uint32_t *gens;           /* each slot's generation, part of the id */
 	uint32_t *free_slots;
 	size_t nslots, capslots, nfree;
+	struct fs_names served;   /* catalogue names the kernel may cache */
+	int follow_stop;          /* the catalogue follower is to end */
+	pthread_cond_t follow_wake;
+
+	pthread_t follower;       /* notify.c; started and joined by fs_serve */
+	int following;
 };
 
 /*
@@ -80,5 +99,14 @@ static inline fuse_ino_t fs_subdir_ino(int view, int64_t costume, int dir)
 }
 
 extern const struct fuse_lowlevel_ops fs_lowlevel_ops;
+
+/* Start following the catalogue (notify.c): once fs->lib and fs->idx are
+ * set and the session is mounted. */
+int fs_follow_start(struct fs *fs);
+/* Record that the kernel was told name in the catalogue folder parent
+ * leads to ino (0: not found), before the reply. */
+void fs_follow_served(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+/* Stop following and wait for the thread (no-op if it did not start). */
+void fs_follow_stop(struct fs *fs);
 
 #endif

@@ -232,10 +232,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	memset(&e, 0, sizeof(e));
 	rc = resolve(fs, parent, name, &e.ino);
+	if ((rc == 0 || rc == -ENOENT) && (parent == FS_INO_CHARACTERS || parent == FS_INO_COSTUMES ||
+					   fs_ino_kind(parent) == FS_CHARACTER))
+		fs_follow_served(fs, parent, name, rc == 0 ? e.ino : 0);
 	if (rc == 0)
 		rc = node_attr(fs, e.ino, &e.attr, &timeout);
 	if (rc == -ENOENT) {
-		/* A negative entry: the catalogue is immutable for the cache's life. */
+		/* A negative entry: forgotten when the catalogue changes (notify.c). */
 		e.ino = 0;
 		e.entry_timeout = fs->cfg.cache_timeout_s;
 		fuse_reply_entry(req, &e);
@@ -294,6 +297,7 @@ static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 
 struct list_ctx {
 	struct fs *fs;
+	fuse_ino_t ino; /* the folder listed */
 	struct dirbuf *b;
 	int view;
 	int seen[IDX_NDIRS];
@@ -302,6 +306,7 @@ struct list_ctx {
 static int list_character(void *arg, int64_t id, const char *display)
 {
 	struct list_ctx *l = arg;
+	fs_follow_served(l->fs, l->ino, display, fs_ino(FS_CHARACTER, 1, id));
 	dirbuf_add(l->b, display, fs_ino(FS_CHARACTER, 1, id), S_IFDIR);
 	return 0;
 }
@@ -309,6 +314,7 @@ static int list_character(void *arg, int64_t id, const char *display)
 static int list_costume(void *arg, const struct idx_costume *c)
 {
 	struct list_ctx *l = arg;
+	fs_follow_served(l->fs, l->ino, c->live2d_name, fs_ino(FS_COSTUME, l->view, c->id));
 	dirbuf_add(l->b, c->live2d_name, fs_ino(FS_COSTUME, l->view, c->id), S_IFDIR);
 	return 0;
 }
@@ -348,7 +354,7 @@ static int list_subdir_file(void *arg, const struct idx_file *f)
 
 static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 {
-	struct list_ctx l = { .fs = fs, .b = b, .view = fs_ino_view(ino) };
+	struct list_ctx l = { .fs = fs, .ino = ino, .b = b, .view = fs_ino_view(ino) };
 	int64_t id = fs_ino_id(ino);
 	int rc = 0;
 

@@ -46,6 +46,7 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	fs->cfg.server = fs->server;
 	fs->started = time(NULL);
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->follow_wake, NULL);
 	fs->mountpoint = strdup(mountpoint);
 
 	snprintf(opts, sizeof(opts), "-ofsname=l2dfs,subtype=l2dfs,ro%s",
@@ -141,7 +142,10 @@ int fs_serve(struct fs *fs, struct fetch_engine *engine, struct fetch_library *l
 	fuse_loop_cfg_set_max_threads(loop, (unsigned)fs->cfg.max_threads);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
 	watching = pthread_create(&watcher, NULL, watch_session, &w) == 0;
+	if (fs_follow_start(fs) < 0)
+		log_warn("catalogue changes will show only after a remount");
 	rc = fuse_session_loop_mt(fs->se, loop);
+	fs_follow_stop(fs);
 	if (watching) {
 		pthread_mutex_lock(&w.lock);
 		w.done = 1;
@@ -165,6 +169,7 @@ void fs_destroy(struct fs *fs)
 	}
 	fs_handles_free(fs);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_cond_destroy(&fs->follow_wake);
 	free(fs->prefetched);
 	free(fs->mountpoint);
 	free(fs);

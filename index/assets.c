@@ -33,14 +33,45 @@ static int asset_upsert(struct idx *idx, const char *server, const char *bundle,
 	return rc;
 }
 
+/* A name that now stands for another asset or kind gets a new row id: the
+ * kernel may still hold the old one's pages under the old number. */
+static int files_drop_changed(struct idx *idx, int64_t costume_id,
+			      const struct idx_file_in *files, size_t n)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st,
+			     "DELETE FROM costume_files WHERE costume_id=?1 AND dir=?2 AND name=?3"
+			     " AND (kind<>?4 OR asset_id IS NOT (SELECT a.id FROM assets a, costumes c"
+			     " WHERE c.id=?1 AND a.server=c.server AND a.bundle=?5 AND a.file=?6))");
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, costume_id);
+		sqlite3_bind_int(st, 2, files[i].dir);
+		sqlite3_bind_text(st, 3, files[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, files[i].kind);
+		sqlite3_bind_text(st, 5, files[i].bundle, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, files[i].file, -1, SQLITE_STATIC);
+		rc = idx_errno(sqlite3_step(st));
+	}
+	idx_done(idx, st);
+	return rc;
+}
+
 static int files_store_locked(struct idx *idx, int64_t costume_id,
 			      const struct idx_file_in *files, size_t n)
 {
 	char server[8];
 	sqlite3_stmt *st;
-	int64_t generation = idx_now();
-	int rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
+	int64_t generation = 0;
+	/* Unique per store of this costume's list (two may fall in one second). */
+	int rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1 FROM costume_files"
+				      " WHERE costume_id=?", NULL, costume_id, &generation);
 
+	if (rc == 0)
+		rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, costume_id);
@@ -52,6 +83,9 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 	if (rc < 0)
 		return rc;
 
+	rc = files_drop_changed(idx, costume_id, files, n);
+	if (rc < 0)
+		return rc;
 	/* Upsert keeps the row ids (inode numbers) of files that stay. */
 	rc = idx_prepare(idx, &st,
 			 "INSERT INTO costume_files(costume_id, dir, name, kind, asset_id, optional,"

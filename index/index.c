@@ -18,7 +18,7 @@ static const char schema_sql[] =
 	" fetched_at INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS characters(id INTEGER PRIMARY KEY,"
 	" name0 TEXT, name1 TEXT, name2 TEXT, name3 TEXT, name4 TEXT);"
-	"CREATE TABLE IF NOT EXISTS costumes(id INTEGER PRIMARY KEY, server TEXT NOT NULL,"
+	"CREATE TABLE IF NOT EXISTS costumes(id INTEGER PRIMARY KEY AUTOINCREMENT, server TEXT NOT NULL,"
 	" live2d_name TEXT NOT NULL, character_id INTEGER NOT NULL, costume_id INTEGER NOT NULL,"
 	" desc0 TEXT, desc1 TEXT, desc2 TEXT, desc3 TEXT, desc4 TEXT, rank INTEGER NOT NULL,"
 	" files_listed INTEGER NOT NULL DEFAULT 0, generation INTEGER NOT NULL DEFAULT 0,"
@@ -34,7 +34,7 @@ static const char schema_sql[] =
 	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
 	" last_access INTEGER NOT NULL DEFAULT 0, UNIQUE(server, bundle, file));"
 	"CREATE INDEX IF NOT EXISTS assets_lru ON assets(server, state, last_access);"
-	"CREATE TABLE IF NOT EXISTS costume_files(id INTEGER PRIMARY KEY,"
+	"CREATE TABLE IF NOT EXISTS costume_files(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" costume_id INTEGER NOT NULL REFERENCES costumes(id) ON DELETE CASCADE,"
 	" dir INTEGER NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,"
 	" asset_id INTEGER REFERENCES assets(id), optional INTEGER NOT NULL,"
@@ -130,21 +130,75 @@ int idx_exec(struct idx *idx, const char *sql)
 	return idx_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
 }
 
+int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,
+		    int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st, sql);
+
+	if (rc < 0)
+		return rc;
+	if (text)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, num);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
+	idx_done(idx, st);
+	return rc;
+}
+
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col)
 {
 	const unsigned char *s = sqlite3_column_text(st, col);
 	snprintf(dst, len, "%s", s ? (const char *)s : "");
 }
 
+/*
+ * Migration: costumes and costume_files without AUTOINCREMENT (row ids of
+ * deleted rows could be given again, and fs/ uses them as inode numbers).
+ * The old tables are renamed and copied into new ones, ids kept; the new
+ * ones are created by schema_sql. Runs with foreign keys off.
+ */
+static int idx_migrate_autoincrement(struct idx *idx, int *copy)
+{
+	sqlite3_stmt *st;
+	int old = 0;
+
+	*copy = 0;
+	if (idx_prepare(idx, &st, "SELECT sql FROM sqlite_master WHERE type='table'"
+				  " AND name='costumes' AND sql NOT LIKE '%AUTOINCREMENT%'") < 0)
+		return -EIO;
+	old = sqlite3_step(st) == SQLITE_ROW;
+	idx_done(idx, st);
+	if (!old)
+		return 0;
+	*copy = 1;
+	return idx_exec(idx, "DROP INDEX IF EXISTS costumes_by_character;"
+			     " DROP INDEX IF EXISTS costume_files_by_asset;"
+			     " ALTER TABLE costume_files RENAME TO costume_files_v1;"
+			     " ALTER TABLE costumes RENAME TO costumes_v1;");
+}
+
+/* The second half of the migration, once schema_sql made the new tables. */
+static int idx_migrate_copy(struct idx *idx)
+{
+	return idx_exec(idx, "INSERT INTO costumes SELECT * FROM costumes_v1;"
+			     " INSERT INTO costume_files SELECT * FROM costume_files_v1;"
+			     " DROP TABLE costume_files_v1; DROP TABLE costumes_v1;");
+}
+
 /* Apply pragmas and schema; any failure means the file is unusable. */
 static int idx_setup(struct idx *idx)
 {
 	sqlite3_stmt *st;
-	int rc, version = 0;
+	int rc, version = 0, copy;
 
 	sqlite3_busy_timeout(idx->db, 10000);
-	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			  " PRAGMA foreign_keys=ON;") < 0)
+	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0)
 		return -EIO;
 	if (idx_prepare(idx, &st, "PRAGMA quick_check") < 0)
 		return -EIO;
@@ -154,7 +208,15 @@ static int idx_setup(struct idx *idx)
 		return -EIO;
 	}
 	idx_done(idx, st);
-	if (idx_exec(idx, schema_sql) < 0)
+	if (idx_exec(idx, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	rc = idx_migrate_autoincrement(idx, &copy);
+	if (rc == 0)
+		rc = idx_exec(idx, schema_sql);
+	if (rc == 0 && copy)
+		rc = idx_migrate_copy(idx);
+	if (idx_exec(idx, rc == 0 ? "COMMIT" : "ROLLBACK") < 0 || rc < 0 ||
+	    idx_exec(idx, "PRAGMA foreign_keys=ON") < 0)
 		return -EIO;
 	if (idx_prepare(idx, &st, "SELECT value FROM meta WHERE key='schema'") < 0)
 		return -EIO;
@@ -379,21 +441,65 @@ static int store_costumes(struct idx *idx, const char *server,
 	return rc;
 }
 
+/* After a store: file lists are read again from a new buildData when next
+ * needed, and readers of the generation see that something changed. */
+static int catalogue_bump(struct idx *idx, const char *server)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st, "UPDATE costumes SET files_listed=0 WHERE server=?");
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
+	rc = idx_errno(sqlite3_step(st));
+	idx_done(idx, st);
+	if (rc < 0)
+		return rc;
+	return idx_exec(idx, "INSERT INTO meta VALUES('catalogue_generation', '1')"
+			     " ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
+}
+
 int idx_catalogue_store(struct idx *idx, const char *server,
 			const struct idx_character_in *chars, size_t nchars,
 			const struct idx_costume_in *costumes, size_t ncostumes)
 {
+	int64_t stamp = 0;
 	int rc;
 
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_exec(idx, "BEGIN IMMEDIATE");
 	if (rc == 0) {
 		rc = store_characters(idx, chars, nchars);
+		/* Unique per store (two may fall in one second): rows not
+		 * stamped with it are gone. */
 		if (rc == 0)
-			rc = store_costumes(idx, server, costumes, ncostumes, idx_now());
+			rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1"
+						  " FROM costumes WHERE server=?", server, 0, &stamp);
+		if (rc == 0)
+			rc = store_costumes(idx, server, costumes, ncostumes, stamp);
+		if (rc == 0)
+			rc = catalogue_bump(idx, server);
 		rc = rc == 0 ? idx_exec(idx, "COMMIT") : rc;
 		if (rc < 0)
 			idx_exec(idx, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_catalogue_generation(struct idx *idx, int64_t *generation)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st,
+			 "SELECT CAST(value AS INTEGER) FROM meta WHERE key='catalogue_generation'");
+	if (rc == 0) {
+		int step = sqlite3_step(st);
+		*generation = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : idx_errno(step);
+		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	return rc;

@@ -9,7 +9,8 @@
  *   costume_files  a costume's tree: folder, name, kind, the asset behind it
  *   assets         one row per (server, bundle, file) with the download state
  *                  the Electron resource cache tracks
- * Row ids never change for a row that stays, so fs/ uses them as inodes.
+ * Row ids never change for a row that stays and are never given again to
+ * another row (AUTOINCREMENT), so fs/ uses them as inode numbers.
  *
  * One struct idx is shared by all threads (calls are serialized inside);
  * several processes may open the same file (busy timeout). Functions return
@@ -66,10 +67,16 @@ struct idx_costume_in {
 };
 
 /* Replace the roster and the server's costumes in one transaction. Costumes
- * that stay keep their row id (and their file lists); gone ones are deleted. */
+ * that stay keep their row id; gone ones are deleted. Every costume of the
+ * server is marked unlisted (its buildData is read again when next needed,
+ * file rows kept until then), and the catalogue generation goes up. */
 int idx_catalogue_store(struct idx *idx, const char *server,
 			const struct idx_character_in *chars, size_t nchars,
 			const struct idx_costume_in *costumes, size_t ncostumes);
+
+/* A number that goes up with every idx_catalogue_store() by any process on
+ * this database (0 before the first): cheap enough to poll every second. */
+int idx_catalogue_generation(struct idx *idx, int64_t *generation);
 
 /* 1 if the server has any costume stored, else 0. */
 int idx_catalogue_present(struct idx *idx, const char *server);
@@ -92,7 +99,8 @@ struct idx_costume {
 	int64_t character_id;
 	int64_t costume_id;
 	char display[IDX_TEXT_MAX + 1]; /* desc[lang], other languages as fallback, "" if none */
-	int files_listed;               /* 1 once its buildData is stored */
+	int files_listed;               /* 1 once its buildData is stored (0 again
+					 * after a catalogue store) */
 };
 
 /* Costumes of a character in rank order, or of the whole server

@@ -36,6 +36,10 @@ void idx_done(struct idx *idx, sqlite3_stmt *st);
 void idx_stmts_free(struct idx *idx);
 /* Run statements without results (caller holds the lock). */
 int idx_exec(struct idx *idx, const char *sql);
+/* The first column of the first row of sql, whose one parameter is text
+ * (when not NULL) or else num (caller holds the lock). */
+int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,
+		    int64_t *out);
 /* Copy a text column, "" for NULL, truncated to len. */
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);
 

@@ -97,6 +97,17 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		 enum fetch_method method, enum fetch_priority prio,
 		 const struct fetch_sink *sink, fetch_done_fn done, void *arg);
 
+/* A body gathered in memory: buf (malloc'd, the owner's to free) grows up
+ * to max bytes; more fails the transfer with -EFBIG. */
+struct fetch_membuf {
+	char *buf;
+	size_t len, cap, max;
+};
+/* A sink filling m, for fetch_submit() (m must outlive the request). */
+struct fetch_sink fetch_membuf_sink(struct fetch_membuf *m);
+/* Once the request succeeded: NUL-terminate m->buf (len unchanged). */
+int fetch_membuf_finish(struct fetch_membuf *m);
+
 /* Blocking GET into memory (NUL-terminated, at most max_bytes, else
  * -EFBIG). On success *body is the caller's to free(). res may be NULL. */
 int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,

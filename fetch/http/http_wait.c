@@ -64,12 +64,7 @@ static void result_failed(struct fetch_result *res, int err)
 	snprintf(res->reason, sizeof(res->reason), "not submitted: %s", strerror(-err));
 }
 
-struct membuf {
-	char *buf;
-	size_t len, cap, max;
-};
-
-static int membuf_reserve(struct membuf *m, size_t need)
+static int membuf_reserve(struct fetch_membuf *m, size_t need)
 {
 	size_t cap = m->cap ? m->cap : 4096;
 	char *p;
@@ -89,7 +84,7 @@ static int membuf_reserve(struct membuf *m, size_t need)
 
 static int membuf_begin(void *ctx, int64_t content_length)
 {
-	struct membuf *m = ctx;
+	struct fetch_membuf *m = ctx;
 	if (content_length > (int64_t)m->max)
 		return -EFBIG;
 	return content_length > 0 ? membuf_reserve(m, (size_t)content_length + 1) : 0;
@@ -97,7 +92,7 @@ static int membuf_begin(void *ctx, int64_t content_length)
 
 static int membuf_write(void *ctx, const void *buf, size_t n)
 {
-	struct membuf *m = ctx;
+	struct fetch_membuf *m = ctx;
 	if (n > m->max - m->len)
 		return -EFBIG;
 	if (membuf_reserve(m, m->len + n + 1) < 0)
@@ -109,15 +104,28 @@ static int membuf_write(void *ctx, const void *buf, size_t n)
 
 static int membuf_reset(void *ctx)
 {
-	((struct membuf *)ctx)->len = 0;
+	((struct fetch_membuf *)ctx)->len = 0;
+	return 0;
+}
+
+struct fetch_sink fetch_membuf_sink(struct fetch_membuf *m)
+{
+	return (struct fetch_sink){ membuf_begin, membuf_write, membuf_reset, m };
+}
+
+int fetch_membuf_finish(struct fetch_membuf *m)
+{
+	if (membuf_reserve(m, m->len + 1) < 0)
+		return -ENOMEM;
+	m->buf[m->len] = '\0';
 	return 0;
 }
 
 int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
 		     size_t max_bytes, char **body, size_t *len, struct fetch_result *res)
 {
-	struct membuf m = { .max = max_bytes };
-	struct fetch_sink sink = { membuf_begin, membuf_write, membuf_reset, &m };
+	struct fetch_membuf m = { .max = max_bytes };
+	struct fetch_sink sink = fetch_membuf_sink(&m);
 	struct fetch_result local;
 	struct waiter w;
 	struct waited item = { &w, res ? res : &local };
@@ -133,13 +141,12 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	}
 	waiter_wait(&w);
 	rc = item.res->err;
-	if (rc == 0 && membuf_reserve(&m, m.len + 1) < 0)
-		rc = -ENOMEM;
+	if (rc == 0)
+		rc = fetch_membuf_finish(&m);
 	if (rc < 0) {
 		free(m.buf);
 		return rc;
 	}
-	m.buf[m.len] = '\0';
 	*body = m.buf;
 	*len = m.len;
 	return 0;

@@ -15,6 +15,8 @@
  * asking the origin again. */
 #define CATALOGUE_RETRY_S 60
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
 /* Busy keys: costumes' buildData work and probes (costume id * 2 [+1]) and
  * the catalogue (-1). */
 #define KEY_CATALOGUE (-1)
@@ -111,38 +113,97 @@ void fetch_busy_release(struct fetch_library *lib, int64_t key)
 
 enum { DOC_ROSTER, DOC_ASSETS, DOC_COSTUMES, NDOCS };
 
+/* One catalogue document: the copy in the index and the origin's answer. */
 struct doc {
 	char key[64];
 	char path[128];
-	char *body;       /* what will be parsed */
-	size_t len;
+	char *stored;      /* NULL if never stored */
+	size_t stored_len;
 	int64_t fetched_at;
-	int fresh;        /* body is younger than the TTL */
-	int fetched;      /* body came from the origin just now */
-	char *stale;      /* the stored copy, when a new one was fetched */
-	size_t stale_len;
-	int err;
-	struct fetch_engine *engine;
-	pthread_t thread;
+	struct fetch_membuf got;
+	int err;           /* of the fetch (guarded by lib->lock while in flight) */
+	char reason[FETCH_REASON_MAX];
+	struct fetch_library *lib;
+	int *pending;      /* requests in flight (guarded by lib->lock) */
 };
 
-static void *doc_fetch_thread(void *arg)
+static void docs_init(struct fetch_library *lib, struct doc *docs)
 {
-	struct doc *d = arg;
-	struct fetch_result res;
-
-	d->err = fetch_get_memory(d->engine, FETCH_API, d->path, FETCH_DOC_MAX, &d->body, &d->len,
-				  &res);
-	if (d->err < 0)
-		log_warn("%s: %s", d->path, res.reason[0] ? res.reason : strerror(-d->err));
-	return NULL;
+	memset(docs, 0, NDOCS * sizeof(*docs));
+	snprintf(docs[DOC_ROSTER].key, sizeof(docs[0].key), "roster");
+	snprintf(docs[DOC_ROSTER].path, sizeof(docs[0].path), "/characters/all.2.json");
+	snprintf(docs[DOC_ASSETS].key, sizeof(docs[0].key), "asset_index:%s", lib->server);
+	snprintf(docs[DOC_ASSETS].path, sizeof(docs[0].path), "/explorer/%s/assets/_info.json",
+		 lib->server);
+	snprintf(docs[DOC_COSTUMES].key, sizeof(docs[0].key), "costume_index");
+	snprintf(docs[DOC_COSTUMES].path, sizeof(docs[0].path), "/costumes/all.5.json");
+	for (int i = 0; i < NDOCS; i++) {
+		docs[i].lib = lib;
+		docs[i].got.max = FETCH_DOC_MAX;
+	}
 }
 
 static void docs_free(struct doc *docs)
 {
 	for (int i = 0; i < NDOCS; i++) {
-		free(docs[i].body);
-		free(docs[i].stale);
+		free(docs[i].stored);
+		free(docs[i].got.buf);
+	}
+}
+
+static int64_t catalogue_ttl(const struct fetch_library *lib)
+{
+	return lib->cfg.catalogue_ttl_s > 0 ? lib->cfg.catalogue_ttl_s : FETCH_CATALOGUE_TTL_S;
+}
+
+/* 1 if every document is stored, younger than the TTL, and parsed. */
+static int docs_young(struct fetch_library *lib, struct doc *docs)
+{
+	int64_t now = idx_now(), at;
+
+	for (int i = 0; i < NDOCS; i++)
+		if (idx_doc_fetched_at(lib->idx, docs[i].key, &at) < 0 || at > now ||
+		    now - at >= catalogue_ttl(lib))
+			return 0;
+	return idx_catalogue_present(lib->idx, lib->server);
+}
+
+static void doc_done(void *arg, const struct fetch_result *res)
+{
+	struct doc *d = arg;
+
+	pthread_mutex_lock(&d->lib->lock);
+	d->err = res->err;
+	snprintf(d->reason, sizeof(d->reason), "%s",
+		 res->reason[0] ? res->reason : strerror(-res->err));
+	--*d->pending;
+	pthread_cond_broadcast(&d->lib->changed);
+	pthread_mutex_unlock(&d->lib->lock);
+}
+
+/* Ask the origin for the three documents at once; wait for every answer. */
+static void docs_fetch(struct fetch_library *lib, struct doc *docs)
+{
+	int pending = NDOCS;
+
+	for (int i = 0; i < NDOCS; i++) {
+		struct fetch_sink sink = fetch_membuf_sink(&docs[i].got);
+		struct fetch_result res = { .err = 0 };
+		docs[i].pending = &pending;
+		res.err = fetch_submit(lib->engine, FETCH_API, docs[i].path, FETCH_GET,
+				       FETCH_FOREGROUND, &sink, doc_done, &docs[i]);
+		if (res.err < 0)
+			doc_done(&docs[i], &res);
+	}
+	pthread_mutex_lock(&lib->lock);
+	while (pending > 0)
+		pthread_cond_wait(&lib->changed, &lib->lock);
+	pthread_mutex_unlock(&lib->lock);
+	for (int i = 0; i < NDOCS; i++) {
+		if (docs[i].err == 0)
+			docs[i].err = fetch_membuf_finish(&docs[i].got);
+		if (docs[i].err < 0)
+			log_warn("%s: %s", docs[i].path, docs[i].reason);
 	}
 }
 
@@ -208,13 +269,14 @@ static void log_rejects(const char *what, struct fetch_rejects *r)
 	fetch_rejects_free(r);
 }
 
-static int catalogue_parse_store(struct fetch_library *lib, struct doc *docs)
+static int catalogue_parse_store(struct fetch_library *lib, const char *const *body,
+				 const size_t *len)
 {
 	struct fetch_catalogue cat;
 	struct fetch_rejects rej = { 0 };
-	int rc = fetch_parse_catalogue(docs[DOC_ROSTER].body, docs[DOC_ROSTER].len,
-				       docs[DOC_ASSETS].body, docs[DOC_ASSETS].len,
-				       docs[DOC_COSTUMES].body, docs[DOC_COSTUMES].len, &cat, &rej);
+	int rc = fetch_parse_catalogue(body[DOC_ROSTER], len[DOC_ROSTER], body[DOC_ASSETS],
+				       len[DOC_ASSETS], body[DOC_COSTUMES], len[DOC_COSTUMES], &cat,
+				       &rej);
 	log_rejects("catalogue", &rej);
 	if (rc < 0)
 		return rc;
@@ -223,126 +285,105 @@ static int catalogue_parse_store(struct fetch_library *lib, struct doc *docs)
 	return rc;
 }
 
-static int catalogue_refresh(struct fetch_library *lib)
+/* Parse and store the new documents, the stored copy standing in for any
+ * that could not be fetched. If the new ones are malformed, the stored
+ * copies are parsed instead and the new ones dropped. */
+static int docs_store(struct fetch_library *lib, struct doc *docs)
 {
-	struct doc docs[NDOCS];
+	const char *body[NDOCS], *old[NDOCS];
+	size_t len[NDOCS], old_len[NDOCS];
 	int64_t now = idx_now();
-	int nfetch = 0, rc, all_fresh = 1;
-
-	memset(docs, 0, sizeof(docs));
-	snprintf(docs[DOC_ROSTER].key, sizeof(docs[0].key), "roster");
-	snprintf(docs[DOC_ROSTER].path, sizeof(docs[0].path), "/characters/all.2.json");
-	snprintf(docs[DOC_ASSETS].key, sizeof(docs[0].key), "asset_index:%s", lib->server);
-	snprintf(docs[DOC_ASSETS].path, sizeof(docs[0].path), "/explorer/%s/assets/_info.json",
-		 lib->server);
-	snprintf(docs[DOC_COSTUMES].key, sizeof(docs[0].key), "costume_index");
-	snprintf(docs[DOC_COSTUMES].path, sizeof(docs[0].path), "/costumes/all.5.json");
-
-	/* The usual case: everything young and stored; no body needs reading. */
-	for (int i = 0; i < NDOCS && all_fresh; i++) {
-		int64_t at;
-		all_fresh = idx_doc_fetched_at(lib->idx, docs[i].key, &at) == 0 &&
-			    now - at < FETCH_CATALOGUE_TTL_S && at <= now;
-	}
-	if (all_fresh && idx_catalogue_present(lib->idx, lib->server))
-		return 0;
-	all_fresh = 1;
+	int rc, all_stored = 1;
 
 	for (int i = 0; i < NDOCS; i++) {
 		struct doc *d = &docs[i];
-		d->engine = lib->engine;
-		if (idx_doc_get(lib->idx, d->key, &d->stale, &d->stale_len, &d->fetched_at) == 0 &&
-		    now - d->fetched_at < FETCH_CATALOGUE_TTL_S && d->fetched_at <= now) {
-			d->fresh = 1;
-			d->body = d->stale, d->len = d->stale_len;
-			d->stale = NULL;
+		old[i] = d->stored, old_len[i] = d->stored_len;
+		all_stored &= d->stored != NULL;
+		if (d->err == 0) {
+			body[i] = d->got.buf, len[i] = d->got.len;
 			continue;
 		}
-		all_fresh = 0;
-		if (pthread_create(&d->thread, NULL, doc_fetch_thread, d) == 0)
-			d->fetched = 1, nfetch++;
-		else
-			d->err = -EAGAIN;
-	}
-	if (all_fresh && idx_catalogue_present(lib->idx, lib->server)) {
-		docs_free(docs);
-		return 0;
-	}
-	for (int i = 0; i < NDOCS; i++)
-		if (docs[i].fetched)
-			pthread_join(docs[i].thread, NULL);
-
-	/* A document that could not be fetched is replaced by its stale copy. */
-	int stale_used = 0;
-	for (int i = 0; i < NDOCS; i++) {
-		struct doc *d = &docs[i];
-		if (d->fresh || (d->fetched && d->err == 0))
-			continue;
-		if (!d->stale) {
+		if (!d->stored) {
 			log_error("%s: no copy of the catalogue to serve", d->path);
-			docs_free(docs);
 			return -EIO;
 		}
 		log_warn("%s: serving the copy from %lld s ago", d->path,
 			 (long long)(now - d->fetched_at));
-		d->body = d->stale, d->len = d->stale_len;
-		d->stale = NULL;
-		stale_used = 1;
+		body[i] = d->stored, len[i] = d->stored_len;
 	}
-	rc = catalogue_parse_store(lib, docs);
-	if (rc == -EBADMSG) {
-		/* Something new is malformed: fall back to the stored copies. */
+	rc = catalogue_parse_store(lib, body, len);
+	if (rc == -EBADMSG && all_stored) {
 		log_error("catalogue: a document from the origin is malformed; keeping the"
 			  " previous copy");
-		int fell_back = 0;
-		for (int i = 0; i < NDOCS; i++) {
-			if (docs[i].fetched && docs[i].err == 0 && docs[i].stale) {
-				free(docs[i].body);
-				docs[i].body = docs[i].stale, docs[i].len = docs[i].stale_len;
-				docs[i].stale = NULL;
-				docs[i].fetched = 0;
-				fell_back = 1;
-			}
-		}
-		rc = fell_back ? catalogue_parse_store(lib, docs) : -EIO;
-		stale_used = 1;
+		return catalogue_parse_store(lib, old, old_len) < 0 ? -EIO : -EBADMSG;
 	}
-	if (rc == 0) {
-		for (int i = 0; i < NDOCS; i++)
-			if (docs[i].fetched && docs[i].err == 0)
-				idx_doc_put(lib->idx, docs[i].key, docs[i].body, docs[i].len, now);
+	for (int i = 0; rc == 0 && i < NDOCS; i++)
+		if (docs[i].err == 0)
+			idx_doc_put(lib->idx, docs[i].key, docs[i].got.buf, docs[i].got.len, now);
+	return rc < 0 ? -EIO : 0;
+}
+
+/* Fetch and store; 0 only if every document came from the origin. */
+static int catalogue_fetch(struct fetch_library *lib, struct doc *docs)
+{
+	int rc;
+
+	for (int i = 0; i < NDOCS; i++)
+		idx_doc_get(lib->idx, docs[i].key, &docs[i].stored, &docs[i].stored_len,
+			    &docs[i].fetched_at);
+	docs_fetch(lib, docs);
+	rc = docs_store(lib, docs);
+	for (int i = 0; rc == 0 && i < NDOCS; i++)
+		if (docs[i].err < 0)
+			rc = docs[i].err == -ENOENT ? -ENOENT : -EIO;
+	return rc;
+}
+
+static void refresh_done(struct fetch_library *lib)
+{
+	log_info("catalogue of %s refreshed", lib->server);
+}
+
+int fetch_catalogue_refresh(struct fetch_library *lib, int force)
+{
+	struct doc docs[NDOCS];
+	int64_t ttl = catalogue_ttl(lib);
+	int rc = 0;
+
+	docs_init(lib, docs);
+	fetch_busy_acquire(lib, KEY_CATALOGUE);
+	if (force || !docs_young(lib, docs)) {
+		rc = catalogue_fetch(lib, docs);
+		if (rc == 0)
+			refresh_done(lib);
 	}
+	/* Look at the documents' age again once one could have expired, or
+	 * ask the origin again a while after it failed (at once if there is
+	 * nothing to serve meanwhile). */
+	if (rc == 0 || idx_catalogue_present(lib->idx, lib->server)) {
+		pthread_mutex_lock(&lib->lock);
+		lib->catalogue_checked_until =
+			idx_now() + (rc < 0 ? MIN(CATALOGUE_RETRY_S, ttl) : MIN(300, ttl));
+		pthread_mutex_unlock(&lib->lock);
+	}
+	fetch_busy_release(lib, KEY_CATALOGUE);
 	docs_free(docs);
-	if (rc < 0)
-		return -EIO;
-	return stale_used ? 1 : 0;
+	return rc;
 }
 
 int fetch_catalogue_ensure(struct fetch_library *lib)
 {
-	int64_t now = idx_now();
 	int rc;
 
 	pthread_mutex_lock(&lib->lock);
-	int fresh = now < lib->catalogue_checked_until;
+	int fresh = idx_now() < lib->catalogue_checked_until;
 	pthread_mutex_unlock(&lib->lock);
 	if (fresh)
 		return 0;
-
-	fetch_busy_acquire(lib, KEY_CATALOGUE);
-	pthread_mutex_lock(&lib->lock);
-	fresh = idx_now() < lib->catalogue_checked_until;
-	pthread_mutex_unlock(&lib->lock);
-	rc = fresh ? 0 : catalogue_refresh(lib);
-	if (rc >= 0) {
-		pthread_mutex_lock(&lib->lock);
-		/* Check again once the oldest copy could have expired (cheap). */
-		lib->catalogue_checked_until = idx_now() + (rc == 1 ? CATALOGUE_RETRY_S : 300);
-		pthread_mutex_unlock(&lib->lock);
-		rc = 0;
-	}
-	fetch_busy_release(lib, KEY_CATALOGUE);
-	return rc;
+	rc = fetch_catalogue_refresh(lib, 0);
+	if (rc < 0 && idx_catalogue_present(lib->idx, lib->server))
+		return 0;
+	return rc < 0 ? -EIO : 0;
 }
 
 /* ---- a costume's files ---- */
@@ -437,13 +478,13 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
 	snprintf(key, sizeof(key), "build:%s:%s", c.server, c.live2d_name);
 	snprintf(path, sizeof(path), "/%s/live2d/chara/%s_rip/buildData.asset", c.server,
 		 c.live2d_name);
-	int stored = idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
-	if (!stored) {
-		rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_DOC_MAX, &body, &len,
-				      &res);
-		if (rc < 0) {
-			log_error("%s: buildData: %s", c.live2d_name,
-				  res.reason[0] ? res.reason : strerror(-rc));
+	rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_DOC_MAX, &body, &len, &res);
+	int stored = rc < 0 && idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
+	if (rc < 0) {
+		log_error("%s: buildData: %s%s", c.live2d_name,
+			  res.reason[0] ? res.reason : strerror(-rc),
+			  stored ? "; using the stored copy" : "");
+		if (!stored) {
 			rc = rc == -ENOENT ? -ENOENT : -EIO;
 			goto out;
 		}

@@ -28,6 +28,8 @@ struct fetch_library_config {
 	 * recently used files down to FETCH_CARE_LOW_WATER % (fetch_care_gc),
 	 * and a download failing with ENOSPC evicts and tries once more. */
 	int64_t cache_max;
+	int64_t catalogue_ttl_s; /* catalogue documents older than this are fetched
+				  * again; 0: FETCH_CATALOGUE_TTL_S */
 };
 
 struct fetch_library;
@@ -38,13 +40,23 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 /* Waits for background work it started to end (the engine cancels it). */
 void fetch_library_free(struct fetch_library *lib);
 
-/* Make sure the catalogue is in the index: fresh (< 24 h) copies are used as
- * they are; older or missing ones are fetched (the three in parallel); if
- * the origin fails, a stale copy serves. -EIO (logged) if none can be had. */
+/* Make sure the catalogue is in the index: fresh (younger than the TTL)
+ * copies are used as they are; older or missing ones are fetched (the three
+ * in parallel); if the origin fails, a stale copy serves. -EIO (logged) if
+ * none can be had. Cheap when called often (the answer is kept a while). */
 int fetch_catalogue_ensure(struct fetch_library *lib);
 
+/* Fetch the three catalogue documents now (force), or only if one is older
+ * than the TTL, and store the catalogue (which bumps its generation and
+ * marks costumes' file lists for a new buildData). Returns 0, or a negative
+ * errno (logged) when the origin did not give every document: the stored
+ * copy then stays in use (in part, for the documents that did not come). */
+int fetch_catalogue_refresh(struct fetch_library *lib, int force);
+
 /* Make sure the costume's file list (from its buildData.asset) is in the
- * index. -ENOENT if the costume has no buildData, -EIO otherwise. */
+ * index: fetched when the costume is not listed (new, or the catalogue was
+ * stored since), the stored buildData serving when the origin fails.
+ * -ENOENT if the costume has no buildData, -EIO otherwise. */
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
 
 /* Make sure every file of the costume (only the optional ones: physics,
