@@ -302,6 +302,19 @@ def test_service_names_icons_and_files(l2dfs_bin, origin, tmp_path):
             s.build_costume("036_no_such_costume")
         except HttpStatusError as e:
             out["unknown"] = e.status_code
+        from pathlib import Path
+        from live2d_download import Live2dDownloader, CancelToken, CancelledError
+        d = Live2dDownloader(s.client)
+        try:
+            d.download_live2d_name("invalid_name", root_dir=Path("m"))
+        except HttpStatusError as e:
+            out["download_unknown"] = e.status_code
+        token = CancelToken.new()
+        token.cancel()
+        try:
+            d.download_live2d_name("036_live_event_307_ssr", root_dir=Path("m"), cancel=token)
+        except CancelledError:
+            out["cancelled_first"] = not Path("m").exists()
         out["tomori_all"] = s.search_character("Tomori", all_language_result=True)
         out["loose"] = s.search_character("Tomorrow", match_threshold=40)
         out["strict"] = s.search_character("Tomorrow")
@@ -323,7 +336,8 @@ def test_service_names_icons_and_files(l2dfs_bin, origin, tmp_path):
     assert kinds["textures/texture_00.png"] == ("texture", False)
     assert "idle" in out["motions"]
     assert out["model_json"] == c.model_json
-    assert out["unknown"] == 404
+    assert out["unknown"] == out["download_unknown"] == 404
+    assert out["cancelled_first"] is True
     assert out["tomori_all"] == {"id": "36", "name": c.info["character_names"]}
     assert out["loose"] is not None and out["strict"] is None
     assert out["no_live"] and not any("live_event" in n for n in out["no_live"])
