@@ -311,12 +311,11 @@ int cli_cmd_characters(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (idx_character_list(env.idx, s.server, s.lang, add_character, &m) < 0) {
+	rc = idx_character_list(env.idx, s.server, s.lang, add_character, &m) < 0 ? CLI_CACHE : CLI_OK;
+	if (rc != CLI_OK)
 		fprintf(stderr, "l2dfs characters: the index is unusable\n");
-		rc = CLI_CACHE;
-	}
 	/* The names are read once the listing (which holds the index) is over. */
-	for (size_t i = 0; rc < 0 && i < m.n; i++) {
+	for (size_t i = 0; rc == CLI_OK && i < m.n; i++) {
 		if (!o.json) {
 			printf("%lld\t%s\n", (long long)m.v[i].id, m.v[i].name);
 			continue;
@@ -329,7 +328,7 @@ int cli_cmd_characters(int argc, char **argv)
 	}
 	free(m.v);
 	cli_env_close(&env);
-	return rc < 0 ? CLI_OK : rc;
+	return rc;
 }
 
 struct costume_print {
