@@ -391,3 +391,48 @@ def test_beside_a_mount_on_the_same_cache(l2dfs_bin, mount, origin, tmp_path):
             and not k.endswith("buildData.asset")}
     assert gets and max(gets.values()) == 1, gets
     assert wait_for(lambda: m.alive(), 1)
+
+
+def test_a_failed_file_raises_and_a_later_call_finishes(l2dfs_bin, origin, tmp_path):
+    c = costume(origin)
+    url = c.files["textures/texture_01.png"]
+    fid = origin.fault(path=re.escape(url) + "$", kind="status", status=500)
+    code = '''
+        from pathlib import Path
+        from live2d_download import BestdoriClient, Live2dDownloader, L2dfsError
+        try:
+            Live2dDownloader(BestdoriClient(**SETTINGS)).download_live2d_name(
+                "036_live_event_307_ssr", root_dir=Path("models"))
+            print("no error")
+        except RuntimeError as e:
+            print(type(e).__name__, isinstance(e, L2dfsError), e.returncode, str(e))
+    '''
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("L2dfsError True 5 ") and "textures/texture_01.png" in r.stdout, r.stdout
+    assert not (tmp_path / "app" / "models" / NAME / "textures" / "texture_01.png").exists()
+    origin.clear_fault(fid)
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.stdout == "no error\n", r.stdout + r.stderr
+    files, _ = tree(tmp_path / "app" / "models" / NAME)
+    want, _ = pulled(l2dfs_bin, origin, tmp_path, NAME)
+    assert files == want
+
+
+def test_cli_cat_and_costumes_by_id(l2dfs_bin, origin, tmp_path):
+    cli = Cli(l2dfs_bin, origin, tmp_path / "cache")
+    c = costume(origin)
+    r = subprocess.run(cli.argv("cat", NAME + "/textures/texture_00.png"), capture_output=True,
+                       env=cli.env(), timeout=60)
+    assert r.returncode == 0 and r.stdout == origin.expected(c.files["textures/texture_00.png"])
+    r = subprocess.run(cli.argv("cat", NAME + "/model.json"), capture_output=True, env=cli.env(), timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout) == c.model_json
+    for missing in (NAME + "/textures/nope.png", "036_no_such/model.json", NAME + "/../x", NAME):
+        assert cli("cat", missing).returncode == 1, missing
+    assert cli("cat", "036_school_winter-2023/icon.png").returncode == 1  # not on the origin
+    by_name = cli("costumes", "高松 灯").stdout
+    assert by_name and cli("costumes", "--id", "36").stdout == by_name
+    assert cli("costumes").returncode == 1 and cli("costumes", "高松 灯", "--id", "36").returncode == 1
+    listed = json_lines(cli("characters", "--json").stdout)
+    assert [x["id"] for x in listed] == sorted(x["id"] for x in listed)
+    assert {"id": 36, "name": "高松 灯", "names": c.info["character_names"]} in listed
