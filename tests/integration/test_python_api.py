@@ -436,3 +436,36 @@ def test_cli_cat_and_costumes_by_id(l2dfs_bin, origin, tmp_path):
     listed = json_lines(cli("characters", "--json").stdout)
     assert [x["id"] for x in listed] == sorted(x["id"] for x in listed)
     assert {"id": 36, "name": "高松 灯", "names": c.info["character_names"]} in listed
+
+
+def test_where_the_old_downloader_was_wrong(l2dfs_bin, origin, tmp_path):
+    """DESIGN §2-3: an icon answered with the site's HTML page is no icon;
+    hostile names in buildData are dropped, never written outside."""
+    c = costume(origin)
+    origin.fault(path=re.escape(c.info["icon"]) + "$", kind="html")
+    name = "036_casual-2023"
+    own = "live2d/chara/" + name
+    doc = json.loads(origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name))
+    doc["Base"]["motions"] += [{"bundleName": own, "fileName": "../evil.mtn.bytes"}]
+    doc["Base"]["textures"] += [{"bundleName": own, "fileName": "/abs.png"}]
+    origin.build_data(name, json=doc)
+    code = '''
+        from pathlib import Path
+        from live2d_download import BestdoriClient, Live2dDownloader
+        d = Live2dDownloader(BestdoriClient(**SETTINGS))
+        for n in ("036_live_event_307_ssr", "036_casual-2023"):
+            d.download_live2d_name(n, root_dir=Path("models"))
+        print(d.service.get_costume_icon("036_live_event_307_ssr"))
+        print([f.rel_path for f in d.service.build_costume("036_casual-2023").files])
+    '''
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    icon, rels = r.stdout.splitlines()
+    assert icon == "None"
+    assert not (tmp_path / "app" / "models" / NAME / "icon.png").exists()
+    assert "evil" not in rels and "abs.png" not in rels
+    files, _ = tree(tmp_path / "app")
+    assert not any("evil" in p or "abs.png" in p for p in files)
+    assert not any("evil" in p for p in os.listdir(tmp_path)) and not os.path.exists("/abs.png")
+    mj = json.loads(files["models/036_casual-2023/model.json"])
+    assert "evil" not in json.dumps(mj) and "abs.png" not in json.dumps(mj)
