@@ -469,3 +469,48 @@ def test_where_the_old_downloader_was_wrong(l2dfs_bin, origin, tmp_path):
     assert not any("evil" in p for p in os.listdir(tmp_path)) and not os.path.exists("/abs.png")
     mj = json.loads(files["models/036_casual-2023/model.json"])
     assert "evil" not in json.dumps(mj) and "abs.png" not in json.dumps(mj)
+
+
+def test_colliding_textures_are_kept(l2dfs_bin, origin, tmp_path):
+    """DESIGN §3: a later entry landing on the same path gets -2, in model.json too."""
+    name = "036_casual-2023"
+    doc = json.loads(origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name))
+    tex = doc["Base"]["textures"]
+    other = json.loads(origin.expected("/assets/jp/live2d/chara/036_live_event_307_ssr_rip/buildData.asset"))
+    clash = dict(other["Base"]["textures"][0], fileName=tex[0]["fileName"])
+    assert clash["bundleName"] != tex[0]["bundleName"]
+    tex.append(clash)
+    origin.build_data(name, json=doc)
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", '''
+        from pathlib import Path
+        from live2d_download import BestdoriClient, Live2dDownloader
+        Live2dDownloader(BestdoriClient(**SETTINGS)).download_live2d_name("036_casual-2023", root_dir=Path("m"))
+    ''')
+    assert r.returncode == 0, r.stderr
+    first = tex[0]["fileName"] if tex[0]["fileName"].endswith(".png") else tex[0]["fileName"] + ".png"
+    stem, ext = os.path.splitext(first)
+    folder = tmp_path / "app" / "m" / name
+    mj = json.loads((folder / "model.json").read_text())
+    assert mj["textures"][-1] == "textures/%s-2%s" % (stem, ext), mj["textures"]
+    src = "/assets/jp/%s_rip/%s" % (clash["bundleName"], first)
+    assert (folder / mj["textures"][-1]).read_bytes() == origin.expected(src)
+    assert (folder / "textures" / first).read_bytes() == origin.expected(
+        "/assets/jp/%s_rip/%s" % (tex[0]["bundleName"], first))
+
+
+def test_costume_name_in_another_language(l2dfs_bin, origin, tmp_path):
+    """DESIGN §3: no name in the language -> the first other one + （日服）,
+    which get_costume_name gives only with other_language."""
+    name = "036_school_winter-2023"
+    desc = costume(origin, name).info["description"]
+    assert desc[3] is None and desc[0]
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", '''
+        from live2d_download import BestdoriClient, Live2dService
+        s = Live2dService(BestdoriClient(**SETTINGS))
+        print(repr((s.get_costume_name("036_school_winter-2023"),
+                    s.get_costume_name("036_school_winter-2023", other_language=True),
+                    s.get_costume_name("037_casual-2023", other_language=True))))
+    ''')
+    assert r.returncode == 0, r.stderr
+    fallback = next(d for d in desc if d)
+    assert eval(r.stdout) == (None, fallback + "（日服）", None)
