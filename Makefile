@@ -91,6 +91,14 @@ BINDIR      ?= $(PREFIX)/bin
 MAN1DIR     ?= $(PREFIX)/share/man/man1
 USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 EXAMPLEDIR  ?= $(PREFIX)/share/doc/l2dfs/examples
+# The live2d_download Python package (python/), copied where Debian's
+# python3 looks for packages of PREFIX (/usr/lib/python3/dist-packages for
+# /usr, PREFIX/lib/python3.X/dist-packages otherwise); it runs l2dfs through
+# PATH (or L2DFS_BIN).
+PYTHON3     ?= /usr/bin/python3
+PYTHONDIR   ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(shell \
+		$(PYTHON3) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)/dist-packages)
+PYPKG       := $(wildcard python/live2d_download/*.py)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(EXAMPLEDIR)
@@ -99,9 +107,12 @@ install: all
 	sed 's|/usr/local/bin/l2dfs|$(BINDIR)/l2dfs|' contrib/l2dfs@.service > $(BUILD)/l2dfs@.service
 	install -m 0644 $(BUILD)/l2dfs@.service $(DESTDIR)$(USERUNITDIR)/l2dfs@.service
 	install -m 0644 contrib/nginx-l2dfs-cache.conf $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
+	install -d $(DESTDIR)$(PYTHONDIR)/live2d_download
+	install -m 0644 $(PYPKG) $(DESTDIR)$(PYTHONDIR)/live2d_download/
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/l2dfs $(DESTDIR)$(MAN1DIR)/l2dfs.1 \
 		$(DESTDIR)$(USERUNITDIR)/l2dfs@.service $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
+	rm -rf $(DESTDIR)$(PYTHONDIR)/live2d_download
 	rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/l2dfs 2>/dev/null || true
 
 clean:

@@ -85,6 +85,8 @@ void cli_env_close(struct cli_env *env);
 int cli_cmd_pull(int argc, char **argv);
 int cli_cmd_search(int argc, char **argv);
 int cli_cmd_costumes(int argc, char **argv);
+int cli_cmd_characters(int argc, char **argv);
+int cli_cmd_cat(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_retry(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);

@@ -37,14 +37,16 @@ struct pull_file {
 	struct pull_costume *pc;
 	char rel[IDX_NAME_MAX + 16];
 	int64_t asset_id;
+	enum idx_file_kind kind;
 	int optional;
+	int64_t reported; /* bytes of its download last reported; -1 when not downloading (p->lock) */
 };
 
 struct pull {
 	struct cli_env *env;
 	const char *to;
 	enum cache_link_mode link;
-	int overwrite, jobs, json, tty;
+	int overwrite, jobs, json, tty, list;
 	struct pull_costume *costumes; /* pull_file.pc points here: fixed once listed */
 	size_t ncostumes, capcostumes;
 	struct pull_file *files;
@@ -120,6 +122,18 @@ static int claim(struct pull *p, int64_t asset)
 	return 1;
 }
 
+static void model_event(const struct pull *p, const struct pull_costume *pc)
+{
+	if (!p->json)
+		return;
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "event", "model");
+	cJSON_AddStringToObject(j, "live2d_name", pc->c.live2d_name);
+	cJSON_AddNumberToObject(j, "files_done", pc->files_done);
+	cJSON_AddNumberToObject(j, "files_total", pc->files_total);
+	cmd_json_line(j);
+}
+
 /* A file is over, whatever became of it; the caller holds p->lock. */
 static void file_finished(struct pull *p, struct pull_file *f, int64_t bytes)
 {
@@ -128,14 +142,7 @@ static void file_finished(struct pull *p, struct pull_file *f, int64_t bytes)
 	p->files_done++;
 	p->bytes += bytes;
 	pc->files_done++;
-	if (p->json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "event", "model");
-		cJSON_AddStringToObject(j, "live2d_name", pc->c.live2d_name);
-		cJSON_AddNumberToObject(j, "files_done", pc->files_done);
-		cJSON_AddNumberToObject(j, "files_total", pc->files_total);
-		cmd_json_line(j);
-	}
+	model_event(p, pc);
 }
 
 static void file_failed(struct pull *p, struct pull_file *f, const char *why)
@@ -146,6 +153,35 @@ static void file_failed(struct pull *p, struct pull_file *f, const char *why)
 	file_event(p, "failed", f->pc->c.live2d_name, f->rel, 0, 0, why);
 	file_finished(p, f, 0);
 	pthread_mutex_unlock(&p->lock);
+}
+
+static void set_reported(struct pull *p, struct pull_file *f, int64_t v)
+{
+	pthread_mutex_lock(&p->lock);
+	f->reported = v;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* A "download" event for each download in flight that got further. */
+static void report_downloads(struct pull *p)
+{
+	for (size_t i = 0; i < p->nfiles; i++) {
+		struct pull_file *f = &p->files[i];
+		struct idx_asset a;
+		pthread_mutex_lock(&p->lock);
+		int64_t last = f->reported;
+		pthread_mutex_unlock(&p->lock);
+		if (last < 0 || idx_asset_get(p->env->idx, f->asset_id, &a) < 0 ||
+		    a.state != IDX_DOWNLOADING || a.bytes_done <= last)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		if (f->reported >= 0 && f->reported < a.bytes_done) {
+			f->reported = a.bytes_done;
+			file_event(p, "download", f->pc->c.live2d_name, f->rel, a.bytes_done,
+				   a.size > 0 ? a.size : 0, NULL);
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
 }
 
 /* The file into the cache (download or not), then into DIR. */
@@ -186,7 +222,9 @@ static int pull_one(void *arg, size_t i)
 	if (mine)
 		file_event(p, "download", name, f->rel, 0, a.size > 0 ? a.size : 0, NULL);
 
+	set_reported(p, f, mine ? 0 : -1);
 	rc = fetch_asset_open(env->lib, f->asset_id, &fd);
+	set_reported(p, f, -1);
 	if (rc == -ECANCELED)
 		return 1;
 	if (rc == -ENOENT && f->optional) {
@@ -250,6 +288,8 @@ static int pull_tick(void *arg)
 	}
 	if (p->tty && !p->json)
 		draw_bar(p);
+	if (p->json)
+		report_downloads(p);
 	pthread_mutex_lock(&p->lock);
 	int stop = p->stop;
 	pthread_mutex_unlock(&p->lock);
@@ -323,7 +363,9 @@ static int add_file(void *arg, const struct idx_file *f)
 	snprintf(x->rel, sizeof(x->rel), "%s%s%s", idx_dir_names[f->dir], f->dir ? "/" : "",
 		 f->name);
 	x->asset_id = f->asset_id;
+	x->kind = f->kind;
 	x->optional = f->optional;
+	x->reported = -1;
 	l->pc->files_total++;
 	return 0;
 }
@@ -345,6 +387,7 @@ static int list_files(struct pull *p)
 			continue;
 		}
 		pc->listed = 1;
+		model_event(p, pc);
 	}
 	p->claimed = calloc(p->nfiles + 1, sizeof(*p->claimed));
 	return p->claimed ? 0 : -ENOMEM;
@@ -377,6 +420,37 @@ static void write_generated(struct pull *p)
 			file_event(p, skipped ? "skipped" : "written", pc->c.live2d_name, rel,
 				   (int64_t)len, (int64_t)len, NULL);
 		}
+	}
+}
+
+/* --list: each file with where it comes from, nothing written. */
+static void print_list(const struct pull *p)
+{
+	static const char *const kinds[] = {
+		[IDX_KIND_MODEL] = "model",	    [IDX_KIND_PHYSICS] = "physics",
+		[IDX_KIND_TEXTURE] = "texture",	    [IDX_KIND_MOTION] = "motion",
+		[IDX_KIND_EXPRESSION] = "expression", [IDX_KIND_ICON] = "icon",
+		[IDX_KIND_MODEL_JSON] = "model_json", [IDX_KIND_NAME_TXT] = "name_txt",
+	};
+
+	for (size_t i = 0; i < p->nfiles; i++) {
+		const struct pull_file *f = &p->files[i];
+		struct idx_asset a;
+		if (idx_asset_get(p->env->idx, f->asset_id, &a) < 0)
+			continue;
+		if (!p->json) {
+			printf("%s/%s\t%s/%s\n", f->pc->c.live2d_name, f->rel, a.bundle, a.file);
+			continue;
+		}
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "event", "file");
+		cJSON_AddStringToObject(j, "live2d_name", f->pc->c.live2d_name);
+		cJSON_AddStringToObject(j, "rel_path", f->rel);
+		cJSON_AddStringToObject(j, "kind", kinds[f->kind]);
+		cJSON_AddBoolToObject(j, "optional", f->optional);
+		cJSON_AddStringToObject(j, "bundle", a.bundle);
+		cJSON_AddStringToObject(j, "file", a.file);
+		cmd_json_line(j);
 	}
 }
 
@@ -463,7 +537,7 @@ static int pull_flag(void *arg, const char *name, const char *value)
 
 static const char pull_usage[] =
 	"usage: l2dfs pull [-o OPTIONS] COSTUME|CHARACTER... --to DIR [--link auto|hardlink|copy]\n"
-	"                  [--overwrite] [-j N] [--json]\n"
+	"                  [--overwrite] [-j N] [--json] [--list]\n"
 	"\n"
 	"Puts each costume at DIR/<live2d name>/ with the files of the mount's costume\n"
 	"folder: model.json, name.txt, icon.png, the .moc, physics, textures/, motions/,\n"
@@ -482,7 +556,13 @@ static const char pull_usage[] =
 	"                   missing_optional or failed, \"live2d_name\", \"rel_path\",\n"
 	"                   \"bytes_done\", \"bytes_total\"}, {\"event\": \"model\",\n"
 	"                   \"live2d_name\", \"files_done\", \"files_total\"}, and a final\n"
-	"                   {\"event\": \"done\", \"status\", counts...}\n"
+	"                   {\"event\": \"done\", \"status\", counts...}; \"download\" repeats\n"
+	"                   with bytes_done while a download runs, and a \"model\" line\n"
+	"                   with files_done 0 opens each costume\n"
+	"  --list           download nothing: each file of the costumes, <costume>/<path>\n"
+	"                   TAB <bundle>/<file> (with --json: {\"event\": \"file\",\n"
+	"                   \"live2d_name\", \"rel_path\", \"kind\", \"optional\", \"bundle\",\n"
+	"                   \"file\"}); --to is still required\n"
 	"\n"
 	"Ctrl-C stops at once, leaving no partial file; run again to finish.\n"
 	"Exit status: 0 done; 1 bad arguments (an unknown name lists the nearest);\n"
@@ -507,6 +587,10 @@ static int pull_run(struct pull *p, const struct cli_settings *s, char **args, i
 	}
 	if (list_files(p) < 0)
 		return CLI_FAILED;
+	if (p->list) {
+		print_list(p);
+		return cmd_interrupted ? CLI_INTERRUPTED : p->failed ? CLI_FAILED : CLI_OK;
+	}
 	if (!cmd_interrupted)
 		cmd_pool_run(p->nfiles, p->jobs, pull_one, pull_tick, p);
 	if (!cmd_interrupted && !p->exdev)
@@ -523,6 +607,7 @@ int cli_cmd_pull(int argc, char **argv)
 	struct pull p = { .link = CACHE_LINK_AUTO, .jobs = PULL_JOBS_DEFAULT };
 	const struct cmd_switch sw[] = { { "--overwrite", &p.overwrite },
 					 { "--json", &p.json },
+					 { "--list", &p.list },
 					 { NULL, NULL } };
 	const struct cmd_spec spec = { pull_usage, sw, value_flags, pull_flag, &p, 1, argc };
 	struct cli_settings s;

@@ -201,25 +201,72 @@ void cmd_print_nearest(struct cli_env *env, const struct cli_settings *s, const 
 
 struct list_opts {
 	int all_langs, json, no_live_event;
+	double min_score; /* search: the lowest score printed */
+	long id;          /* costumes: the character by id (0: by name) */
 };
 
+/* A character's five names as a JSON array (null where missing). */
+static cJSON *names_json(struct cli_env *env, int64_t id)
+{
+	char *names[IDX_LANGS];
+	cJSON *a = cJSON_CreateArray();
+
+	if (idx_character_names(env->idx, id, names) < 0)
+		return a;
+	for (int l = 0; l < IDX_LANGS; l++) {
+		cJSON_AddItemToArray(a, names[l] ? cJSON_CreateString(names[l]) : cJSON_CreateNull());
+		free(names[l]);
+	}
+	return a;
+}
+
+static int search_flag(void *arg, const char *name, const char *value)
+{
+	struct list_opts *o = arg;
+	long n;
+
+	if (cmd_parse_int(name, value, 0, 100, &n) < 0)
+		return -EINVAL;
+	o->min_score = (double)n;
+	return 0;
+}
+
 static const char search_usage[] =
-	"usage: l2dfs search [-o OPTIONS] [--all-languages] [--json] NAME\n"
+	"usage: l2dfs search [-o OPTIONS] [--all-languages] [--min-score N] [--json] NAME\n"
 	"\n"
 	"Characters whose name matches NAME (fuzzy: partial ratio >= 75 on\n"
 	"NFKC-normalized, case-folded text), best first, one per line:\n"
 	"<id> TAB <display name> TAB <score>. Names are matched in -o lang=\n"
 	"(default zh-hans), or in all five languages with --all-languages.\n"
-	"--json prints {\"id\", \"name\", \"score\"} objects, one per line.\n"
+	"--min-score N prints matches scoring at least N (0..100) instead of 75.\n"
+	"--json prints {\"id\", \"name\", \"score\"} objects, one per line, with\n"
+	"\"names\" (the five names, ja en zh-hant zh-hans ko, null where missing)\n"
+	"under --all-languages.\n"
 	"Exit status: 0 if something matched, 5 if nothing did.\n";
+
+static void print_match(struct cli_env *env, const struct list_opts *o, const struct cmd_match *m)
+{
+	if (!o->json) {
+		printf("%lld\t%s\t%.1f\n", (long long)m->id, m->name, m->score);
+		return;
+	}
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "id", (double)m->id);
+	cJSON_AddStringToObject(j, "name", m->name);
+	cJSON_AddNumberToObject(j, "score", m->score);
+	if (o->all_langs)
+		cJSON_AddItemToObject(j, "names", names_json(env, m->id));
+	cmd_json_line(j);
+}
 
 int cli_cmd_search(int argc, char **argv)
 {
-	struct list_opts o = { 0 };
+	static const char *const value_flags[] = { "--min-score", NULL };
+	struct list_opts o = { .min_score = CMD_MATCH_THRESHOLD };
 	const struct cmd_switch sw[] = { { "--all-languages", &o.all_langs },
 					 { "--json", &o.json },
 					 { NULL, NULL } };
-	const struct cmd_spec spec = { search_usage, sw, NULL, NULL, NULL, 1, 1 };
+	const struct cmd_spec spec = { search_usage, sw, value_flags, search_flag, &o, 1, 1 };
 	struct cli_settings s;
 	struct cli_env env;
 	struct cmd_match *m = NULL;
@@ -234,23 +281,54 @@ int cli_cmd_search(int argc, char **argv)
 		cli_env_close(&env);
 		return CLI_CACHE;
 	}
-	for (size_t i = 0; i < n && m[i].score >= CMD_MATCH_THRESHOLD; i++, shown++) {
-		if (o.json) {
-			cJSON *j = cJSON_CreateObject();
-			cJSON_AddNumberToObject(j, "id", (double)m[i].id);
-			cJSON_AddStringToObject(j, "name", m[i].name);
-			cJSON_AddNumberToObject(j, "score", m[i].score);
-			cmd_json_line(j);
-		} else {
-			printf("%lld\t%s\t%.1f\n", (long long)m[i].id, m[i].name, m[i].score);
-		}
-	}
+	for (size_t i = 0; i < n && m[i].score >= o.min_score; i++, shown++)
+		print_match(&env, &o, &m[i]);
 	if (!shown)
 		fprintf(stderr, "l2dfs search: no character matches '%s'%s\n", pos[0],
 			o.all_langs ? "" : " (try --all-languages)");
 	free(m);
 	cli_env_close(&env);
 	return shown ? CLI_OK : CLI_FAILED;
+}
+
+static const char characters_usage[] =
+	"usage: l2dfs characters [-o OPTIONS] [--json]\n"
+	"\n"
+	"Every character of the server that has a costume (the mount's characters/),\n"
+	"by id, one per line: <id> TAB <display name>. --json prints {\"id\", \"name\",\n"
+	"\"names\"} lines, names being the five names (ja, en, zh-hant, zh-hans, ko;\n"
+	"null where missing).\n";
+
+int cli_cmd_characters(int argc, char **argv)
+{
+	struct list_opts o = { 0 };
+	const struct cmd_switch sw[] = { { "--json", &o.json }, { NULL, NULL } };
+	const struct cmd_spec spec = { characters_usage, sw, NULL, NULL, NULL, 0, 0 };
+	struct cli_settings s;
+	struct cli_env env;
+	struct matches m = { "", NULL, 0, 0 };
+	int npos, rc = cmd_start(argc, argv, &spec, &s, NULL, &npos, &env, 1);
+
+	if (rc >= 0)
+		return rc;
+	rc = idx_character_list(env.idx, s.server, s.lang, add_character, &m) < 0 ? CLI_CACHE : CLI_OK;
+	if (rc != CLI_OK)
+		fprintf(stderr, "l2dfs characters: the index is unusable\n");
+	/* The names are read once the listing (which holds the index) is over. */
+	for (size_t i = 0; rc == CLI_OK && i < m.n; i++) {
+		if (!o.json) {
+			printf("%lld\t%s\n", (long long)m.v[i].id, m.v[i].name);
+			continue;
+		}
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddNumberToObject(j, "id", (double)m.v[i].id);
+		cJSON_AddStringToObject(j, "name", m.v[i].name);
+		cJSON_AddItemToObject(j, "names", names_json(&env, m.v[i].id));
+		cmd_json_line(j);
+	}
+	free(m.v);
+	cli_env_close(&env);
+	return rc;
 }
 
 struct costume_print {
@@ -275,37 +353,67 @@ static int print_costume(void *arg, const struct idx_costume *c)
 }
 
 static const char costumes_usage[] =
-	"usage: l2dfs costumes [-o OPTIONS] [--no-live-event] [--json] CHARACTER\n"
+	"usage: l2dfs costumes [-o OPTIONS] [--no-live-event] [--json] CHARACTER|--id N\n"
 	"\n"
 	"The costumes of CHARACTER (its display name in -o lang=, or the best\n"
-	"fuzzy match as `l2dfs search` finds it) in the mount's order, one per\n"
-	"line: <live2d name> TAB <costume name>. --no-live-event leaves out names\n"
-	"containing \"live_event\". --json prints {\"live2d_name\", \"name\"} lines.\n"
+	"fuzzy match as `l2dfs search` finds it), or of the character with id N,\n"
+	"in the mount's order, one per line: <live2d name> TAB <costume name>.\n"
+	"--no-live-event leaves out names containing \"live_event\". --json prints\n"
+	"{\"live2d_name\", \"name\"} lines.\n"
 	"Exit status: 0, or 1 if no character matches.\n";
+
+static int costumes_flag(void *arg, const char *name, const char *value)
+{
+	struct list_opts *o = arg;
+
+	return cmd_parse_int(name, value, 1, INT32_MAX, &o->id);
+}
+
+/* The character named by pos (or --id): 0, or a cli_exit having said why. */
+static int costumes_character(struct cli_env *env, const struct cli_settings *s,
+			      const struct list_opts *o, char **pos, int npos, int64_t *id)
+{
+	char display[IDX_TEXT_MAX + 1];
+	int rc;
+
+	if ((npos == 0) == (o->id == 0)) {
+		fprintf(stderr, "l2dfs costumes: give a CHARACTER or --id N\n%s", costumes_usage);
+		return CLI_USAGE;
+	}
+	if (o->id) {
+		*id = o->id;
+		return 0;
+	}
+	rc = cmd_resolve_character(env, s, pos[0], id, display);
+	if (rc == -ENOENT) {
+		cmd_print_nearest(env, s, "character", pos[0]);
+		return CLI_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "l2dfs costumes: the index is unusable\n");
+		return CLI_CACHE;
+	}
+	return 0;
+}
 
 int cli_cmd_costumes(int argc, char **argv)
 {
+	static const char *const value_flags[] = { "--id", NULL };
 	struct list_opts o = { 0 };
 	const struct cmd_switch sw[] = { { "--no-live-event", &o.no_live_event },
 					 { "--json", &o.json },
 					 { NULL, NULL } };
-	const struct cmd_spec spec = { costumes_usage, sw, NULL, NULL, NULL, 1, 1 };
+	const struct cmd_spec spec = { costumes_usage, sw, value_flags, costumes_flag, &o, 0, 1 };
 	struct cli_settings s;
 	struct cli_env env;
-	char *pos[1], display[IDX_TEXT_MAX + 1];
+	char *pos[1];
 	int64_t id;
 	int npos, rc = cmd_start(argc, argv, &spec, &s, pos, &npos, &env, 1);
 
 	if (rc >= 0)
 		return rc;
-	rc = cmd_resolve_character(&env, &s, pos[0], &id, display);
-	if (rc == -ENOENT) {
-		cmd_print_nearest(&env, &s, "character", pos[0]);
-		rc = CLI_USAGE;
-	} else if (rc < 0) {
-		fprintf(stderr, "l2dfs costumes: the index is unusable\n");
-		rc = CLI_CACHE;
-	} else {
+	rc = costumes_character(&env, &s, &o, pos, npos, &id);
+	if (rc == 0) {
 		struct costume_print p = { o.json, o.no_live_event };
 		rc = idx_costume_list(env.idx, s.server, s.lang, id, print_costume, &p) < 0
 			     ? CLI_CACHE

@@ -17,7 +17,8 @@
 
 static const char usage_text[] =
 	"usage: l2dfs [-f] [-d] [-o OPTIONS] MOUNTPOINT\n"
-	"       l2dfs pull|search|costumes|status|retry|gc|verify|refresh [-o OPTIONS] ... (--help each)\n"
+	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh\n"
+	"             [-o OPTIONS] ... (--help each)\n"
 	"\n"
 	"Mounts the Bestdori Live2D catalogue read-only at MOUNTPOINT:\n"
 	"  characters/<name>/<costume>/model.json, costumes/<costume>/...\n"
@@ -174,7 +175,8 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "pull", cli_cmd_pull },     { "search", cli_cmd_search }, { "costumes", cli_cmd_costumes },
 	{ "status", cli_cmd_status }, { "retry", cli_cmd_retry },   { "gc", cli_cmd_gc },
-	{ "verify", cli_cmd_verify }, { "refresh", cli_cmd_refresh }, { NULL, NULL },
+	{ "verify", cli_cmd_verify }, { "characters", cli_cmd_characters },
+	{ "cat", cli_cmd_cat },       { "refresh", cli_cmd_refresh }, { NULL, NULL },
 };
 
 int main(int argc, char **argv)

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import PROXY_VARS, sanitizer_report
 
-SUBCOMMANDS = ("pull", "search", "costumes", "status", "retry", "gc", "verify")
+SUBCOMMANDS = ("pull", "search", "characters", "costumes", "cat", "status", "retry", "gc", "verify")
 
 
 class Cli:

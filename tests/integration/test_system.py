@@ -241,6 +241,10 @@ def test_make_install_and_uninstall(tmp_path, l2dfs_bin):
         "usr/local/lib/systemd/user/l2dfs@.service": 0o644,
         "usr/local/share/doc/l2dfs/examples/nginx-l2dfs-cache.conf": 0o644,
     }
+    site = run(["/usr/bin/python3", "-c", "import sys; print(sys.path)"]).stdout
+    pydir = next(iter(re.findall(r"'/(usr/local/lib/python3[.\d]*/dist-packages)'", site)))
+    pkg = pydir + "/live2d_download/"
+    files.update({pkg + p.name: 0o644 for p in (REPO / "python" / "live2d_download").glob("*.py")})
     got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir())
     assert got == sorted(files)
     for rel, mode in files.items():
@@ -249,6 +253,10 @@ def test_make_install_and_uninstall(tmp_path, l2dfs_bin):
     assert read_file(dest / "usr/local/share/man/man1/l2dfs.1") == read_file(MAN)
     assert not (dest / "sbin").exists()
     assert run([dest / "usr/local/bin/l2dfs", "--version"]).stdout.startswith("l2dfs ")
+    # Where the system python3 looks (pydir, from its sys.path), importable from there.
+    r = subprocess.run(["/usr/bin/python3", "-c", "import live2d_download as l; print(l.__file__)"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(dest / pydir)))
+    assert r.stdout.strip() == str(dest / pkg / "__init__.py"), r.stderr
 
     r = make("uninstall", *install_args(l2dfs_bin, DESTDIR=dest, PREFIX="/usr/local"))
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,139 @@
+/*
+ * cmd_cat.c: `l2dfs cat COSTUME/PATH`: one file of a costume folder on
+ * stdout, as the mount would serve it, for programs that want one file
+ * (an icon, a name) without a mount or a whole pull.
+ */
+#include "cmd_common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const dir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
+
+static const char cat_usage[] =
+	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
+	"\n"
+	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
+	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
+	"it into the cache first. COSTUME is a live2d name.\n"
+	"Exit status: 0; 1 no such costume or file, or the origin lacks it;\n"
+	"5 the download failed.\n";
+
+static int write_all(const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int copy_fd(int fd)
+{
+	char buf[65536];
+	ssize_t n;
+	int rc = 0;
+
+	while (rc == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0)
+			rc = errno == EINTR ? 0 : -errno;
+		else
+			rc = write_all(buf, (size_t)n);
+	}
+	return rc;
+}
+
+/* "textures/x.png" -> IDX_DIR_TEXTURES and "x.png"; -ENOENT for other folders. */
+static int split_rel(char *rel, enum idx_dir *dir, const char **name)
+{
+	char *slash = strchr(rel, '/');
+
+	*dir = IDX_DIR_ROOT;
+	*name = rel;
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	for (int d = 1; d < IDX_NDIRS; d++)
+		if (strcmp(rel, dir_names[d]) == 0) {
+			*dir = (enum idx_dir)d;
+			*name = slash + 1;
+			return strchr(*name, '/') ? -ENOENT : 0;
+		}
+	return -ENOENT;
+}
+
+/* The bytes of f to stdout: a cli_exit. */
+static int cat_file(struct cli_env *env, const struct idx_file *f, const char *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int fd = -1, rc;
+
+	if (f->kind == IDX_KIND_MODEL_JSON || f->kind == IDX_KIND_NAME_TXT) {
+		rc = f->kind == IDX_KIND_MODEL_JSON
+			     ? fetch_costume_model_json(env->lib, f->costume_id, &text, &len)
+			     : fetch_costume_name_txt(env->lib, f->costume_id, &text, &len);
+		if (rc == 0)
+			rc = write_all(text, len);
+		free(text);
+	} else {
+		rc = fetch_asset_open(env->lib, f->asset_id, &fd);
+		if (rc == 0) {
+			rc = copy_fd(fd);
+			close(fd);
+		}
+	}
+	if (rc == -ENOENT) {
+		fprintf(stderr, "l2dfs cat: %s: not on the origin\n", arg);
+		return CLI_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "l2dfs cat: %s: %s\n", arg, strerror(-rc));
+		return CLI_FAILED;
+	}
+	return CLI_OK;
+}
+
+int cli_cmd_cat(int argc, char **argv)
+{
+	const struct cmd_spec spec = { cat_usage, NULL, NULL, NULL, NULL, 1, 1 };
+	struct cli_settings s;
+	struct cli_env env;
+	struct idx_costume c;
+	struct idx_file f;
+	enum idx_dir dir;
+	const char *name;
+	char *pos[1], buf[PATH_MAX];
+	int npos, rc = cmd_start(argc, argv, &spec, &s, pos, &npos, &env, 1);
+
+	if (rc >= 0)
+		return rc;
+	snprintf(buf, sizeof(buf), "%s", pos[0]);
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (!slash || split_rel(slash + 1, &dir, &name) < 0 ||
+	    idx_costume_find(env.idx, s.server, s.lang, -1, buf, &c) < 0) {
+		fprintf(stderr, "l2dfs cat: %s: no such costume file\n", pos[0]);
+		rc = CLI_USAGE;
+	} else if ((rc = fetch_costume_ensure(env.lib, c.id)) < 0) {
+		fprintf(stderr, "l2dfs cat: %s: cannot get its file list: %s\n", c.live2d_name,
+			strerror(-rc));
+		rc = CLI_FAILED;
+	} else if (idx_file_find(env.idx, c.id, dir, name, &f) < 0) {
+		fprintf(stderr, "l2dfs cat: %s: no such file in %s\n", pos[0], c.live2d_name);
+		rc = CLI_USAGE;
+	} else {
+		rc = cat_file(&env, &f, pos[0]);
+	}
+	cli_env_close(&env);
+	return rc;
+}

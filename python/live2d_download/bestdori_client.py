@@ -1,0 +1,124 @@
+"""BestdoriClient: the settings every l2dfs command of this package gets.
+
+Only the settings given to the constructor become -o options; whatever is
+not given is left to l2dfs (its defaults, or L2DFS_OPTIONS in the
+environment, which is passed through untouched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from . import _l2dfs
+from .models import HttpStatusError, L2dfsError, Server
+
+
+@dataclass
+class CachePolicy:
+    """cache_dir becomes l2dfs's cache_dir= (its cache and index). l2dfs
+    keeps catalogue documents 24 h and serves stale ones while the origin
+    is down; enabled and ttl_seconds are kept for compatibility only."""
+
+    enabled: bool = True
+    ttl_seconds: int = 24 * 3600
+    cache_dir: Optional[Path] = None
+
+
+class BestdoriClient:
+    def __init__(
+        self,
+        *,
+        server: Optional[Server] = None,
+        base_assets_url: Optional[str] = None,
+        base_api_url: Optional[str] = None,
+        timeout_seconds: Optional[float] = None,
+        session: Any = None,
+        cache: Optional[CachePolicy] = None,
+        user_agent: Optional[str] = None,
+        options: Optional[dict] = None,
+    ) -> None:
+        """server -> server=, base_assets_url -> assets_url=, base_api_url ->
+        api_url= (default: base_assets_url's site + /api when only that is
+        given), timeout_seconds -> timeout=, cache.cache_dir -> cache_dir=,
+        session.proxies -> proxy=; options: any other l2dfs -o options
+        ({"retries": 5, "h2c": True}). user_agent is not sent (l2dfs has its own)."""
+        self.server = server or Server.JAPANESE
+        self.user_agent = user_agent
+        self.cache = cache
+        opts: dict = {}
+        if server is not None:
+            opts["server"] = server.value
+        if base_assets_url:
+            opts["assets_url"] = base_assets_url.rstrip("/")
+            if not base_api_url and opts["assets_url"].endswith("/assets"):
+                base_api_url = opts["assets_url"][: -len("/assets")] + "/api"
+        if base_api_url:
+            opts["api_url"] = base_api_url.rstrip("/")
+        if timeout_seconds is not None:
+            opts["timeout"] = max(1, int(round(timeout_seconds)))
+        if cache is not None and cache.cache_dir is not None:
+            opts["cache_dir"] = str(Path(cache.cache_dir).expanduser().resolve())
+        proxies = getattr(session, "proxies", None) or {}
+        proxy = proxies.get("https") or proxies.get("http")
+        if proxy:
+            opts["proxy"] = proxy
+        opts.update(options or {})
+        self.options = opts
+
+    # --- running l2dfs with these settings ---
+
+    def _options(self, **extra) -> dict:
+        o = dict(self.options)
+        o.update({k: v for k, v in extra.items() if v is not None})
+        return o
+
+    def _run(self, cmd: str, *args, ok=(0,), **extra):
+        return _l2dfs.run(self._options(**extra), cmd, *args, ok=ok)
+
+    def _cat(self, live2d_name: str, rel: str, **extra) -> Optional[bytes]:
+        """The bytes of <costume>/<rel> as a mount serves them; None when the
+        costume or the file does not exist."""
+        r = self._run("cat", "--", "%s/%s" % (live2d_name, rel), ok=(0, _l2dfs.EXIT_USAGE), **extra)
+        return r.stdout if r.returncode == 0 else None
+
+    def _file_list(self, live2d_name: str, **extra) -> list:
+        """pull --list lines of a costume; HttpStatusError(404) if unknown."""
+        import tempfile
+        r = self._run("pull", "--to", tempfile.gettempdir(), "--list", "--json", "--", live2d_name,
+                      ok=(0, _l2dfs.EXIT_USAGE, _l2dfs.EXIT_FAILED), **extra)
+        if r.returncode == _l2dfs.EXIT_USAGE:
+            raise HttpStatusError(404, self._build_data_url(live2d_name))
+        if r.returncode != 0:
+            raise L2dfsError("l2dfs pull --list %s: %s" % (live2d_name, r.stderr.decode("utf-8", "replace")),
+                             r.returncode)
+        return [x for x in _l2dfs.json_lines(r.stdout) if x.get("event") == "file"]
+
+    def _build_data_url(self, live2d_name: str) -> str:
+        base = self.options.get("assets_url", "https://bestdori.com/assets")
+        return "%s/%s/live2d/chara/%s_rip/buildData.asset" % (base, self.server.value, live2d_name)
+
+    # --- the endpoints an app uses ---
+
+    def get_characters_roster(self) -> dict:
+        """{id: {"characterName": [ja, en, zh-hant, zh-hans, ko]}} of the
+        characters that have a costume."""
+        lines = _l2dfs.json_lines(self._run("characters", "--json").stdout)
+        return {str(x["id"]): {"characterName": x["names"]} for x in lines}
+
+    def validate_live2d_name(self, live2d_name: str) -> bool:
+        try:
+            self._file_list(live2d_name)
+        except HttpStatusError:
+            return False
+        return True
+
+    def get_costume_icon(self, costume_id: int, live2d_name: str) -> bytes:
+        """The costume's icon; HttpStatusError(404) when the origin has none."""
+        data = self._cat(live2d_name, "icon.png")
+        if data is None:
+            base = self.options.get("assets_url", "https://bestdori.com/assets")
+            raise HttpStatusError(404, "%s/%s/thumb/costume/group%d_rip/%s.png"
+                                  % (base, self.server.value, costume_id // 50, live2d_name))
+        return data

@@ -1,0 +1,140 @@
+"""Live2dDownloader: a costume into root_dir/<live2d_name>/ with `l2dfs pull`.
+
+l2dfs downloads into its cache and hardlinks (or copies) into the folder,
+writes model.json and name.txt, and reports each step as a JSON line; the
+lines become the progress callbacks, on the calling thread, as they come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import _l2dfs
+from .asset_cache import AssetCache, LinkMode
+from .bestdori_client import BestdoriClient
+from .live2d_service import Live2dService
+from .models import (CancelToken, FileProgress, HttpStatusError, L2dfsError, Language, Live2dCostume,
+                     ModelProgress, ProgressCallback)
+
+# pull --json events passed on as FileProgress ("written", "failed" and "done" are not).
+GENERATED = ("model.json", "name.txt")
+FILE_EVENTS = ("download", "downloaded", "cache_hit", "linked", "copied", "skipped", "missing_optional")
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    live2d_name: str
+    model_dir: Path
+    downloaded_files: list  # list[Path]: placed by this call (linked or copied)
+    skipped_files: list     # list[Path]: already there, or optional and missing on the origin
+
+
+class Live2dDownloader:
+    def __init__(
+        self,
+        client: BestdoriClient,
+        language: Optional[Language] = None,
+        *,
+        max_workers: int = 10,
+        use_asset_cache: bool = True,
+        asset_cache: Optional[AssetCache] = None,
+        link_mode: LinkMode = LinkMode.AUTO,
+    ) -> None:
+        """max_workers -> pull -j (1..64); link_mode -> --link; asset_cache:
+        its cache folder becomes cache_dir=. l2dfs always downloads through
+        its cache: use_asset_cache=False only makes the files copies."""
+        self.client = client
+        self.language = language
+        self.max_workers = max_workers
+        self.use_asset_cache = use_asset_cache
+        self.asset_cache = asset_cache
+        self.link_mode = link_mode
+        self._service: Optional[Live2dService] = None
+
+    @property
+    def service(self) -> Live2dService:
+        if self._service is None:
+            self._service = Live2dService(self.client, language=self.language)
+        return self._service
+
+    def download_costume(
+        self,
+        costume: Live2dCostume,
+        *,
+        root_dir: Path,
+        overwrite: bool = False,
+        cancel: Optional[CancelToken] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> DownloadResult:
+        """The costume into root_dir/<live2d_name>/ with model.json, name.txt
+        and icon.png. CancelledError if cancel was set (nothing partial is
+        left; a later call finishes the job)."""
+        return self.download_live2d_name(costume.live2d_name, root_dir=root_dir, overwrite=overwrite,
+                                         cancel=cancel, progress=progress)
+
+    def download_live2d_name(
+        self,
+        live2d_name: str,
+        *,
+        root_dir: Path,
+        overwrite: bool = False,
+        cancel: Optional[CancelToken] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> DownloadResult:
+        """download_costume() by the costume's live2d name. HttpStatusError(404)
+        for a name the site does not know."""
+        root_dir = Path(root_dir)
+        run = _Run(live2d_name, root_dir / live2d_name, progress)
+        mode = self.link_mode if self.use_asset_cache else LinkMode.COPY
+        args = ["--to", str(root_dir), "--json", "-j", str(max(1, min(64, int(self.max_workers)))),
+                "--link", mode.value]
+        if overwrite:
+            args.append("--overwrite")
+        opts = self.client._options(lang=self.language.l2dfs_name if self.language else None)
+        if self.asset_cache is not None:
+            opts["cache_dir"] = str(self.asset_cache.cache.cache_dir)
+        rc, stderr = _l2dfs.stream(opts, "pull", args + ["--", live2d_name], cancel, run.line)
+        if rc == _l2dfs.EXIT_USAGE and "no costume or character" in stderr:
+            raise HttpStatusError(404, self.client._build_data_url(live2d_name))
+        if rc != 0:
+            raise L2dfsError("l2dfs pull %s: %s" % (live2d_name, run.failure() or stderr), rc, stderr)
+        return DownloadResult(live2d_name, run.model_dir, run.downloaded, run.skipped)
+
+
+class _Run:
+    """One pull's JSON lines turned into callbacks and a result."""
+
+    def __init__(self, live2d_name: str, model_dir: Path, progress: Optional[ProgressCallback]) -> None:
+        self.live2d_name = live2d_name
+        self.model_dir = model_dir
+        self.progress = progress
+        self.downloaded: list = []
+        self.skipped: list = []
+        self.failed: list = []
+
+    def line(self, x: dict) -> None:
+        ev = x.get("event")
+        if ev == "model":
+            if self.progress is not None:
+                self.progress(model=ModelProgress(x["live2d_name"], int(x["files_done"]), int(x["files_total"])))
+            return
+        if ev == "failed":
+            self.failed.append("%s: %s" % (x.get("rel_path"), x.get("error")))
+            return
+        # model.json and name.txt are generated, as the Python downloader's: no callbacks.
+        if ev not in FILE_EVENTS or x["rel_path"] in GENERATED:
+            return
+        path = self.model_dir / x["rel_path"]
+        if ev in ("linked", "copied"):
+            self.downloaded.append(path)
+        elif ev in ("skipped", "missing_optional"):
+            self.skipped.append(path)
+        if self.progress is not None:
+            total = int(x.get("bytes_total") or 0)
+            self.progress(file=FileProgress(x["live2d_name"], x["rel_path"], int(x.get("bytes_done") or 0),
+                                            total, event=ev))
+
+    def failure(self) -> str:
+        return "; ".join(self.failed)

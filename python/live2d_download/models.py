@@ -1,0 +1,150 @@
+"""Data types, progress and cancellation, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from threading import Event
+from typing import Any, Optional, Protocol
+
+
+class CancelledError(RuntimeError):
+    """The operation was cancelled through its CancelToken."""
+
+
+class HttpStatusError(RuntimeError):
+    """The origin answered with a non-2xx status (404: no such costume)."""
+
+    def __init__(self, status_code: int, url: str) -> None:
+        super().__init__("HTTP %d: %s" % (status_code, url))
+        self.status_code = status_code
+        self.url = url
+
+
+class ModelParseError(RuntimeError):
+    """A costume's file list could not be made (no usable buildData.asset)."""
+
+
+class L2dfsError(RuntimeError):
+    """l2dfs could not be run, or failed: exit status and its message."""
+
+    def __init__(self, message: str, returncode: Optional[int] = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclass
+class CancelToken:
+    """A thread-safe flag: cancel() from any thread stops the operation
+    holding it, which raises CancelledError in its own thread."""
+
+    _event: Event = field(default_factory=Event)
+
+    @classmethod
+    def new(cls) -> "CancelToken":
+        return cls(Event())
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled():
+            raise CancelledError("Operation cancelled")
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once cancelled (False after timeout seconds)."""
+        return self._event.wait(timeout)
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    live2d_name: str
+    rel_path: str
+    bytes_done: int
+    bytes_total: Optional[int]
+    event: str = "download"  # download/downloaded/cache_hit/linked/copied/skipped/missing_optional
+
+
+@dataclass(frozen=True)
+class ModelProgress:
+    live2d_name: str
+    files_done: int
+    files_total: int
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, *, file: Optional[FileProgress] = None, model: Optional[ModelProgress] = None) -> None:
+        """Called as the download runs, on the downloading thread, one call at a time."""
+        ...
+
+
+class Server(Enum):
+    JAPANESE = "jp"
+    ENGLISH = "en"
+    TAIWAN = "tw"
+    CHINA = "cn"
+    KOREAN = "kr"
+
+
+class Language(Enum):
+    """Index of a language in Bestdori's name lists (and l2dfs's lang=)."""
+
+    JAPANESE = 0
+    ENGLISH = 1
+    KANA = 1  # the same slot: the romanized names are the English ones
+    TRADITIONAL_CHINESE = 2
+    SIMPLIFIED_CHINESE = 3
+    KOREAN = 4
+
+    @property
+    def l2dfs_name(self) -> str:
+        return ("ja", "en", "zh-hant", "zh-hans", "ko")[self.value]
+
+
+@dataclass(frozen=True)
+class AssetKey:
+    bundle_name: str
+    file_name: str
+    server: Optional[Server] = None
+
+    def to_rel_cache_path(self):
+        import pathlib
+        return pathlib.PurePosixPath(self.bundle_name) / self.file_name
+
+
+@dataclass(frozen=True)
+class Live2dFileSpec:
+    source: AssetKey
+    rel_path: str
+    optional: bool = False
+    kind: str = "unknown"  # model/physics/texture/motion/expression
+
+
+@dataclass
+class Live2dCostume:
+    live2d_name: str
+    files: list  # list[Live2dFileSpec], buildData order
+    _client: Any = field(default=None, repr=False, compare=False)
+
+    def find_file_by_kind(self, kind: str) -> list:
+        return [f for f in self.files if f.kind == kind]
+
+    def categorize_motion_files(self) -> dict:
+        """Motions grouped by the letters of their stem (idle01 -> idle)."""
+        out: dict = {}
+        for f in self.find_file_by_kind("motion"):
+            stem = os.path.splitext(os.path.basename(f.rel_path))[0]
+            out.setdefault("".join(c for c in stem if c.isalpha()), []).append(f)
+        return out
+
+    def render_model_json(self) -> dict:
+        """model.json as l2dfs generates it (files the origin lacks left out)."""
+        if self._client is None:
+            raise ModelParseError("this costume was not made by Live2dService.build_costume")
+        return json.loads(self._client._cat(self.live2d_name, "model.json"))
