@@ -17,8 +17,8 @@
 
 static const char usage_text[] =
 	"usage: l2dfs [-f] [-d] [-o OPTIONS] MOUNTPOINT\n"
-	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh\n"
-	"             [-o OPTIONS] ... (--help each)\n"
+	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh [-o OPTIONS] ...\n"
+	"             (--help each)\n"
 	"\n"
 	"Mounts the Bestdori Live2D catalogue read-only at MOUNTPOINT:\n"
 	"  characters/<name>/<costume>/model.json, costumes/<costume>/...\n"

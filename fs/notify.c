@@ -3,8 +3,9 @@
  * catalogue generation every second; after a store (by this process or
  * by `l2dfs refresh` on the same cache) it checks every name the mount
  * gave the kernel in a catalogue folder (found or not found) against the
- * catalogue now and tells the kernel which entries and listings to forget. The same thread fetches the catalogue
- * again once it is older than catalogue_ttl. It runs outside any request,
+ * catalogue now and tells the kernel which entries and listings to
+ * forget. The same thread fetches the catalogue again once it is older
+ * than catalogue_ttl (DESIGN §11). It runs outside any request,
  * so the kernel never waits on it while it notifies.
  */
 #include "fs_int.h"
@@ -13,21 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/util.h"
+
 #define FOLLOW_MS 1000
 
 static void names_add(struct fs_names *s, fuse_ino_t parent, const char *name, fuse_ino_t ino)
 {
 	if (s->err)
 		return;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		struct fs_name *v = realloc(s->v, cap * sizeof(*v));
-		if (!v) {
-			s->err = -ENOMEM;
-			return;
-		}
-		s->v = v;
-		s->cap = cap;
+	if (util_grow(&s->v, &s->cap, s->n + 1, sizeof(*s->v)) < 0) {
+		s->err = -ENOMEM;
+		return;
 	}
 	s->v[s->n].name = strdup(name);
 	if (!s->v[s->n].name) {
@@ -142,9 +139,33 @@ static void names_check(struct fs *fs, const struct fs_names *now)
 	}
 }
 
+/* Sort s and drop repeated (parent, name, ino) entries. */
+static void names_compact(struct fs_names *s)
+{
+	size_t k = 0;
+
+	qsort(s->v, s->n, sizeof(*s->v), name_cmp);
+	for (size_t i = 0; i < s->n; i++) {
+		if (k && name_cmp(&s->v[i], &s->v[k - 1]) == 0 && s->v[i].ino == s->v[k - 1].ino)
+			free(s->v[i].name);
+		else
+			s->v[k++] = s->v[i];
+	}
+	s->n = k;
+}
+
 void fs_follow_served(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino)
 {
 	pthread_mutex_lock(&fs->lock);
+	/* Every lookup lands here: before the list grows, repeats go, so it
+	 * holds each name once however long the mount stays up. */
+	if (fs->served.n == fs->served.cap && fs->served.n) {
+		names_compact(&fs->served);
+		/* Mostly distinct: grow now rather than compact again soon. */
+		if (fs->served.n > fs->served.cap / 4 * 3)
+			util_grow(&fs->served.v, &fs->served.cap, fs->served.cap * 2,
+				  sizeof(*fs->served.v));
+	}
 	names_add(&fs->served, parent, name, ino);
 	fs->served.err = 0; /* without memory, that one name may stay stale */
 	pthread_mutex_unlock(&fs->lock);
