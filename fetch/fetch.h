@@ -148,7 +148,10 @@ struct fetch_character {
 
 struct fetch_costume {
 	char *live2d_name;     /* a safe bundle name, not ending in "general" */
-	int64_t character_id;  /* from the zero-padded prefix ("036_..." -> 36) */
+	/* The costume index's characterId, else the name's first all-digit
+	 * '_' field ("036_..." -> 36, "bili_001_collabo_r" -> 1), else -1: in
+	 * costumes/ only, under no character ("l2dres00001"). */
+	int64_t character_id;
 	int64_t costume_id;    /* from the costume index, -1 if absent */
 	char *desc[FETCH_LANGS];/* display-safe, NULL where absent */
 };
@@ -165,8 +168,9 @@ void fetch_catalogue_free(struct fetch_catalogue *cat);
  * Build the catalogue from the three documents: the roster
  * (characters/all.2.json), the asset index (explorer/<server>/assets/_info.json,
  * whose live2d.chara maps bundle -> file count) and the costume index
- * (costumes/all.5.json). Costumes come from the asset index; the costume index
- * adds ids and descriptions. -EBADMSG if a document is not the JSON it
+ * (costumes/all.5.json). Costumes come from the asset index (every bundle
+ * not ending in "general"); the costume index adds ids, descriptions and
+ * characters. Character names are NFC; descriptions are kept as sent. -EBADMSG if a document is not the JSON it
  * should be (a wrong type in a field only drops that entry, with a reject).
  */
 int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
@@ -284,8 +288,10 @@ int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int pa
 int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
 			     size_t *len);
 
-/* name.txt of a costume: its display name and a newline. *text is malloc'd.
- * -ENOENT if the costume has no display name. */
+/* name.txt of a costume, byte for byte what the Python downloader writes
+ * (DESIGN §3): its description in lang, else the first one in ja, en,
+ * zh-hant, zh-hans, ko order followed by "（日服）"; no newline. *text is
+ * malloc'd. -ENOENT if the costume has no description. */
 int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char **text,
 			   size_t *len);
 

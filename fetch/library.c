@@ -162,7 +162,7 @@ static int has_character(const struct fetch_catalogue *cat, int64_t id)
 }
 
 /* Parsed catalogue -> index. Characters missing from the roster are stored
- * without names (listed by id). */
+ * without names (listed by id); a costume of no character (-1) adds none. */
 static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *cat)
 {
 	size_t nch = cat->ncharacters, cap = cat->ncharacters + cat->ncostumes;
@@ -186,7 +186,7 @@ static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *ca
 		for (int l = 0; l < IDX_LANGS; l++)
 			cos[i].desc[l] = c->desc[l];
 		cos[i].rank = (int64_t)i;
-		if (!has_character(cat, c->character_id)) {
+		if (c->character_id >= 0 && !has_character(cat, c->character_id)) {
 			size_t j;
 			for (j = cat->ncharacters; j < nch && chars[j].id != c->character_id; j++)
 				;
@@ -208,6 +208,18 @@ static void log_rejects(const char *what, struct fetch_rejects *r)
 	fetch_rejects_free(r);
 }
 
+/* The catalogue's rejects: one line at info (a mount says it once per fetch;
+ * a subcommand at its default level says nothing), each reject at debug. */
+static void log_catalogue_rejects(struct fetch_rejects *r)
+{
+	if (r->n)
+		log_info("catalogue: %zu entries left out (the first: %s); log_level=debug"
+			 " lists them", r->n, r->lines[0]);
+	for (size_t i = 0; i < r->n; i++)
+		log_debug("catalogue: left out %s", r->lines[i]);
+	fetch_rejects_free(r);
+}
+
 static int catalogue_parse_store(struct fetch_library *lib, struct doc *docs)
 {
 	struct fetch_catalogue cat;
@@ -215,7 +227,7 @@ static int catalogue_parse_store(struct fetch_library *lib, struct doc *docs)
 	int rc = fetch_parse_catalogue(docs[DOC_ROSTER].body, docs[DOC_ROSTER].len,
 				       docs[DOC_ASSETS].body, docs[DOC_ASSETS].len,
 				       docs[DOC_COSTUMES].body, docs[DOC_COSTUMES].len, &cat, &rej);
-	log_rejects("catalogue", &rej);
+	log_catalogue_rejects(&rej);
 	if (rc < 0)
 		return rc;
 	rc = catalogue_store(lib, &cat);
@@ -668,7 +680,7 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 		return rc;
 	if (!c.display[0])
 		return -ENOENT;
-	if (asprintf(text, "%s\n", c.display) < 0)
+	if (!(*text = strdup(c.display)))
 		return -ENOMEM;
 	*len = strlen(*text);
 	return 0;
