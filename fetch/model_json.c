@@ -17,9 +17,6 @@ int fetch_utf8_valid(const char *s);
 int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r);
 int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
 		 ...) __attribute__((format(printf, 4, 5)));
-int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
-			  int (*cmp)(const void *a, const void *b),
-			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r);
 
 #define LIST_MAX 10000 /* entries taken from one buildData list */
 
