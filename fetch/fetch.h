@@ -200,9 +200,11 @@ struct fetch_costume_files {
 };
 void fetch_costume_files_free(struct fetch_costume_files *f);
 
-/* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and
- * entries colliding on one rel_path are left out and reported in rejects.
- * -EBADMSG if the JSON or Base/model is unusable. */
+/* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and a
+ * file listed again (same path, bundle and file) are left out and reported in
+ * rejects; other entries on one rel_path are numbered ("texture_00-2.png",
+ * never onto a name an entry has as its own). -EBADMSG if the JSON or
+ * Base/model is unusable. */
 int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
 			   struct fetch_rejects *rejects);
 

@@ -17,6 +17,9 @@ int fetch_utf8_valid(const char *s);
 int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r);
 int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
 		 ...) __attribute__((format(printf, 4, 5)));
+int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
+			  int (*cmp)(const void *a, const void *b),
+			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r);
 
 #define LIST_MAX 10000 /* entries taken from one buildData list */
 
@@ -196,6 +199,25 @@ static int add_list(struct entries *es, const cJSON *base, const char *key,
 	return 0;
 }
 
+/* One path, bundle and file: the same file listed twice. */
+static int entry_same_cmp(const void *a, const void *b)
+{
+	const struct fetch_file_spec *x = &((const struct entry *)a)->spec;
+	const struct fetch_file_spec *y = &((const struct entry *)b)->spec;
+	int c = strcmp(x->rel_path, y->rel_path);
+	if (c == 0)
+		c = strcmp(x->bundle, y->bundle);
+	return c ? c : strcmp(x->file, y->file);
+}
+
+static int entry_drop(void *item, struct fetch_rejects *r)
+{
+	struct entry *e = item;
+	int rc = reject_at(r, e, e->spec.rel_path, "same path and file as an earlier entry");
+	spec_free(&e->spec);
+	return rc;
+}
+
 struct path_sort {
 	const struct entry *v;
 };
@@ -229,10 +251,11 @@ static char *numbered(const char *rel_path, unsigned k)
 }
 
 /*
- * Entries landing on one rel_path (DESIGN §3): the first in buildData order
- * keeps it, each later one gets "-2", "-3"... before the extension, skipping
- * a number whose name some entry has as its own, so a real name never moves
- * and no two entries share one. One whose new name is too long is dropped.
+ * Entries landing on one rel_path (DESIGN §3; the same file listed twice is
+ * already kept once): the first in buildData order keeps it, each later one
+ * gets "-2", "-3"... before the extension, skipping a number whose name some
+ * entry has as its own, so a real name never moves and no two entries share
+ * one. One whose new name is too long is dropped.
  */
 static int rename_collisions(struct entries *es, struct fetch_rejects *r)
 {
@@ -300,6 +323,9 @@ static int parse_base(const cJSON *base, struct entries *es, struct fetch_reject
 		rc = add_list(es, base, "motions", FETCH_KIND_MOTION, r);
 	if (rc >= 0)
 		rc = add_list(es, base, "expressions", FETCH_KIND_EXPRESSION, r);
+	if (rc >= 0)
+		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_same_cmp,
+					   entry_drop, r);
 	if (rc >= 0)
 		rc = rename_collisions(es, r);
 	return rc < 0 ? rc : 0;

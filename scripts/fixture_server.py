@@ -818,24 +818,23 @@ class Origin:
             base = json.loads(got[1])["Base"] if got else None
         except ValueError:
             base = None
-        files, present = [], []
-        rels = numbered_rels([rel_path(field, str(e.get("fileName")))
-                              for field in ("model", "physics", "textures", "motions", "expressions")
-                              for e in ((base or {}).get(field) if isinstance((base or {}).get(field), list)
-                                        else [(base or {}).get(field)] if (base or {}).get(field) else [])
-                              if isinstance(e, dict)])
+        files, present, entries, same = [], [], [], set()
         for field in ("model", "physics", "textures", "motions", "expressions"):
             v = (base or {}).get(field)
             for e in (v if isinstance(v, list) else [v] if v else []):
-                if not isinstance(e, dict):
-                    continue
-                url = "/assets/%s/%s_rip/%s" % (server, e.get("bundleName"), strip_bytes(str(e.get("fileName"))))
-                rel = rels[len(files)]
-                exists = self.resolve(url) is not None
-                files.append({"field": field, "rel": rel, "url": url, "bundle": e.get("bundleName"),
-                              "file": strip_bytes(str(e.get("fileName"))), "exists": exists})
-                if exists:
-                    present.append((field, rel))
+                key = isinstance(e, dict) and (rel_path(field, str(e.get("fileName"))), e.get("bundleName"),
+                                               strip_bytes(str(e.get("fileName"))))
+                if key and key not in same:  # the same file listed again is kept once
+                    same.add(key)
+                    entries.append((field, e))
+        rels = numbered_rels([rel_path(field, str(e.get("fileName"))) for field, e in entries])
+        for (field, e), rel in zip(entries, rels):
+            url = "/assets/%s/%s_rip/%s" % (server, e.get("bundleName"), strip_bytes(str(e.get("fileName"))))
+            exists = self.resolve(url) is not None
+            files.append({"field": field, "rel": rel, "url": url, "bundle": e.get("bundleName"),
+                          "file": strip_bytes(str(e.get("fileName"))), "exists": exists})
+            if exists:
+                present.append((field, rel))
         icon = None
         if name in cat.costume_ids:
             url = cat.icon_path(server, name)
