@@ -30,6 +30,7 @@ Catalogues (--catalogue):
   parity   small, plus what the catalogue rules of DESIGN §3-4 need: the
            collaboration bundles bili_001_collabo_r (no costume index entry)
            and bili_036_collabo_ur, l2dres00001 (no character),
+           bili_777_collabo_r (character 777, not in the roster),
            036_guest_37_sr (costume index characterId 37), characters with
            equal names (15/601 "Misaki Okusawa" in en, 40/41 "Café" in NFC and
            NFD, 50/51 "Sora" beside 52 "Sora (50)"), 036_live_sr_01 with only
@@ -147,6 +148,7 @@ PARITY_COSTUMES = [
     ("bili_001_collabo_r", None, None, {}, None),
     ("bili_036_collabo_ur", 2002, ["コラボ", "Collab", "聯動", "联动", None], {}, 36),
     ("l2dres00001", None, None, {}, None),
+    ("bili_777_collabo_r", None, None, {}, None),  # a character the roster lacks
     ("036_guest_37_sr", 2003, ["ゲスト", "Guest", "來賓", "来宾", None], {}, 37),
     ("036_live_sr_01", 2004, [None, "English only", None, None, None], {}, None),
     ("036_collabo_d_3_ur", 2005, ["のんびりダイアログ", None, None, "悠闲对话", None],

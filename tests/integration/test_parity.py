@@ -21,7 +21,8 @@ ORDER_36 = ["036_live_sr_01", "036_collabo_d_3_ur", "036_dream_festival_3_ur", "
 # "Sora (50)" kept by the character whose own name it is.
 CHARACTERS = {"户山 香澄": 1, "花园 多惠": 2, "高松 灯": 36, "千早 爱音": 37,
               "奥泽 美咲 (15)": 15, "奥泽 美咲 (601)": 601, "Café (40)": 40, "Café (41)": 41,
-              "Sora (50) (50)": 50, "Sora (51)": 51, "Sora (50)": 52}
+              "Sora (50) (50)": 50, "Sora (51)": 51, "Sora (50)": 52,
+              "777": 777}  # no roster entry: listed by its id
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_character_names_are_nfc_and_distinct(mount, porigin):
     assert sorted(names) == sorted(CHARACTERS)
     for n in names:
         assert unicodedata.normalize("NFC", n) == n
-        ids = {int(c[:3]) for c in os.listdir(os.path.join(m["characters"], n)) if c[:3].isdigit()}
+        ids = {int(re.search(r"\d+", c).group()) for c in os.listdir(os.path.join(m["characters"], n))}
         assert CHARACTERS[n] in ids, n
 
 
@@ -101,6 +102,8 @@ def test_ambiguous_names_list_candidates(pcli, tmp_path):
     r = pcli("costumes", unicodedata.normalize("NFD", "Café (41)"), opts={"lang": "en"})
     assert r.returncode == 0, r.stderr
     assert [row[0] for row in rows(r)] == ["041_casual-2023"]
+    r = pcli("costumes", "777")
+    assert r.returncode == 0 and [row[0] for row in rows(r)] == ["bili_777_collabo_r"], r.stderr
     r = pcli("pull", "601", "--to", tmp_path / "out601")
     assert r.returncode == 0, r.stderr
     assert os.listdir(tmp_path / "out601") == ["601_casual-2023"]
