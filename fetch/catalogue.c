@@ -329,11 +329,10 @@ static int display_name(const char *s, int path, char **out, const char **why)
 		*why = "empty or a dot name";
 	else if (!*why && len > max)
 		*why = path ? "longer than 200 bytes" : "longer than 1000 bytes";
+	if (*why)
+		free(nfc);
 	if (*why || !path) {
-		if (*why)
-			free(nfc);
-		else
-			*out = nfc;
+		*out = *why ? NULL : nfc;
 		return 0;
 	}
 

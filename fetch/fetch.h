@@ -141,8 +141,8 @@ void fetch_rejects_free(struct fetch_rejects *r);
 
 struct fetch_character {
 	int64_t id;
-	/* Display-safe names (a '/' is replaced by U+FF0F; control bytes, empty,
-	 * "." and ".." or over 200 bytes make the slot NULL). */
+	/* Display-safe names, NFC (a '/' is replaced by U+FF0F; control bytes,
+	 * empty, "." and ".." or over 200 bytes make the slot NULL). */
 	char *names[FETCH_LANGS];
 };
 
@@ -153,7 +153,9 @@ struct fetch_costume {
 	 * costumes/ only, under no character ("l2dres00001"). */
 	int64_t character_id;
 	int64_t costume_id;    /* from the costume index, -1 if absent */
-	char *desc[FETCH_LANGS];/* display-safe, NULL where absent */
+	/* As sent (name.txt's bytes); NULL where absent or not text (control
+	 * bytes, empty, "." and "..", over 1000 bytes). */
+	char *desc[FETCH_LANGS];
 };
 
 struct fetch_catalogue {
