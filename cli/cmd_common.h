@@ -113,12 +113,16 @@ int cmd_character_matches(struct cli_env *env, const struct cli_settings *s, con
 			  int all_langs, struct cmd_match **out, size_t *n);
 
 /*
- * A CHARACTER argument: the exact display name in s->lang, else the best
- * fuzzy match scoring at least CMD_MATCH_THRESHOLD. -ENOENT if none.
- * The catalogue must be in the index.
+ * A CHARACTER argument: a listed character's id (digits only), else the
+ * exact display name in s->lang (NFC), else the best fuzzy match scoring at
+ * least CMD_MATCH_THRESHOLD. -ENOENT if none; -ENOTUNIQ if several share the
+ * best score (never one picked silently). The catalogue must be in the index.
  */
 int cmd_resolve_character(struct cli_env *env, const struct cli_settings *s, const char *arg,
 			  int64_t *id, char display[IDX_TEXT_MAX + 1]);
+
+/* After -ENOTUNIQ: print the characters arg fits equally, with their ids. */
+void cmd_print_candidates(struct cli_env *env, const struct cli_settings *s, const char *arg);
 
 /* Print "<what> 'arg' not found" and the 5 nearest characters and costumes
  * to stderr. */

@@ -331,6 +331,10 @@ static int resolve(struct pull *p, const struct cli_settings *s, const char *arg
 		cmd_print_nearest(env, s, "costume or character", arg);
 		return CLI_USAGE;
 	}
+	if (rc == -ENOTUNIQ) {
+		cmd_print_candidates(env, s, arg);
+		return CLI_USAGE;
+	}
 	if (rc == 0)
 		rc = idx_costume_list(env->idx, s->server, s->lang, id, add_costume, p);
 	if (rc < 0) {

@@ -152,30 +152,90 @@ int cmd_character_matches(struct cli_env *env, const struct cli_settings *s, con
 	return 0;
 }
 
+/* Characters matching arg fuzzily, best first; *ntop: how many share the
+ * best score, 0 when it is under CMD_MATCH_THRESHOLD. */
+static int best_matches(struct cli_env *env, const struct cli_settings *s, const char *arg,
+			struct cmd_match **m, size_t *n, size_t *ntop)
+{
+	int rc = cmd_character_matches(env, s, arg, 0, m, n);
+
+	*ntop = 0;
+	if (rc == 0 && *n && (*m)[0].score >= CMD_MATCH_THRESHOLD)
+		while (*ntop < *n && (*m)[*ntop].score == (*m)[0].score)
+			(*ntop)++;
+	return rc;
+}
+
+struct by_id {
+	int64_t id;
+	char *display;
+	size_t len;
+};
+
+static int find_id(void *arg, int64_t id, const char *display)
+{
+	struct by_id *b = arg;
+	if (id != b->id)
+		return 0;
+	snprintf(b->display, b->len, "%s", display);
+	return 1;
+}
+
+/* arg all digits: the listed character with that id. -ENOENT if none. */
+static int resolve_id(struct cli_env *env, const struct cli_settings *s, const char *arg,
+		      int64_t *id, char display[IDX_TEXT_MAX + 1])
+{
+	struct by_id b = { 0, display, IDX_TEXT_MAX + 1 };
+
+	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || strlen(arg) > 18)
+		return -ENOENT;
+	b.id = strtoll(arg, NULL, 10);
+	int rc = idx_character_list(env->idx, s->server, s->lang, find_id, &b);
+	if (rc == 1)
+		*id = b.id;
+	return rc == 1 ? 0 : rc < 0 ? rc : -ENOENT;
+}
+
 int cmd_resolve_character(struct cli_env *env, const struct cli_settings *s, const char *arg,
 			  int64_t *id, char display[IDX_TEXT_MAX + 1])
 {
 	struct cmd_match *m;
-	size_t n;
-	int rc = idx_character_find(env->idx, s->server, s->lang, arg, id);
+	size_t n, ntop;
+	char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)arg);
+	int rc;
 
-	if (rc == 0) {
-		snprintf(display, IDX_TEXT_MAX + 1, "%s", arg);
-		return 0;
-	}
+	display[0] = '\0';
+	rc = resolve_id(env, s, arg, id, display);
+	if (rc == -ENOENT)
+		rc = nfc ? idx_character_find(env->idx, s->server, s->lang, nfc, id) : -ENOMEM;
+	if (rc == 0 && display[0] == '\0')
+		snprintf(display, IDX_TEXT_MAX + 1, "%s", nfc);
+	free(nfc);
 	if (rc != -ENOENT)
 		return rc;
-	rc = cmd_character_matches(env, s, arg, 0, &m, &n);
+	rc = best_matches(env, s, arg, &m, &n, &ntop);
 	if (rc < 0)
 		return rc;
-	rc = -ENOENT;
-	if (n && m[0].score >= CMD_MATCH_THRESHOLD) {
+	rc = ntop == 0 ? -ENOENT : ntop > 1 ? -ENOTUNIQ : 0;
+	if (rc == 0) {
 		*id = m[0].id;
 		snprintf(display, IDX_TEXT_MAX + 1, "%s", m[0].name);
-		rc = 0;
 	}
 	free(m);
 	return rc;
+}
+
+void cmd_print_candidates(struct cli_env *env, const struct cli_settings *s, const char *arg)
+{
+	struct cmd_match *m = NULL;
+	size_t n = 0, ntop = 0;
+
+	best_matches(env, s, arg, &m, &n, &ntop);
+	fprintf(stderr, "l2dfs: '%s' names %zu characters on server %s; give one by id or name:\n",
+		arg, ntop, s->server);
+	for (size_t i = 0; i < ntop; i++)
+		fprintf(stderr, "  %lld\t%s\n", (long long)m[i].id, m[i].name);
+	free(m);
 }
 
 void cmd_print_nearest(struct cli_env *env, const struct cli_settings *s, const char *what,
@@ -355,8 +415,9 @@ static int print_costume(void *arg, const struct idx_costume *c)
 static const char costumes_usage[] =
 	"usage: l2dfs costumes [-o OPTIONS] [--no-live-event] [--json] CHARACTER|--id N\n"
 	"\n"
-	"The costumes of CHARACTER (its display name in -o lang=, or the best\n"
-	"fuzzy match as `l2dfs search` finds it), or of the character with id N,\n"
+	"The costumes of CHARACTER (its id, its display name in -o lang=, or the\n"
+	"best fuzzy match as `l2dfs search` finds it; a name that fits several\n"
+	"characters equally lists them and fails), or of the character with id N,\n"
 	"in the mount's order, one per line: <live2d name> TAB <costume name>.\n"
 	"--no-live-event leaves out names containing \"live_event\". --json prints\n"
 	"{\"live2d_name\", \"name\"} lines.\n"
@@ -387,6 +448,10 @@ static int costumes_character(struct cli_env *env, const struct cli_settings *s,
 	rc = cmd_resolve_character(env, s, pos[0], id, display);
 	if (rc == -ENOENT) {
 		cmd_print_nearest(env, s, "character", pos[0]);
+		return CLI_USAGE;
+	}
+	if (rc == -ENOTUNIQ) {
+		cmd_print_candidates(env, s, pos[0]);
 		return CLI_USAGE;
 	}
 	if (rc < 0) {

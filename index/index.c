@@ -522,69 +522,152 @@ int idx_catalogue_present(struct idx *idx, const char *server)
 
 const char *const idx_dir_names[IDX_NDIRS] = { "", "textures", "motions", "expressions" };
 
-/* Display names per DESIGN §4, computed by SQL so every language shares one
- * stored roster. lang is 0..4 and formatted into the column name. */
-static const char character_display_sql[] =
-	"WITH c AS (SELECT ch.id AS id, COALESCE(ch.name%d, ch.name0, CAST(ch.id AS TEXT)) AS d"
-	"  FROM characters ch WHERE EXISTS (SELECT 1 FROM costumes co"
-	"  WHERE co.server=?1 AND co.character_id=ch.id)),"
-	" n AS (SELECT id, d, COUNT(*) OVER (PARTITION BY d) AS k FROM c)"
-	" SELECT id, CASE WHEN k>1 THEN d || ' (' || id || ')' ELSE d END AS display FROM n";
+/* Each listed character's name in lang (Japanese where NULL, the id where
+ * both are), by id; lang is 0..4 and formatted into the column name. */
+static const char character_base_sql[] =
+	"SELECT ch.id, COALESCE(ch.name%d, ch.name0, CAST(ch.id AS TEXT)) FROM characters ch"
+	" WHERE EXISTS (SELECT 1 FROM costumes co WHERE co.server=?1 AND co.character_id=ch.id)"
+	" ORDER BY ch.id";
 
-int idx_character_list(struct idx *idx, const char *server, int lang, idx_character_fn fn,
-		       void *arg)
+static int named_cmp(const void *a, const void *b)
 {
-	char sql[sizeof(character_display_sql) + 32];
-	sqlite3_stmt *st;
-	int rc;
+	return strcmp(((const struct idx_named *)a)->name, ((const struct idx_named *)b)->name);
+}
 
+static int named_id_cmp(const void *a, const void *b)
+{
+	const struct idx_named *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Append " (<id>)" to v->name. */
+static int named_suffix(struct idx_named *v)
+{
+	char *s;
+	if (asprintf(&s, "%s (%lld)", v->name, (long long)v->id) < 0)
+		return -ENOMEM;
+	free(v->name);
+	v->name = s;
+	return 0;
+}
+
+/*
+ * Every name that equals another gets " (<id>)"; a name so made that still
+ * equals a name of its own (unsuffixed, hence unique) gets " (<id>)" again
+ * until it does not. Suffixed names end in distinct ids, so they differ from
+ * one another; names that were unique never change. Order: by id.
+ */
+int idx_names_unique(struct idx_named *v, size_t n)
+{
+	unsigned char *dup = calloc(n ? n : 1, 1);
+	size_t nown = 0;
+	int rc = dup ? 0 : -ENOMEM;
+
+	if (rc == 0)
+		qsort(v, n, sizeof(*v), named_cmp);
+	for (size_t i = 0; rc == 0 && i + 1 < n; i++)
+		if (strcmp(v[i].name, v[i + 1].name) == 0)
+			dup[i] = dup[i + 1] = 1;
+	/* v sorted by name: the unsuffixed ones, in order, first; then the rest. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!dup[i]) {
+			struct idx_named t = v[nown];
+			v[nown++] = v[i];
+			v[i] = t;
+		}
+	}
+	for (size_t i = nown; rc == 0 && i < n; i++) {
+		rc = named_suffix(&v[i]);
+		while (rc == 0 && bsearch(&v[i], v, nown, sizeof(*v), named_cmp))
+			rc = named_suffix(&v[i]);
+	}
+	free(dup);
+	qsort(v, n, sizeof(*v), named_id_cmp);
+	return rc;
+}
+
+void idx_named_free(struct idx_named *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* The listed characters with their display names (DESIGN §4), by id. */
+static int character_displays(struct idx *idx, const char *server, int lang,
+			      struct idx_named **out, size_t *n)
+{
+	char sql[sizeof(character_base_sql) + 8];
+	struct idx_named *v = NULL;
+	size_t cap = 0;
+	sqlite3_stmt *st;
+	int rc, step = SQLITE_DONE;
+
+	*n = 0;
 	if (lang < 0 || lang >= IDX_LANGS)
 		return -EINVAL;
-	snprintf(sql, sizeof(sql), character_display_sql, lang);
-	strcat(sql, " ORDER BY id");
+	snprintf(sql, sizeof(sql), character_base_sql, lang);
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_prepare(idx, &st, sql);
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
-		int step;
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			rc = fn(arg, sqlite3_column_int64(st, 0),
-				(const char *)sqlite3_column_text(st, 1));
-			if (rc)
-				break;
+		while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 64;
+				struct idx_named *g = realloc(v, cap * sizeof(*v));
+				if (!g) {
+					rc = -ENOMEM;
+					break;
+				}
+				v = g;
+			}
+			v[*n].id = sqlite3_column_int64(st, 0);
+			v[*n].name = strdup((const char *)sqlite3_column_text(st, 1));
+			rc = v[(*n)++].name ? 0 : -ENOMEM;
 		}
 		if (rc == 0 && step != SQLITE_DONE)
 			rc = idx_errno(step);
 		idx_done(idx, st);
 	}
 	pthread_mutex_unlock(&idx->lock);
+	if (rc == 0)
+		rc = idx_names_unique(v, *n);
+	if (rc < 0) {
+		idx_named_free(v, *n);
+		v = NULL;
+		*n = 0;
+	}
+	*out = v;
+	return rc;
+}
+
+int idx_character_list(struct idx *idx, const char *server, int lang, idx_character_fn fn,
+		       void *arg)
+{
+	struct idx_named *v;
+	size_t n;
+	int rc = character_displays(idx, server, lang, &v, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = fn(arg, v[i].id, v[i].name);
+	idx_named_free(v, n);
 	return rc;
 }
 
 int idx_character_find(struct idx *idx, const char *server, int lang, const char *display,
 		       int64_t *id)
 {
-	char sql[sizeof(character_display_sql) + 64];
-	sqlite3_stmt *st;
-	int rc;
+	struct idx_named *v;
+	size_t n;
+	int rc = character_displays(idx, server, lang, &v, &n);
 
-	if (lang < 0 || lang >= IDX_LANGS)
-		return -EINVAL;
-	snprintf(sql, sizeof(sql), character_display_sql, lang);
-	strcat(sql, " WHERE display=?2");
-	pthread_mutex_lock(&idx->lock);
-	rc = idx_prepare(idx, &st, sql);
 	if (rc == 0) {
-		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, display, -1, SQLITE_STATIC);
-		int step = sqlite3_step(st);
-		if (step == SQLITE_ROW)
-			*id = sqlite3_column_int64(st, 0);
-		else
-			rc = step == SQLITE_DONE ? -ENOENT : idx_errno(step);
-		idx_done(idx, st);
+		rc = -ENOENT;
+		for (size_t i = 0; i < n && rc == -ENOENT; i++)
+			if (strcmp(v[i].name, display) == 0)
+				*id = v[i].id, rc = 0;
 	}
-	pthread_mutex_unlock(&idx->lock);
+	idx_named_free(v, n);
 	return rc;
 }
 
@@ -616,10 +699,13 @@ int idx_character_names(struct idx *idx, int64_t id, char *names[IDX_LANGS])
 	return rc;
 }
 
-/* Costume columns with the display description in lang, others as fallback. */
+/* Costume columns with the display description in lang, else the first of
+ * ja, en, zh-hant, zh-hans, ko marked as the Japanese server's (DESIGN §3). */
+#define JP_MARK "'\xef\xbc\x88\xe6\x97\xa5\xe6\x9c\x8d\xef\xbc\x89'" /* （日服） */
 #define COSTUME_COLUMNS                                                                  \
-	"id, server, live2d_name, character_id, costume_id, COALESCE(desc%d, desc0, desc1,"  \
-	" desc2, desc3, desc4, ''), files_listed FROM costumes"
+	"id, server, live2d_name, character_id, costume_id, COALESCE(desc%d,"               \
+	" desc0||" JP_MARK ", desc1||" JP_MARK ", desc2||" JP_MARK ", desc3||" JP_MARK ","   \
+	" desc4||" JP_MARK ", ''), files_listed FROM costumes"
 
 static void costume_from_row(sqlite3_stmt *st, struct idx_costume *c)
 {
@@ -637,7 +723,7 @@ static int costume_query(struct idx *idx, int lang, const char *where, const cha
 			 int64_t num, const char *name, idx_costume_fn fn, void *arg,
 			 struct idx_costume *one)
 {
-	char sql[512];
+	char sql[768];
 	sqlite3_stmt *st;
 	struct idx_costume c;
 	int rc, step, found = 0;

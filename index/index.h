@@ -82,13 +82,27 @@ int idx_catalogue_generation(struct idx *idx, int64_t *generation);
 int idx_catalogue_present(struct idx *idx, const char *server);
 
 /* Display name in lang (0..4), Japanese where that is NULL, the id where both
- * are; two characters with one display name get " (<id>)" appended.
- * Only characters with at least one costume on the server are listed. */
+ * are; names made unique as idx_names_unique() does. Only characters with at
+ * least one costume on the server are listed, by id; fn runs with the index
+ * free to use. */
 typedef int (*idx_character_fn)(void *arg, int64_t id, const char *display);
 int idx_character_list(struct idx *idx, const char *server, int lang, idx_character_fn fn,
 		       void *arg);
 int idx_character_find(struct idx *idx, const char *server, int lang, const char *display,
 		       int64_t *id);
+struct idx_named {
+	int64_t id;
+	char *name; /* malloc'd */
+};
+/*
+ * Make v's names distinct (DESIGN §4): every name equal to another gets
+ * " (<id>)"; a name so made that equals another's own name gets " (<id>)"
+ * again until it does not ("X"(3), "X"(4), "X (3)"(5) -> "X (3) (3)",
+ * "X (4)", "X (3)"). v ends sorted by id. -ENOMEM (names may be half done).
+ */
+int idx_names_unique(struct idx_named *v, size_t n);
+void idx_named_free(struct idx_named *v, size_t n);
+
 /* All five names (NULL-able, malloc'd into names[]) for search. */
 int idx_character_names(struct idx *idx, int64_t id, char *names[IDX_LANGS]);
 
@@ -98,9 +112,9 @@ struct idx_costume {
 	char live2d_name[IDX_NAME_MAX + 1];
 	int64_t character_id;
 	int64_t costume_id;
-	char display[IDX_TEXT_MAX + 1]; /* desc[lang], other languages as fallback, "" if none */
-	int files_listed;               /* 1 once its buildData is stored (0 again
-					 * after a catalogue store) */
+	/* desc[lang]; else the first of desc[0..4] followed by "（日服）"; "" if none */
+	char display[IDX_TEXT_MAX + 1];
+	int files_listed; /* 1 once its buildData is stored (0 again after a catalogue store) */
 };
 
 /* Costumes of a character in rank order, or of the whole server

@@ -33,16 +33,21 @@ void fetch_rejects_free(struct fetch_rejects *r);
 
 struct fetch_character {
 	int64_t id;
-	/* Display-safe names (a '/' is replaced by U+FF0F; control bytes, empty,
-	 * "." and ".." or over 200 bytes make the slot NULL). */
+	/* Display-safe names, NFC (a '/' is replaced by U+FF0F; control bytes,
+	 * empty, "." and ".." or over 200 bytes make the slot NULL). */
 	char *names[FETCH_LANGS];
 };
 
 struct fetch_costume {
 	char *live2d_name;     /* a safe bundle name, not ending in "general" */
-	int64_t character_id;  /* from the zero-padded prefix ("036_..." -> 36) */
+	/* The costume index's characterId, else the name's first all-digit
+	 * '_' field ("036_..." -> 36, "bili_001_collabo_r" -> 1), else -1: in
+	 * costumes/ only, under no character ("l2dres00001"). */
+	int64_t character_id;
 	int64_t costume_id;    /* from the costume index, -1 if absent */
-	char *desc[FETCH_LANGS];/* display-safe, NULL where absent */
+	/* As sent (name.txt's bytes); NULL where absent or not text (control
+	 * bytes, empty, "." and "..", over 1000 bytes). */
+	char *desc[FETCH_LANGS];
 };
 
 struct fetch_catalogue {
@@ -57,9 +62,10 @@ void fetch_catalogue_free(struct fetch_catalogue *cat);
  * Build the catalogue from the three documents: the roster
  * (characters/all.2.json), the asset index (explorer/<server>/assets/_info.json,
  * whose live2d.chara maps bundle -> file count) and the costume index
- * (costumes/all.5.json). Costumes come from the asset index; the costume index
- * adds ids and descriptions. -EBADMSG if a document is not the JSON it
- * should be (a wrong type in a field only drops that entry, with a reject).
+ * (costumes/all.5.json). Costumes come from the asset index (every bundle
+ * not ending in "general"); the costume index adds ids, descriptions and
+ * characters (DESIGN §4). Character names are NFC; descriptions are kept as
+ * sent. -EBADMSG if a document is not the JSON it should be (a wrong type in a field only drops that entry, with a reject).
  */
 int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
 			  size_t asset_index_len, const char *costume_index,
@@ -88,9 +94,11 @@ struct fetch_costume_files {
 };
 void fetch_costume_files_free(struct fetch_costume_files *f);
 
-/* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and
- * entries colliding on one rel_path are left out and reported in rejects.
- * -EBADMSG if the JSON or Base/model is unusable. */
+/* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and a
+ * file listed again (same path, bundle and file) are left out and reported in
+ * rejects; other entries on one rel_path are numbered ("texture_00-2.png",
+ * never onto a name an entry has as its own). -EBADMSG if the JSON or
+ * Base/model is unusable. */
 int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
 			   struct fetch_rejects *rejects);
 

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #define DISPLAY_MAX 200 /* bytes of a display name, after '/' is replaced */
+#define TEXT_MAX 1000   /* bytes of a description (name.txt) */
 #define QUOTE_BYTES 64  /* bytes of an untrusted name shown in a reject line */
 #define ID_DIGITS 18    /* fits int64_t */
 
@@ -298,14 +300,16 @@ static int parse_id(const char *s, size_t len, int64_t *id)
 }
 
 /*
- * A display name from untrusted s: *out is a malloc'd copy with each '/'
- * replaced by U+FF0F, or NULL with *why set when s cannot be shown.
- * Returns 0 or -ENOMEM.
+ * A name from untrusted s: *out is a malloc'd copy, or NULL with *why set
+ * when s cannot be shown. A path name (a character's folder) is NFC
+ * normalized, each '/' replaced by U+FF0F, at most DISPLAY_MAX bytes; a text
+ * (a description, written to name.txt as it is) is kept byte for byte, at
+ * most TEXT_MAX bytes. Returns 0 or -ENOMEM.
  */
-static int display_name(const char *s, char **out, const char **why)
+static int display_name(const char *s, int path, char **out, const char **why)
 {
 	static const char slash[] = "\xef\xbc\x8f"; /* U+FF0F FULLWIDTH SOLIDUS */
-	size_t len = 0;
+	size_t len = 0, max = path ? DISPLAY_MAX : TEXT_MAX;
 
 	*out = NULL;
 	*why = NULL;
@@ -313,26 +317,27 @@ static int display_name(const char *s, char **out, const char **why)
 		*why = "not UTF-8";
 		return 0;
 	}
-	for (const char *p = s; *p; p++) {
-		if (is_control((const unsigned char *)p)) {
+	char *nfc = path ? (char *)utf8proc_NFC((const utf8proc_uint8_t *)s) : strdup(s);
+	if (!nfc)
+		return -ENOMEM;
+	for (const char *p = nfc; *p && !*why; p++) {
+		if (is_control((const unsigned char *)p))
 			*why = "control character";
-			return 0;
-		}
-		len += *p == '/' ? sizeof(slash) - 1 : 1;
+		len += path && *p == '/' ? sizeof(slash) - 1 : 1;
 	}
-	if (len == 0 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+	if (!*why && (len == 0 || strcmp(nfc, ".") == 0 || strcmp(nfc, "..") == 0))
 		*why = "empty or a dot name";
-		return 0;
-	}
-	if (len > DISPLAY_MAX) {
-		*why = "longer than 200 bytes";
+	else if (!*why && len > max)
+		*why = path ? "longer than 200 bytes" : "longer than 1000 bytes";
+	if (*why)
+		free(nfc);
+	if (*why || !path) {
+		*out = *why ? NULL : nfc;
 		return 0;
 	}
 
 	char *copy = malloc(len + 1), *o = copy;
-	if (!copy)
-		return -ENOMEM;
-	for (const char *p = s; *p; p++) {
+	for (const char *p = nfc; copy && *p; p++) {
 		if (*p == '/') {
 			memcpy(o, slash, sizeof(slash) - 1);
 			o += sizeof(slash) - 1;
@@ -340,6 +345,9 @@ static int display_name(const char *s, char **out, const char **why)
 			*o++ = *p;
 		}
 	}
+	free(nfc);
+	if (!copy)
+		return -ENOMEM;
 	*o = '\0';
 	*out = copy;
 	return 0;
@@ -347,10 +355,11 @@ static int display_name(const char *s, char **out, const char **why)
 
 /*
  * names[0..FETCH_LANGS) from a JSON array of string|null (where: the field,
- * for reject lines). A missing or null field gives no names; a field or a
- * slot of the wrong type, or a name that cannot be shown, is rejected.
+ * for reject lines; path: see display_name()). A missing or null field gives
+ * no names; a field or a slot of the wrong type, or a name that cannot be
+ * shown, is rejected.
  */
-static int parse_names(const cJSON *arr, char *names[FETCH_LANGS], const char *where,
+static int parse_names(const cJSON *arr, int path, char *names[FETCH_LANGS], const char *where,
 		       struct fetch_rejects *r)
 {
 	int rc = fetch_json_array(arr, where, r);
@@ -365,7 +374,7 @@ static int parse_names(const cJSON *arr, char *names[FETCH_LANGS], const char *w
 		const char *why = NULL;
 		rc = 0;
 		if (cJSON_IsString(e)) {
-			rc = display_name(e->valuestring, &names[slot], &why);
+			rc = display_name(e->valuestring, path, &names[slot], &why);
 			if (rc == 0 && why)
 				rc = fetch_reject(r, e->valuestring, why, "%s[%d]", where, slot);
 		} else if (!cJSON_IsNull(e)) {
@@ -454,7 +463,7 @@ static int parse_roster(const cJSON *root, struct fetch_catalogue *cat, struct f
 			char where[64];
 			c->id = id;
 			snprintf(where, sizeof(where), "characters %lld characterName", (long long)id);
-			rc = parse_names(cJSON_GetObjectItemCaseSensitive(e, "characterName"),
+			rc = parse_names(cJSON_GetObjectItemCaseSensitive(e, "characterName"), 1,
 					 c->names, where, r);
 		}
 		if (rc < 0)
@@ -468,6 +477,27 @@ static int ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), k = strlen(suffix);
 	return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* The character a bundle name gives: the first of its '_'-separated fields
+ * that is all digits ("036_casual-2023" -> 36, "bili_001_collabo_r" -> 1),
+ * else -1 ("l2dres00001", a name without '_', has no fields). */
+static int64_t character_of_name(const char *name)
+{
+	const char *p = name;
+	int64_t id;
+
+	if (!strchr(name, '_'))
+		return -1;
+	for (;;) {
+		const char *us = strchr(p, '_');
+		size_t len = us ? (size_t)(us - p) : strlen(p);
+		if (parse_id(p, len, &id) == 0)
+			return id;
+		if (!us)
+			return -1;
+		p = us + 1;
+	}
 }
 
 /* The asset index: {"live2d": {"chara": {"<bundle>": <file count>, ...}}}. */
@@ -484,16 +514,13 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 
 	const cJSON *e;
 	cJSON_ArrayForEach(e, chara) {
-		const char *name = e->string, *us = strchr(name, '_');
-		int64_t chara_id;
+		const char *name = e->string;
 		int rc = 0;
 
 		if (!cache_name_is_safe(name) || !fetch_utf8_valid(name))
 			rc = fetch_reject(r, name, "unsafe name", "live2d.chara");
 		else if (ends_with(name, "general"))
 			continue; /* shared motions and expressions, not a costume */
-		else if (!us || parse_id(name, (size_t)(us - name), &chara_id) < 0)
-			rc = fetch_reject(r, name, "no character id prefix", "live2d.chara");
 		else if (!cJSON_IsNumber(e))
 			rc = fetch_reject(r, name, "file count is not a number", "live2d.chara");
 		else {
@@ -501,7 +528,7 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 			c->live2d_name = strdup(name);
 			if (!c->live2d_name)
 				return -ENOMEM;
-			c->character_id = chara_id;
+			c->character_id = character_of_name(name);
 			c->costume_id = -1;
 			cat->ncostumes++;
 		}
@@ -513,6 +540,27 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 	if (rc == 0) /* for the join by name */
 		qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_name_cmp);
 	return rc;
+}
+
+/* Costume index entry e (costume id) joined to c: its id, descriptions and
+ * characterId, which wins over the one the name gives. */
+static int join_costume(struct fetch_costume *c, const cJSON *e, int64_t id,
+			struct fetch_rejects *r)
+{
+	const cJSON *chara = cJSON_GetObjectItemCaseSensitive(e, "characterId");
+	char where[64];
+
+	c->costume_id = id;
+	if (cJSON_IsNumber(chara) && chara->valuedouble >= 0 && chara->valuedouble <= 1e15 &&
+	    chara->valuedouble == (double)(int64_t)chara->valuedouble)
+		c->character_id = (int64_t)chara->valuedouble;
+	else if (chara && !cJSON_IsNull(chara) &&
+		 fetch_reject(r, NULL, "characterId is not an id", "costumes %lld",
+			      (long long)id) < 0)
+		return -ENOMEM;
+	snprintf(where, sizeof(where), "costumes %lld description", (long long)id);
+	return parse_names(cJSON_GetObjectItemCaseSensitive(e, "description"), 0, c->desc, where,
+			   r);
 }
 
 /* The costume index: {"<costume id>": {"assetBundleName": "...",
@@ -540,14 +588,8 @@ static int parse_costume_index(const cJSON *root, struct fetch_catalogue *cat,
 			struct fetch_costume key = { .live2d_name = bundle->valuestring };
 			struct fetch_costume *c = bsearch(&key, cat->costumes, cat->ncostumes,
 							  sizeof(*c), costume_name_cmp);
-			if (c && c->costume_id < 0) {
-				char where[64];
-				c->costume_id = id;
-				snprintf(where, sizeof(where), "costumes %lld description",
-					 (long long)id);
-				rc = parse_names(cJSON_GetObjectItemCaseSensitive(e, "description"),
-						 c->desc, where, r);
-			}
+			if (c && c->costume_id < 0)
+				rc = join_costume(c, e, id, r);
 		}
 		if (rc < 0)
 			return rc;

@@ -58,6 +58,12 @@ static int has_suffix(const char *s, const char *suffix, int nocase)
 	return nocase ? strcasecmp(s + n - k, suffix) == 0 : strcmp(s + n - k, suffix) == 0;
 }
 
+static const char *base_name(const char *rel_path)
+{
+	const char *slash = strrchr(rel_path, '/');
+	return slash ? slash + 1 : rel_path;
+}
+
 /* Names a file at the costume root may not take: they are generated there
  * or are its folders. */
 static int reserved_at_root(const char *name)
@@ -183,17 +189,111 @@ static int add_list(struct entries *es, const cJSON *base, const char *key,
 	return 0;
 }
 
-static int entry_path_cmp(const void *a, const void *b)
+/* One path, bundle and file: the same file listed twice. */
+static int entry_same_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct entry *)a)->spec.rel_path,
-		      ((const struct entry *)b)->spec.rel_path);
+	const struct fetch_file_spec *x = &((const struct entry *)a)->spec;
+	const struct fetch_file_spec *y = &((const struct entry *)b)->spec;
+	int c = strcmp(x->rel_path, y->rel_path);
+	if (c == 0)
+		c = strcmp(x->bundle, y->bundle);
+	return c ? c : strcmp(x->file, y->file);
 }
 
 static int entry_drop(void *item, struct fetch_rejects *r)
 {
 	struct entry *e = item;
-	int rc = reject_at(r, e, e->spec.rel_path, "same path as an earlier file");
+	int rc = reject_at(r, e, e->spec.rel_path, "same path and file as an earlier entry");
 	spec_free(&e->spec);
+	return rc;
+}
+
+struct path_sort {
+	const struct entry *v;
+};
+
+/* Entries by rel_path, then by buildData position (their index). */
+static int order_cmp(const void *a, const void *b, void *arg)
+{
+	const struct entry *v = ((const struct path_sort *)arg)->v;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(v[i].spec.rel_path, v[j].spec.rel_path);
+	return c ? c : (i > j) - (i < j);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* rel_path with "-<k>" before the extension of its last component (the part
+ * from its last '.', none when that is the first character):
+ * "textures/texture_00.png" -> "textures/texture_00-2.png". */
+static char *numbered(const char *rel_path, unsigned k)
+{
+	const char *base = base_name(rel_path), *dot = strrchr(base, '.');
+	size_t stem = dot && dot != base ? (size_t)(dot - rel_path) : strlen(rel_path);
+	char *out;
+
+	if (asprintf(&out, "%.*s-%u%s", (int)stem, rel_path, k, rel_path + stem) < 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * Entries landing on one rel_path (DESIGN §3; the same file listed twice is
+ * already kept once): the first in buildData order keeps it, each later one
+ * gets "-2", "-3"... before the extension, skipping a number whose name some
+ * entry has as its own, so a real name never moves and no two entries share
+ * one. One whose new name is too long is dropped.
+ */
+static int rename_collisions(struct entries *es, struct fetch_rejects *r)
+{
+	size_t n = es->n, *order = malloc((n ? n : 1) * sizeof(*order));
+	const char **own = malloc((n ? n : 1) * sizeof(*own));
+	char **renamed = calloc(n ? n : 1, sizeof(*renamed));
+	struct path_sort ps = { es->v };
+	int rc = order && own && renamed ? 0 : -ENOMEM;
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		order[i] = i;
+	if (rc == 0)
+		qsort_r(order, n, sizeof(*order), order_cmp, &ps);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		own[i] = es->v[order[i]].spec.rel_path; /* sorted */
+	unsigned k = 1;
+	for (size_t i = 1; rc == 0 && i < n; i++) {
+		if (strcmp(own[i], own[i - 1]) != 0) {
+			k = 1;
+			continue;
+		}
+		char *name = NULL;
+		do {
+			free(name);
+			name = numbered(own[i], ++k);
+		} while (name && bsearch(&name, own, n, sizeof(*own), str_cmp));
+		renamed[order[i]] = name;
+		rc = name ? 0 : -ENOMEM;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = &es->v[i];
+		if (renamed[i] && rc == 0 && !cache_name_is_safe(base_name(renamed[i]))) {
+			rc = reject_at(r, e, renamed[i], "too long once numbered");
+			free(renamed[i]);
+			spec_free(&e->spec);
+			continue;
+		}
+		if (renamed[i]) {
+			free(e->spec.rel_path);
+			e->spec.rel_path = renamed[i];
+		}
+		es->v[kept++] = *e;
+	}
+	es->n = kept;
+	free(order);
+	free(own);
+	free(renamed);
 	return rc;
 }
 
@@ -214,8 +314,10 @@ static int parse_base(const cJSON *base, struct entries *es, struct fetch_reject
 	if (rc >= 0)
 		rc = add_list(es, base, "expressions", FETCH_KIND_EXPRESSION, r);
 	if (rc >= 0)
-		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_path_cmp,
+		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_same_cmp,
 					   entry_drop, r);
+	if (rc >= 0)
+		rc = rename_collisions(es, r);
 	return rc < 0 ? rc : 0;
 }
 
@@ -251,12 +353,6 @@ int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_fi
 /* ------------------------------------------------------------------ */
 /* model.json                                                          */
 /* ------------------------------------------------------------------ */
-
-static const char *base_name(const char *rel_path)
-{
-	const char *slash = strrchr(rel_path, '/');
-	return slash ? slash + 1 : rel_path;
-}
 
 /* {"name": <base name minus suffix>, "file": rel_path} */
 static cJSON *named_file(const char *rel_path, const char *suffix)
@@ -402,33 +498,28 @@ char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n)
 /* Costume order                                                       */
 /* ------------------------------------------------------------------ */
 
-/* The number of a costume name: the leading digits of the first
- * '_'-separated field after the first '_' that starts with a digit
- * ("036_dream_festival_3_ur" -> 3, "036_2018_dog" -> 2018); "036_casual-2023"
- * has none and counts as 0, which lists it first as the site does. Leading
- * zeros are skipped so runs compare by length, then bytes. */
+/* The number of a costume name: the first run of digits in the part after
+ * its first '_' ("036_dream_festival_3_ur" -> 3, "036_casual-2023" -> 2023),
+ * leading zeros skipped so runs compare by length, then bytes. NULL when it
+ * has none ("036_collabo_a_ur", "l2dres00001"). */
 static const char *first_number(const char *name, size_t *len)
 {
 	const char *p = strchr(name, '_');
 	*len = 0;
-	while (p) {
+	if (!p)
+		return NULL;
+	p += strcspn(p, "0123456789");
+	if (!*p)
+		return NULL;
+	while (*p == '0' && p[1] >= '0' && p[1] <= '9')
 		p++;
-		if (*p >= '0' && *p <= '9') {
-			while (*p == '0')
-				p++;
-			const char *start = p;
-			while (*p >= '0' && *p <= '9')
-				p++;
-			*len = (size_t)(p - start);
-			return start;
-		}
-		p = strchr(p, '_');
-	}
-	return name;
+	*len = strspn(p, "0123456789");
+	return p;
 }
 
-/* "...live_event" last; then by the number, compared at any length; then
- * by name. */
+/* As the Python downloader's search_costumes: names ending in "live_event"
+ * last; then by the number, compared at any length, names without one after
+ * all that have one; then by name (bytes: code point order). */
 int fetch_costume_cmp(const char *a, const char *b)
 {
 	int la = has_suffix(a, "live_event", 0), lb = has_suffix(b, "live_event", 0);
@@ -437,9 +528,13 @@ int fetch_costume_cmp(const char *a, const char *b)
 
 	size_t na, nb;
 	const char *da = first_number(a, &na), *db = first_number(b, &nb);
-	if (na != nb)
+	int c = 0;
+	if (!da != !db)
+		return da ? -1 : 1;
+	if (da && na != nb)
 		return na < nb ? -1 : 1;
-	int c = memcmp(da, db, na);
+	if (da)
+		c = memcmp(da, db, na);
 	if (c == 0)
 		c = strcmp(a, b);
 	return c < 0 ? -1 : c > 0;

@@ -223,7 +223,7 @@ static int has_character(const struct fetch_catalogue *cat, int64_t id)
 }
 
 /* Parsed catalogue -> index. Characters missing from the roster are stored
- * without names (listed by id). */
+ * without names (listed by id); a costume of no character (-1) adds none. */
 static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *cat)
 {
 	size_t nch = cat->ncharacters, cap = cat->ncharacters + cat->ncostumes;
@@ -247,7 +247,7 @@ static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *ca
 		for (int l = 0; l < IDX_LANGS; l++)
 			cos[i].desc[l] = c->desc[l];
 		cos[i].rank = (int64_t)i;
-		if (!has_character(cat, c->character_id)) {
+		if (c->character_id >= 0 && !has_character(cat, c->character_id)) {
 			size_t j;
 			for (j = cat->ncharacters; j < nch && chars[j].id != c->character_id; j++)
 				;
@@ -269,6 +269,18 @@ static void log_rejects(const char *what, struct fetch_rejects *r)
 	fetch_rejects_free(r);
 }
 
+/* The catalogue's rejects: one line at info (a mount says it once per fetch;
+ * a subcommand at its default level says nothing), each reject at debug. */
+static void log_catalogue_rejects(struct fetch_rejects *r)
+{
+	if (r->n)
+		log_info("catalogue: %zu entries left out (the first: %s); log_level=debug"
+			 " lists them", r->n, r->lines[0]);
+	for (size_t i = 0; i < r->n; i++)
+		log_debug("catalogue: left out %s", r->lines[i]);
+	fetch_rejects_free(r);
+}
+
 static int catalogue_parse_store(struct fetch_library *lib, const char *const *body,
 				 const size_t *len)
 {
@@ -277,7 +289,7 @@ static int catalogue_parse_store(struct fetch_library *lib, const char *const *b
 	int rc = fetch_parse_catalogue(body[DOC_ROSTER], len[DOC_ROSTER], body[DOC_ASSETS],
 				       len[DOC_ASSETS], body[DOC_COSTUMES], len[DOC_COSTUMES], &cat,
 				       &rej);
-	log_rejects("catalogue", &rej);
+	log_catalogue_rejects(&rej);
 	if (rc < 0)
 		return rc;
 	rc = catalogue_store(lib, &cat);
@@ -709,7 +721,7 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 		return rc;
 	if (!c.display[0])
 		return -ENOENT;
-	if (asprintf(text, "%s\n", c.display) < 0)
+	if (!(*text = strdup(c.display)))
 		return -ENOMEM;
 	*len = strlen(*text);
 	return 0;

@@ -101,8 +101,10 @@ int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int pa
 int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
 			     size_t *len);
 
-/* name.txt of a costume: its display name and a newline. *text is malloc'd.
- * -ENOENT if the costume has no display name. */
+/* name.txt of a costume, byte for byte what the Python downloader writes
+ * (DESIGN §3): its description in lang, else the first one in ja, en,
+ * zh-hant, zh-hans, ko order followed by "（日服）"; no newline. *text is
+ * malloc'd. -ENOENT if the costume has no description. */
 int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char **text,
 			   size_t *len);
 

@@ -79,9 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = strlen(c->live2d_name);
 		CHECK(cache_name_is_safe(c->live2d_name) && fetch_utf8_valid(c->live2d_name));
 		CHECK(n < 7 || strcmp(c->live2d_name + n - 7, "general") != 0);
-		CHECK(c->character_id >= 0 && c->costume_id >= -1);
+		CHECK(c->character_id >= -1 && c->costume_id >= -1);
 		for (int l = 0; l < FETCH_LANGS; l++)
-			check_display_name(c->desc[l]);
+			check_text(c->desc[l]);
 	}
 	CHECK(all_distinct(cat.characters, cat.ncharacters, sizeof(*cat.characters), id_cmp));
 	CHECK(all_distinct(cat.costumes, cat.ncostumes, sizeof(*cat.costumes), name_cmp));

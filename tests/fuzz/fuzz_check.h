@@ -34,6 +34,15 @@ static inline void check_display_name(const char *s)
 	CHECK(*s && strcmp(s, ".") && strcmp(s, "..") && strlen(s) <= 200);
 }
 
+/* A description (name.txt text): NULL, or valid text kept as sent, '/' too. */
+static inline void check_text(const char *s)
+{
+	if (!s)
+		return;
+	CHECK(fetch_utf8_valid(s) && !has_control(s));
+	CHECK(*s && strcmp(s, ".") && strcmp(s, "..") && strlen(s) <= 1000);
+}
+
 /* Reject lines go to the log: no control bytes, valid UTF-8. */
 static inline void check_rejects(struct fetch_rejects *r)
 {

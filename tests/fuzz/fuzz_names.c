@@ -8,6 +8,7 @@
 #include <cJSON.h>
 #include <stdint.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "fuzz_check.h"
 
@@ -74,20 +75,25 @@ static void check_catalogue(const char *name)
 		CHECK(shown && strcmp(shown, name) == 0);
 	if (shown) {
 		char *expect = slashed(name);
-		CHECK(strcmp(shown, expect) == 0);
+		char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)expect);
+		CHECK(nfc && strcmp(shown, nfc) == 0);
+		free(nfc);
 		free(expect);
 	}
 
-	const char *us = strchr(name, '_');
+	/* Every safe bundle not ending in "general" is a costume; its
+	 * description is the name as sent where it is valid text. */
 	int costume = cache_name_is_safe(name) && fetch_utf8_valid(name) &&
-		      !util_ends_with(name, "general", 0) && us && us > name &&
-		      us - name <= 18 && strspn(name, "0123456789") == (size_t)(us - name);
+		      !util_ends_with(name, "general", 0);
+	int text = fetch_utf8_valid(name) && !has_control(name) && *name &&
+		   strcmp(name, ".") && strcmp(name, "..") && strlen(name) <= 1000;
 	CHECK(cat.ncostumes == (size_t)costume);
 	if (costume) {
 		CHECK(strcmp(cat.costumes[0].live2d_name, name) == 0);
-		CHECK(cat.costumes[0].costume_id == 7);
+		CHECK(cat.costumes[0].costume_id == 7 && cat.costumes[0].character_id >= -1);
 		for (int l = 0; l < FETCH_LANGS; l++)
-			CHECK((cat.costumes[0].desc[l] == NULL) == (shown == NULL));
+			CHECK(text ? cat.costumes[0].desc[l] && !strcmp(cat.costumes[0].desc[l], name)
+				   : !cat.costumes[0].desc[l]);
 	}
 	fetch_catalogue_free(&cat);
 	free(r);

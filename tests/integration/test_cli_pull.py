@@ -63,7 +63,7 @@ def test_pulled_folder_equals_the_mount(cli, mount, origin, tmp_path, names):
     assert not any(p.endswith(".physics.json") for p in tree(out / "002_live_event_310_sr")[0])
     assert "icon.png" not in tree(out / "036_school_winter-2023")[0]
     assert "name.txt" not in tree(out / "037_casual-2023")[0]
-    assert (out / "036_live_event_307_ssr" / "name.txt").read_text() == "迷途之诗\n"
+    assert (out / "036_live_event_307_ssr" / "name.txt").read_bytes() == "迷途之诗".encode()
 
 
 def test_hardlinks_share_the_cache_inode(cli, origin, tmp_path):

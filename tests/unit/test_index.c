@@ -150,7 +150,11 @@ static void test_catalogue(void **state)
 	assert_int_equal(idx_costume_find(idx, "jp", 3, -1, "001_b", &c), 0);
 	assert_string_equal(c.display, "B zh");
 	assert_int_equal(idx_costume_get(idx, c.id, 4, &c), 0);
-	assert_string_equal(c.display, "B ja"); /* ko missing: Japanese */
+	assert_string_equal(c.display, "B ja（日服）"); /* ko missing: Japanese, marked */
+	assert_int_equal(idx_costume_find(idx, "jp", 4, -1, "002_x", &c), 0);
+	assert_string_equal(c.display, "X en（日服）"); /* first non-null slot */
+	assert_int_equal(idx_costume_find(idx, "jp", 4, -1, "003_y", &c), 0);
+	assert_string_equal(c.display, "");
 	assert_int_equal(idx_costume_find(idx, "jp", 3, 2, "001_b", &c), -ENOENT);
 
 	/* Storing again keeps row ids (they are inode numbers). */

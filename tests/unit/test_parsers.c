@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../../fetch/bestdori/bestdori.h"
+#include "../../index/index.h"
 
 #define CORPUS "tests/fuzz/corpus/"
 #define GEN "live2d/chara/001_general"
@@ -146,20 +147,22 @@ static void test_catalogue_samples(void **state)
 	assert_null(tomori->names[4]);
 	assert_non_null(character(&cat, 9911));
 
-	/* 3,639 bundles: 113 end in "general", 10 have no numeric prefix
-	 * ("l2dres00001", "bili_001_collabo_r"...). */
-	assert_int_equal(cat.ncostumes, 3639 - 113 - 10);
-	assert_int_equal(rej.n, 10);
-	assert_int_equal(rejects_with(&rej, "no character id prefix"), 10);
-	assert_true(reject_with(&rej, "\"bili_001_collabo_r\"") >= 0);
+	/* 3,639 bundles: 113 end in "general"; every other one is a costume,
+	 * those without a numeric prefix too. */
+	assert_int_equal(cat.ncostumes, 3639 - 113);
+	assert_int_equal(rej.n, 0);
 	assert_null(costume(&cat, "001_general"));
+	assert_int_equal(costume(&cat, "bili_001_collabo_r")->character_id, 1);
+	assert_int_equal(costume(&cat, "bili_036_collabo_ur")->character_id, 36);
+	assert_int_equal(costume(&cat, "l2dres00001")->character_id, -1);
 
 	size_t joined = 0;
 	for (size_t i = 0; i < cat.ncostumes; i++) {
 		const struct fetch_costume *c = &cat.costumes[i];
 		size_t n = strlen(c->live2d_name);
 		assert_false(n >= 7 && strcmp(c->live2d_name + n - 7, "general") == 0);
-		assert_int_equal(c->character_id, strtol(c->live2d_name, NULL, 10));
+		if (c->live2d_name[0] >= '0' && c->live2d_name[0] <= '9')
+			assert_int_equal(c->character_id, strtol(c->live2d_name, NULL, 10));
 		if (c->costume_id >= 0)
 			joined++;
 		else
@@ -259,7 +262,8 @@ static void test_catalogue_wrong_types(void **state)
 		"{\"live2d\":{\"chara\":{"
 		"\"001_a\":5,\"001_b\":\"5\",\"..\":1,\"001_c\\\\d\":1,\"001_e\\u0001\":1,"
 		"\"x_f\":1,\"_g\":1,\"h\":1,\"9999999999999999999_i\":1,\"002_general\":4,"
-		"\"002_j\":1,\"002_j\":2,\"003_k\":0,\"003_\\u00ff\":1}}}";
+		"\"002_j\":1,\"002_j\":2,\"003_k\":0,\"003_\\u00ff\":1,\"a_07_b_8\":1,"
+		"\"004_m\":1,\"004_n\":1}}}";
 	const char *costumes =
 		"{\"10\":{\"characterId\":1,\"assetBundleName\":\"001_a\","
 		"\"description\":[\"one\",7,\"th/ree\"]},"
@@ -268,7 +272,10 @@ static void test_catalogue_wrong_types(void **state)
 		"\"13\":[],"
 		"\"z\":{\"assetBundleName\":\"002_j\"},"
 		"\"14\":{\"assetBundleName\":\"002_j\",\"description\":\"x\"},"
-		"\"15\":{\"assetBundleName\":\"999_elsewhere\"}}";
+		"\"15\":{\"assetBundleName\":\"999_elsewhere\"},"
+		"\"16\":{\"characterId\":37,\"assetBundleName\":\"004_m\"},"
+		"\"17\":{\"characterId\":\"37\",\"assetBundleName\":\"004_n\"},"
+		"\"18\":{\"characterId\":38,\"assetBundleName\":\"h\"}}";
 	struct fetch_catalogue cat;
 	struct fetch_rejects rej = { 0 };
 
@@ -295,12 +302,21 @@ static void test_catalogue_wrong_types(void **state)
 		"characters 1: an id seen before",
 		NULL });
 
-	assert_int_equal(cat.ncostumes, 4);
+	/* A costume's character: characterId, else the first all-digit field,
+	 * else none (-1); a costume either way. */
+	assert_int_equal(cat.ncostumes, 11);
+	assert_int_equal(costume(&cat, "004_m")->character_id, 37);
+	assert_int_equal(costume(&cat, "004_n")->character_id, 4);
+	assert_int_equal(costume(&cat, "h")->character_id, 38);
+	assert_int_equal(costume(&cat, "a_07_b_8")->character_id, 7);
+	assert_int_equal(costume(&cat, "x_f")->character_id, -1);
+	assert_int_equal(costume(&cat, "_g")->character_id, -1);
+	assert_int_equal(costume(&cat, "9999999999999999999_i")->character_id, -1);
 	const struct fetch_costume *a = costume(&cat, "001_a");
 	assert_int_equal(a->costume_id, 10);
 	assert_string_equal(a->desc[0], "one");
 	assert_null(a->desc[1]);
-	assert_string_equal(a->desc[2], "th\xef\xbc\x8free");
+	assert_string_equal(a->desc[2], "th/ree"); /* name.txt text, not a path */
 	const struct fetch_costume *j = costume(&cat, "002_j");
 	assert_int_equal(j->character_id, 2);
 	assert_int_equal(j->costume_id, 14);
@@ -312,10 +328,6 @@ static void test_catalogue_wrong_types(void **state)
 		"\"..\": unsafe name",
 		"\"001_c\\x5cd\": unsafe name",
 		"\"001_e\\x01\": unsafe name",
-		"\"x_f\": no character id prefix",
-		"\"_g\": no character id prefix",
-		"\"h\": no character id prefix",
-		"\"9999999999999999999_i\": no character id",
 		"\"002_j\": a name seen before",
 		NULL });
 	assert_int_equal(reject_with(&rej, "002_general"), -1);
@@ -325,7 +337,9 @@ static void test_catalogue_wrong_types(void **state)
 		"costumes 13: not an object",
 		"costumes \"z\": id is not a number",
 		"costumes 14 description: not an array",
+		"costumes 17: characterId is not an id",
 		NULL });
+	assert_int_equal(reject_with(&rej, "character id"), -1);
 
 	fetch_catalogue_free(&cat);
 	fetch_rejects_free(&rej);
@@ -360,6 +374,9 @@ static void test_display_names(void **state)
 	free(s);
 	s = shown("高松 灯", &rej);
 	assert_string_equal(s, "高松 灯");
+	free(s);
+	s = shown("Cafe\u0301 \u30cf\u309a", &rej); /* NFD: composed */
+	assert_string_equal(s, "Caf\xc3\xa9 \xe3\x83\x91");
 	free(s);
 	assert_int_equal(rej.n, 0);
 
@@ -407,12 +424,12 @@ static void test_reject_lines_are_quoted(void **state)
 	memset(long_key, 'k', 299);
 	long_key[299] = '\0';
 	snprintf(assets, sizeof(assets),
-		 "{\"live2d\":{\"chara\":{\"a\\\"b\":1,\"\\u001b[31m\":1,\"%s\":1}}}", long_key);
+		 "{\"live2d\":{\"chara\":{\"a\\\"b\":\"1\",\"\\u001b[31m\":1,\"%s\":1}}}", long_key);
 	struct fetch_catalogue cat;
 	struct fetch_rejects rej = { 0 };
 	assert_int_equal(parse_catalogue("{}", assets, NULL, &cat, &rej), 0);
 	assert_int_equal(rej.n, 3);
-	assert_string_equal(rej.lines[0], "live2d.chara \"a\\x22b\": no character id prefix");
+	assert_string_equal(rej.lines[0], "live2d.chara \"a\\x22b\": file count is not a number");
 	assert_string_equal(rej.lines[1], "live2d.chara \"\\x1b[31m\": unsafe name");
 	/* 64 bytes shown, then "..." */
 	assert_int_equal(strlen(rej.lines[2]), strlen("live2d.chara \"\": unsafe name") + 64 + 3);
@@ -523,14 +540,17 @@ static void test_build_data_hostile(void **state)
 	assert_int_equal(parse_base(members, &f, &rej), 0);
 	free(members);
 
-	assert_int_equal(f.n, 1 + 4 + 2);
+	/* Two entries on one path: the later one is numbered, not dropped;
+	 * the same file listed twice is kept once. */
+	assert_int_equal(f.n, 1 + 5 + 2);
 	assert_spec(&f.files[0], FETCH_KIND_MODEL, "x.moc", "live2d/chara/001_x", "x.moc");
 	assert_spec(&f.files[1], FETCH_KIND_TEXTURE, "textures/t0.png", GEN, "t0");
-	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/t1.PNG", GEN, "t1.PNG");
-	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/t2.jpeg", GEN, "t2.jpeg");
-	assert_spec(&f.files[4], FETCH_KIND_TEXTURE, "textures/t3.png", GEN, "t3.png");
-	assert_spec(&f.files[5], FETCH_KIND_MOTION, "motions/a.mtn", GEN, "a.mtn");
-	assert_spec(&f.files[6], FETCH_KIND_MOTION, "motions/ok.mtn", GEN, "ok.mtn");
+	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/t0-2.png", GEN, "t0.png");
+	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/t1.PNG", GEN, "t1.PNG");
+	assert_spec(&f.files[4], FETCH_KIND_TEXTURE, "textures/t2.jpeg", GEN, "t2.jpeg");
+	assert_spec(&f.files[5], FETCH_KIND_TEXTURE, "textures/t3.png", GEN, "t3.png");
+	assert_spec(&f.files[6], FETCH_KIND_MOTION, "motions/a.mtn", GEN, "a.mtn");
+	assert_spec(&f.files[7], FETCH_KIND_MOTION, "motions/ok.mtn", GEN, "ok.mtn");
 
 	assert_rejected(&rej, (const char *const[]){
 		"motions[0] \"../x.mtn\": unsafe name",
@@ -538,7 +558,7 @@ static void test_build_data_hostile(void **state)
 		"motions[2] \"a\\x5cb.mtn\": unsafe name",
 		"motions[3] \"ctl\\x07.mtn\": unsafe name",
 		"motions[4] \"aaaa",
-		"motions[6] \"motions/a.mtn\": same path",
+		"motions[6] \"motions/a.mtn\": same path and file as an earlier entry",
 		"motions[7] \"..\": unsafe name",
 		"motions[8] \".bytes\": unsafe name",
 		"motions[9] \"..bytes\": unsafe name",
@@ -551,9 +571,8 @@ static void test_build_data_hostile(void **state)
 		"motions[16] \"/abs\": unsafe bundle name",
 		"motions[17] \"\": unsafe bundle name",
 		"expressions: not an array",
-		"textures[1] \"textures/t0.png\": same path",
 		NULL });
-	assert_int_equal(rej.n, 19);
+	assert_int_equal(rej.n, 18);
 	fetch_costume_files_free(&f);
 	fetch_rejects_free(&rej);
 
@@ -565,8 +584,6 @@ static void test_build_data_hostile(void **state)
 		  "physics \"model.json\": reserved name" },
 		{ "\"physics\":{\"bundleName\":\"b\",\"fileName\":\"textures\"}",
 		  "physics \"textures\": reserved name" },
-		{ "\"physics\":{\"bundleName\":\"b\",\"fileName\":\"x.moc\"}",
-		  "physics \"x.moc\": same path as an earlier file" },
 		{ "\"physics\":7,\"motions\":null", "physics: not an object" },
 	};
 	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
@@ -795,6 +812,151 @@ static void test_model_json_edges(void **state)
 	cJSON_Delete(j);
 }
 
+#define E(bundle, file) "{\"bundleName\":\"" bundle "\",\"fileName\":\"" file "\"}"
+
+/* Colliding names (DESIGN §3): the first keeps its name, later ones are
+ * numbered before the extension, never onto a name some entry has. */
+static void test_build_data_collisions(void **state)
+{
+	(void)state;
+	struct fetch_costume_files f;
+	struct fetch_rejects rej = { 0 };
+	const char *members =
+		"\"physics\":" E("live2d/chara/001_b", "x.moc") ","
+		"\"textures\":[" E("live2d/chara/001_a", "texture_00.png") ","
+		E("live2d/chara/001_b", "texture_00.png") "," E("live2d/chara/001_c", "texture_00") ","
+		E("live2d/chara/001_d", "texture_00-2.png") "," E("live2d/chara/001_e", "texture_00-3") "],"
+		"\"motions\":[" E(GEN, "idle01.mtn.bytes") "," E("live2d/chara/001_x", "idle01.mtn.bytes")
+		"," E(GEN, "noext") "," E("live2d/chara/001_x", "noext") "],"
+		"\"expressions\":[" E(GEN, "angry01.exp.json") "," E("live2d/chara/001_x", "angry01.exp.json")
+		"," E(GEN, ".hidden") "," E("live2d/chara/001_x", ".hidden") "]";
+	assert_int_equal(parse_base(members, &f, &rej), 0);
+	assert_int_equal(rej.n, 0);
+
+	static const char *const want[][2] = {
+		{ "x.moc", "live2d/chara/001_x" },
+		{ "x-2.moc", "live2d/chara/001_b" },
+		{ "textures/texture_00.png", "live2d/chara/001_a" },
+		{ "textures/texture_00-4.png", "live2d/chara/001_b" }, /* -2, -3 are real names */
+		{ "textures/texture_00-5.png", "live2d/chara/001_c" },
+		{ "textures/texture_00-2.png", "live2d/chara/001_d" },
+		{ "textures/texture_00-3.png", "live2d/chara/001_e" },
+		{ "motions/idle01.mtn", GEN },
+		{ "motions/idle01-2.mtn", "live2d/chara/001_x" },
+		{ "motions/noext", GEN },
+		{ "motions/noext-2", "live2d/chara/001_x" },
+		{ "expressions/angry01.exp.json", GEN },
+		{ "expressions/angry01.exp-2.json", "live2d/chara/001_x" },
+		{ "expressions/.hidden", GEN },
+		{ "expressions/.hidden-2", "live2d/chara/001_x" },
+	};
+	assert_int_equal(f.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < f.n; i++) {
+		assert_string_equal(f.files[i].rel_path, want[i][0]);
+		assert_string_equal(f.files[i].bundle, want[i][1]);
+	}
+
+	/* model.json names each, in buildData order. */
+	char *text = fetch_render_model_json(f.files, f.n);
+	cJSON *root = cJSON_Parse(text);
+	const cJSON *tex = cJSON_GetObjectItemCaseSensitive(root, "textures");
+	assert_int_equal(cJSON_GetArraySize(tex), 5);
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(cJSON_GetArrayItem(tex, i)->valuestring, want[2 + i][0]);
+	const cJSON *idle = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(root, "motions"), "idle");
+	assert_int_equal(cJSON_GetArraySize(idle), 2);
+	assert_named(cJSON_GetArrayItem(idle, 1), "idle01-2", "motions/idle01-2.mtn");
+	assert_named(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "expressions"), 1),
+		     "angry01.exp-2", "expressions/angry01.exp-2.json");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "physics")->valuestring,
+			    "x-2.moc");
+	cJSON_Delete(root);
+	free(text);
+	fetch_costume_files_free(&f);
+
+	/* A numbered name over NAME_MAX is left out, with a reject. */
+	char *long_members;
+	char stem[260];
+	memset(stem, 's', 251);
+	strcpy(stem + 251, ".mtn");
+	assert_true(asprintf(&long_members, "\"motions\":[" M("%s") "," E("live2d/chara/001_x", "%s") "]",
+			     stem, stem) > 0);
+	assert_int_equal(parse_base(long_members, &f, &rej), 0);
+	free(long_members);
+	assert_int_equal(f.n, 2);
+	assert_int_equal(rejects_with(&rej, "too long once numbered"), 1);
+	fetch_costume_files_free(&f);
+	fetch_rejects_free(&rej);
+}
+
+/* ------------------------------------------------------------------ */
+/* Character display names                                             */
+/* ------------------------------------------------------------------ */
+
+/* idx_names_unique() on names[i] with ids[i]; the results by id. */
+static struct idx_named *unique(const char *const *names, const int64_t *ids, size_t n)
+{
+	struct idx_named *v = calloc(n, sizeof(*v));
+	assert_non_null(v);
+	for (size_t i = 0; i < n; i++) {
+		v[i].id = ids[i];
+		v[i].name = strdup(names[i]);
+	}
+	assert_int_equal(idx_names_unique(v, n), 0);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			assert_string_not_equal(v[i].name, v[j].name);
+	return v;
+}
+
+static void test_character_names_unique(void **state)
+{
+	(void)state;
+	/* Equal names all get their id; a made name equal to a real one is
+	 * numbered again; the real one keeps its name. */
+	static const char *const x[] = { "X (3)", "X", "Y", "X" };
+	static const int64_t xid[] = { 5, 3, 9, 4 };
+	struct idx_named *v = unique(x, xid, 4);
+	assert_int_equal(v[0].id, 3);
+	assert_string_equal(v[0].name, "X (3) (3)");
+	assert_string_equal(v[1].name, "X (4)");
+	assert_string_equal(v[2].name, "X (3)");
+	assert_string_equal(v[3].name, "Y");
+	idx_named_free(v, 4);
+
+	/* Chains: "A (1)" and "A (1) (1)" are real names too. */
+	static const char *const a[] = { "A", "A", "A (1)", "A (1) (1)", "A (1) (1) (1) (1)" };
+	static const int64_t aid[] = { 1, 2, 7, 8, 9 };
+	v = unique(a, aid, 5);
+	assert_string_equal(v[0].name, "A (1) (1) (1)");
+	assert_string_equal(v[1].name, "A (2)");
+	assert_string_equal(v[2].name, "A (1)");
+	assert_string_equal(v[3].name, "A (1) (1)");
+	assert_string_equal(v[4].name, "A (1) (1) (1) (1)");
+	idx_named_free(v, 5);
+
+	/* Equal made names of equal real ones: "A (1)" twice is a group too. */
+	static const char *const b[] = { "A", "A", "A (1)", "A (1)" };
+	static const int64_t bid[] = { 1, 2, 7, 9 };
+	v = unique(b, bid, 4);
+	assert_string_equal(v[0].name, "A (1)");
+	assert_string_equal(v[1].name, "A (2)");
+	assert_string_equal(v[2].name, "A (1) (7)");
+	assert_string_equal(v[3].name, "A (1) (9)");
+	idx_named_free(v, 4);
+
+	/* A character listed by its id beside one named like that id. */
+	static const char *const d[] = { "12", "12", "Solo" };
+	static const int64_t did[] = { 12, 7, 1 };
+	v = unique(d, did, 3);
+	assert_string_equal(v[0].name, "Solo");
+	assert_string_equal(v[1].name, "12 (7)");
+	assert_string_equal(v[2].name, "12 (12)");
+	idx_named_free(v, 3);
+	assert_int_equal(idx_names_unique(NULL, 0), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* Costume order                                                       */
 /* ------------------------------------------------------------------ */
@@ -813,13 +975,15 @@ static void test_costume_order(void **state)
 		"036_birthday_2022",	  "036_birthday_2021",	    "036_a_live_event",
 		"036_event_99999999999999999999_x", "036_event_100000000000000000000_x",
 		"036_x007",		  "036_x7",		    "036_x10",
+		"l2dres00001",		  "9_0",
 	};
 	static const char *const sorted[] = {
-		/* no number after an '_': 0, then by name */
-		"036_casual", "036_casual-2023", "036_x007", "036_x10", "036_x7",
-		"036_dream_festival_3_ur", "036_live_event_307_ssr", "036_2018_dog",
-		"036_birthday_2021", "036_birthday_2022",
+		/* by the first run of digits after the first '_', as a number */
+		"9_0", "036_dream_festival_3_ur", "036_x007", "036_x7", "036_x10",
+		"036_live_event_307_ssr", "036_2018_dog", "036_birthday_2021",
+		"036_birthday_2022", "036_casual-2023",
 		"036_event_99999999999999999999_x", "036_event_100000000000000000000_x",
+		"036_casual", "l2dres00001", /* no number: after every numbered one */
 		"036_a_live_event", "036_live_event", /* ending in live_event */
 	};
 	size_t n = sizeof(names) / sizeof(names[0]);
@@ -830,7 +994,29 @@ static void test_costume_order(void **state)
 	assert_int_equal(fetch_costume_cmp("001_a", "001_a"), 0);
 	assert_true(fetch_costume_cmp("001_live_event", "001_z") > 0);
 	assert_true(fetch_costume_cmp("x", "y") < 0);
-	assert_true(fetch_costume_cmp("", "001_1") < 0);
+	assert_true(fetch_costume_cmp("", "001_1") > 0);
+}
+
+/* Character 36 of the real asset index, as the Python downloader lists it. */
+static void test_costume_order_36(void **state)
+{
+	(void)state;
+	static const char *const site[] = {
+		"036_live_sr_01",	  "036_collabo_d_3_ur",	    "036_dream_festival_3_ur",
+		"036_live_event_235_ur",  "036_live_event_240_ssr", "036_live_event_250_ur",
+		"036_live_event_286_ur",  "036_live_event_289_ur",  "036_live_event_297_ur",
+		"036_live_event_307_ssr", "036_casual-2023",	    "036_school_summer-2023",
+		"036_school_winter-2023", "036_2024_furisode",	    "036_birthday_2024_ssr",
+		"036_collabo_a_ur",	  "036_live_default",
+	};
+	size_t n = sizeof(site) / sizeof(site[0]);
+	const char *names[sizeof(site) / sizeof(site[0])];
+	/* reversed, then sorted */
+	for (size_t i = 0; i < n; i++)
+		names[i] = site[n - 1 - i];
+	qsort(names, n, sizeof(names[0]), cmp_names);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(names[i], site[i]);
 }
 
 int main(void)
@@ -844,11 +1030,14 @@ int main(void)
 		cmocka_unit_test(test_reject_lines_are_quoted),
 		cmocka_unit_test(test_build_data_samples),
 		cmocka_unit_test(test_build_data_hostile),
+		cmocka_unit_test(test_build_data_collisions),
 		cmocka_unit_test(test_build_data_unusable),
 		cmocka_unit_test(test_build_data_limit),
 		cmocka_unit_test(test_model_json_sample),
 		cmocka_unit_test(test_model_json_edges),
+		cmocka_unit_test(test_character_names_unique),
 		cmocka_unit_test(test_costume_order),
+		cmocka_unit_test(test_costume_order_36),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
