@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../index/index.h" /* the kinds of a costume's files */
+
 #define FETCH_LANGS 5 /* ja, en, zh-hant, zh-hans, ko: characterName's slots */
 
 /* The game servers, by the name their asset paths use. */
@@ -72,16 +74,8 @@ int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *ass
 			  size_t costume_index_len, struct fetch_catalogue *out,
 			  struct fetch_rejects *rejects);
 
-enum fetch_file_kind {
-	FETCH_KIND_MODEL,
-	FETCH_KIND_PHYSICS,
-	FETCH_KIND_TEXTURE,
-	FETCH_KIND_MOTION,
-	FETCH_KIND_EXPRESSION,
-};
-
 struct fetch_file_spec {
-	enum fetch_file_kind kind;
+	enum idx_file_kind kind; /* IDX_KIND_MODEL .. IDX_KIND_EXPRESSION */
 	char *rel_path; /* "x.moc", "textures/texture_00.png", "motions/idle01.mtn"... */
 	char *bundle;   /* "live2d/chara/001_general" */
 	char *file;     /* served name: ".bytes" removed */

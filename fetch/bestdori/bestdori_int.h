@@ -9,6 +9,7 @@
 
 #include "../../cache/cache.h"  /* the rules for safe names */
 #include "../../index/index.h"  /* the lengths a name may have */
+#include "../../util/util.h"
 #include "bestdori.h"
 
 int fetch_json_parse(const char *text, size_t len, cJSON **out);

@@ -473,12 +473,6 @@ static int parse_roster(const cJSON *root, struct fetch_catalogue *cat, struct f
 				     &cat->ncharacters, character_id_cmp, character_drop, r);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-	return n >= k && memcmp(s + n - k, suffix, k) == 0;
-}
-
 /* The character a bundle name gives: the first of its '_'-separated fields
  * that is all digits ("036_casual-2023" -> 36, "bili_001_collabo_r" -> 1),
  * else -1 ("l2dres00001", a name without '_', has no fields). */
@@ -519,7 +513,7 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 
 		if (!cache_name_is_safe(name) || !fetch_utf8_valid(name))
 			rc = fetch_reject(r, name, "unsafe name", "live2d.chara");
-		else if (ends_with(name, "general"))
+		else if (util_ends_with(name, "general", 0))
 			continue; /* shared motions and expressions, not a costume */
 		else if (!cJSON_IsNumber(e))
 			rc = fetch_reject(r, name, "file count is not a number", "live2d.chara");

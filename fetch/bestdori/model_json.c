@@ -50,14 +50,6 @@ static int reject_at(struct fetch_rejects *r, const struct entry *e, const char 
 	return fetch_reject(r, name, why, "%s[%zu]", e->list, e->pos);
 }
 
-static int has_suffix(const char *s, const char *suffix, int nocase)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-	if (n < k)
-		return 0;
-	return nocase ? strcasecmp(s + n - k, suffix) == 0 : strcmp(s + n - k, suffix) == 0;
-}
-
 static const char *base_name(const char *rel_path)
 {
 	const char *slash = strrchr(rel_path, '/');
@@ -80,13 +72,13 @@ static int reserved_at_root(const char *name)
  * Vet one {"bundleName", "fileName"} of kind k and fill e->spec.
  * Returns 0 when usable, 1 when rejected (line added), or -ENOMEM.
  */
-static int vet_entry(const cJSON *j, enum fetch_file_kind k, struct entry *e,
+static int vet_entry(const cJSON *j, enum idx_file_kind k, struct entry *e,
 		     struct fetch_rejects *r)
 {
 	static const char *const dirs[] = {
-		[FETCH_KIND_MODEL] = "",	    [FETCH_KIND_PHYSICS] = "",
-		[FETCH_KIND_TEXTURE] = "textures/", [FETCH_KIND_MOTION] = "motions/",
-		[FETCH_KIND_EXPRESSION] = "expressions/",
+		[IDX_KIND_MODEL] = "",	    [IDX_KIND_PHYSICS] = "",
+		[IDX_KIND_TEXTURE] = "textures/", [IDX_KIND_MOTION] = "motions/",
+		[IDX_KIND_EXPRESSION] = "expressions/",
 	};
 	const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bundleName");
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "fileName");
@@ -109,17 +101,17 @@ static int vet_entry(const cJSON *j, enum fetch_file_kind k, struct entry *e,
 	 * is that, with ".png" added to a texture that lacks an image ending. */
 	const char *raw = f->valuestring;
 	size_t len = strlen(raw);
-	if (has_suffix(raw, ".bytes", 0))
+	if (util_ends_with(raw, ".bytes", 0))
 		len -= strlen(".bytes");
 	e->spec.kind = k;
-	e->spec.optional = k == FETCH_KIND_PHYSICS;
+	e->spec.optional = k == IDX_KIND_PHYSICS;
 	e->spec.file = strndup(raw, len);
 	e->spec.bundle = strdup(b->valuestring);
 	rc = e->spec.file && e->spec.bundle ? 0 : -ENOMEM;
 	if (rc == 0) {
 		const char *file = e->spec.file;
-		int add_png = k == FETCH_KIND_TEXTURE && !has_suffix(file, ".png", 1) &&
-			      !has_suffix(file, ".jpg", 1) && !has_suffix(file, ".jpeg", 1);
+		int add_png = k == IDX_KIND_TEXTURE && !util_ends_with(file, ".png", 1) &&
+			      !util_ends_with(file, ".jpg", 1) && !util_ends_with(file, ".jpeg", 1);
 		if (asprintf(&e->spec.rel_path, "%s%s%s", dirs[k], file,
 			     add_png ? ".png" : "") < 0) {
 			e->spec.rel_path = NULL;
@@ -143,7 +135,7 @@ static int vet_entry(const cJSON *j, enum fetch_file_kind k, struct entry *e,
 
 /* Vet j as entry pos of list and keep it if usable: 0 kept, 1 rejected
  * (line added), or -ENOMEM. */
-static int add_entry(struct entries *es, const cJSON *j, enum fetch_file_kind k,
+static int add_entry(struct entries *es, const cJSON *j, enum idx_file_kind k,
 		     const char *list, size_t pos, struct fetch_rejects *r)
 {
 	if (es->n == es->cap) {
@@ -166,7 +158,7 @@ static int add_entry(struct entries *es, const cJSON *j, enum fetch_file_kind k,
 
 /* Base[key]: an array of entries, the first LIST_MAX of them. */
 static int add_list(struct entries *es, const cJSON *base, const char *key,
-		    enum fetch_file_kind k, struct fetch_rejects *r)
+		    enum idx_file_kind k, struct fetch_rejects *r)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(base, key);
 	int rc = fetch_json_array(arr, key, r);
@@ -300,19 +292,19 @@ static int rename_collisions(struct entries *es, struct fetch_rejects *r)
 static int parse_base(const cJSON *base, struct entries *es, struct fetch_rejects *r)
 {
 	int rc = add_entry(es, cJSON_GetObjectItemCaseSensitive(base, "model"),
-			   FETCH_KIND_MODEL, "model", (size_t)-1, r);
+			   IDX_KIND_MODEL, "model", (size_t)-1, r);
 	if (rc != 0)
 		return rc < 0 ? rc : -EBADMSG;
 
 	const cJSON *physics = cJSON_GetObjectItemCaseSensitive(base, "physics");
 	if (physics && !cJSON_IsNull(physics))
-		rc = add_entry(es, physics, FETCH_KIND_PHYSICS, "physics", (size_t)-1, r);
+		rc = add_entry(es, physics, IDX_KIND_PHYSICS, "physics", (size_t)-1, r);
 	if (rc >= 0)
-		rc = add_list(es, base, "textures", FETCH_KIND_TEXTURE, r);
+		rc = add_list(es, base, "textures", IDX_KIND_TEXTURE, r);
 	if (rc >= 0)
-		rc = add_list(es, base, "motions", FETCH_KIND_MOTION, r);
+		rc = add_list(es, base, "motions", IDX_KIND_MOTION, r);
 	if (rc >= 0)
-		rc = add_list(es, base, "expressions", FETCH_KIND_EXPRESSION, r);
+		rc = add_list(es, base, "expressions", IDX_KIND_EXPRESSION, r);
 	if (rc >= 0)
 		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_same_cmp,
 					   entry_drop, r);
@@ -359,7 +351,7 @@ static cJSON *named_file(const char *rel_path, const char *suffix)
 {
 	const char *name = base_name(rel_path);
 	size_t len = strlen(name);
-	if (has_suffix(name, suffix, 0))
+	if (util_ends_with(name, suffix, 0))
 		len -= strlen(suffix);
 
 	char *stem = strndup(name, len);
@@ -406,7 +398,7 @@ static int add_motion(cJSON *motions, const char *rel_path)
 }
 
 static const struct fetch_file_spec *first_of(const struct fetch_file_spec *files, size_t n,
-					      enum fetch_file_kind k)
+					      enum idx_file_kind k)
 {
 	for (size_t i = 0; i < n; i++)
 		if (files[i].kind == k)
@@ -432,8 +424,8 @@ static int put_pair(cJSON *obj, const char *key, double a, double b)
 /* Keys in the order DESIGN §3 gives them. */
 static cJSON *model_json(const struct fetch_file_spec *files, size_t n)
 {
-	const struct fetch_file_spec *model = first_of(files, n, FETCH_KIND_MODEL);
-	const struct fetch_file_spec *physics = first_of(files, n, FETCH_KIND_PHYSICS);
+	const struct fetch_file_spec *model = first_of(files, n, IDX_KIND_MODEL);
+	const struct fetch_file_spec *physics = first_of(files, n, IDX_KIND_PHYSICS);
 	cJSON *layout = NULL, *hit = NULL, *textures = NULL, *motions = NULL, *exprs = NULL;
 	cJSON *root = cJSON_CreateObject();
 
@@ -454,17 +446,16 @@ static cJSON *model_json(const struct fetch_file_spec *files, size_t n)
 	for (size_t i = 0; ok && i < n; i++) {
 		const char *rel = files[i].rel_path;
 		switch (files[i].kind) {
-		case FETCH_KIND_TEXTURE:
+		case IDX_KIND_TEXTURE:
 			ok = cJSON_AddItemToArray(textures, cJSON_CreateString(rel));
 			break;
-		case FETCH_KIND_MOTION:
+		case IDX_KIND_MOTION:
 			ok = add_motion(motions, rel) == 0;
 			break;
-		case FETCH_KIND_EXPRESSION:
+		case IDX_KIND_EXPRESSION:
 			ok = cJSON_AddItemToArray(exprs, named_file(rel, ".json"));
 			break;
-		case FETCH_KIND_MODEL:
-		case FETCH_KIND_PHYSICS:
+		default: /* the model and physics: named above; no other kind is given */
 			break;
 		}
 	}
@@ -522,7 +513,7 @@ static const char *first_number(const char *name, size_t *len)
  * all that have one; then by name (bytes: code point order). */
 int fetch_costume_cmp(const char *a, const char *b)
 {
-	int la = has_suffix(a, "live_event", 0), lb = has_suffix(b, "live_event", 0);
+	int la = util_ends_with(a, "live_event", 0), lb = util_ends_with(b, "live_event", 0);
 	if (la != lb)
 		return la - lb;
 

@@ -416,14 +416,6 @@ static enum idx_dir dir_of(const char *rel_path, const char **name)
 	return IDX_DIR_ROOT;
 }
 
-static const enum idx_file_kind kind_of_spec[] = {
-	[FETCH_KIND_MODEL] = IDX_KIND_MODEL,
-	[FETCH_KIND_PHYSICS] = IDX_KIND_PHYSICS,
-	[FETCH_KIND_TEXTURE] = IDX_KIND_TEXTURE,
-	[FETCH_KIND_MOTION] = IDX_KIND_MOTION,
-	[FETCH_KIND_EXPRESSION] = IDX_KIND_EXPRESSION,
-};
-
 /* The generated files and the icon come first; buildData's after, minus any
  * that would take one of their names. */
 static int costume_files_store(struct fetch_library *lib, const struct idx_costume *c,
@@ -461,7 +453,7 @@ static int costume_files_store(struct fetch_library *lib, const struct idx_costu
 				 c->live2d_name, f->rel_path);
 			continue;
 		}
-		in[n++] = (struct idx_file_in){ d, name, kind_of_spec[f->kind], f->bundle, f->file,
+		in[n++] = (struct idx_file_in){ d, name, f->kind, f->bundle, f->file,
 						f->optional };
 	}
 	rc = idx_costume_files_store(lib->idx, c->id, in, n);
@@ -656,13 +648,6 @@ struct spec_list {
 
 static int collect_present(void *arg, const struct idx_file *f)
 {
-	static const enum fetch_file_kind spec_kind[] = {
-		[IDX_KIND_MODEL] = FETCH_KIND_MODEL,
-		[IDX_KIND_PHYSICS] = FETCH_KIND_PHYSICS,
-		[IDX_KIND_TEXTURE] = FETCH_KIND_TEXTURE,
-		[IDX_KIND_MOTION] = FETCH_KIND_MOTION,
-		[IDX_KIND_EXPRESSION] = FETCH_KIND_EXPRESSION,
-	};
 	struct spec_list *l = arg;
 	struct idx_asset a;
 
@@ -672,7 +657,7 @@ static int collect_present(void *arg, const struct idx_file *f)
 	    (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 || fetch_asset_missing(&a)))
 		return 0;
 	snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s%s", dir_prefix[f->dir], f->name);
-	l->files[l->n] = (struct fetch_file_spec){ spec_kind[f->kind], l->paths[l->n], NULL, NULL,
+	l->files[l->n] = (struct fetch_file_spec){ f->kind, l->paths[l->n], NULL, NULL,
 						   f->optional };
 	l->n++;
 	return 0;

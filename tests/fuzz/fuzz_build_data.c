@@ -30,14 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 
-	int count[FETCH_KIND_EXPRESSION + 1] = { 0 };
-	CHECK(f.n >= 1 && f.files[0].kind == FETCH_KIND_MODEL);
+	int count[IDX_KIND_EXPRESSION + 1] = { 0 };
+	CHECK(f.n >= 1 && f.files[0].kind == IDX_KIND_MODEL);
 	for (size_t i = 0; i < f.n; i++) {
 		const struct fetch_file_spec *s = &f.files[i];
 		CHECK(rel_path_is_safe(s->rel_path) && fetch_utf8_valid(s->rel_path));
 		CHECK(cache_bundle_is_safe(s->bundle) && cache_name_is_safe(s->file));
 		CHECK(i == 0 || s->kind >= f.files[i - 1].kind);
-		CHECK(s->optional == (s->kind == FETCH_KIND_PHYSICS));
+		CHECK(s->optional == (s->kind == IDX_KIND_PHYSICS));
 		count[s->kind]++;
 		for (size_t j = 0; j < i; j++)
 			CHECK(strcmp(f.files[j].rel_path, s->rel_path) != 0);
@@ -50,16 +50,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *back = cJSON_ParseWithLength(text, len);
 	CHECK(cJSON_IsObject(back));
 	CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "model")));
-	CHECK(cJSON_HasObjectItem(back, "physics") == (count[FETCH_KIND_PHYSICS] > 0));
+	CHECK(cJSON_HasObjectItem(back, "physics") == (count[IDX_KIND_PHYSICS] > 0));
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(back, "textures")) ==
-	      count[FETCH_KIND_TEXTURE]);
+	      count[IDX_KIND_TEXTURE]);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(back, "expressions")) ==
-	      count[FETCH_KIND_EXPRESSION]);
+	      count[IDX_KIND_EXPRESSION]);
 	int motions = 0;
 	const cJSON *group;
 	cJSON_ArrayForEach(group, cJSON_GetObjectItemCaseSensitive(back, "motions"))
 		motions += cJSON_GetArraySize(group);
-	CHECK(motions == count[FETCH_KIND_MOTION]);
+	CHECK(motions == count[IDX_KIND_MOTION]);
 	cJSON_Delete(back);
 	free(text);
 	fetch_costume_files_free(&f);

@@ -132,7 +132,7 @@ static void check_build_data(const char *name)
 	int texture_ok = cache_bundle_is_safe(name) && fetch_utf8_valid(name) && strlen(name) <= 511;
 	CHECK(f.n == 1 + (size_t)motion_ok + (size_t)texture_ok);
 	for (size_t i = 1; i < f.n; i++) {
-		if (f.files[i].kind == FETCH_KIND_MOTION)
+		if (f.files[i].kind == IDX_KIND_MOTION)
 			CHECK(strcmp(f.files[i].file, served) == 0);
 		else
 			CHECK(strcmp(f.files[i].bundle, name) == 0);

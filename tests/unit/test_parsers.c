@@ -450,14 +450,14 @@ static void parse_sample(const char *name, struct fetch_costume_files *f,
 	free(json);
 }
 
-static void assert_spec(const struct fetch_file_spec *s, enum fetch_file_kind kind,
+static void assert_spec(const struct fetch_file_spec *s, enum idx_file_kind kind,
 			const char *rel_path, const char *bundle, const char *file)
 {
 	assert_int_equal(s->kind, kind);
 	assert_string_equal(s->rel_path, rel_path);
 	assert_string_equal(s->bundle, bundle);
 	assert_string_equal(s->file, file);
-	assert_int_equal(s->optional, kind == FETCH_KIND_PHYSICS);
+	assert_int_equal(s->optional, kind == IDX_KIND_PHYSICS);
 }
 
 static void test_build_data_samples(void **state)
@@ -470,21 +470,21 @@ static void test_build_data_samples(void **state)
 	parse_sample(CORPUS "build_data/jp_001_live_event_332_r.json", &f, &rej);
 	assert_int_equal(rej.n, 0);
 	assert_int_equal(f.n, 1 + 1 + 2 + 51 + 32);
-	assert_spec(&f.files[0], FETCH_KIND_MODEL, "kasumi_event332.moc", own,
+	assert_spec(&f.files[0], IDX_KIND_MODEL, "kasumi_event332.moc", own,
 		    "kasumi_event332.moc");
-	assert_spec(&f.files[1], FETCH_KIND_PHYSICS, "kasumi_event332.physics.json", own,
+	assert_spec(&f.files[1], IDX_KIND_PHYSICS, "kasumi_event332.physics.json", own,
 		    "kasumi_event332.physics.json");
-	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/texture_00.png", own,
+	assert_spec(&f.files[2], IDX_KIND_TEXTURE, "textures/texture_00.png", own,
 		    "texture_00.png");
-	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/texture_01.png", own,
+	assert_spec(&f.files[3], IDX_KIND_TEXTURE, "textures/texture_01.png", own,
 		    "texture_01.png");
-	assert_spec(&f.files[4], FETCH_KIND_MOTION, "motions/angry01.mtn", GEN, "angry01.mtn");
-	assert_spec(&f.files[21], FETCH_KIND_MOTION, "motions/nf_left01.mtn", GEN,
+	assert_spec(&f.files[4], IDX_KIND_MOTION, "motions/angry01.mtn", GEN, "angry01.mtn");
+	assert_spec(&f.files[21], IDX_KIND_MOTION, "motions/nf_left01.mtn", GEN,
 		    "nf_left01.mtn");
-	assert_spec(&f.files[54], FETCH_KIND_MOTION, "motions/wink01.mtn", GEN, "wink01.mtn");
-	assert_spec(&f.files[55], FETCH_KIND_EXPRESSION, "expressions/angry01.exp.json", GEN,
+	assert_spec(&f.files[54], IDX_KIND_MOTION, "motions/wink01.mtn", GEN, "wink01.mtn");
+	assert_spec(&f.files[55], IDX_KIND_EXPRESSION, "expressions/angry01.exp.json", GEN,
 		    "angry01.exp.json");
-	assert_spec(&f.files[86], FETCH_KIND_EXPRESSION, "expressions/surprised01.exp.json", GEN,
+	assert_spec(&f.files[86], IDX_KIND_EXPRESSION, "expressions/surprised01.exp.json", GEN,
 		    "surprised01.exp.json");
 	fetch_costume_files_free(&f);
 	assert_null(f.files);
@@ -492,9 +492,9 @@ static void test_build_data_samples(void **state)
 	parse_sample(CORPUS "build_data/jp_001_live_event_312_ur.json", &f, &rej);
 	assert_int_equal(rej.n, 0);
 	assert_int_equal(f.n, 1 + 1 + 2 + 53 + 32);
-	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/texture_00.png", GEN,
+	assert_spec(&f.files[2], IDX_KIND_TEXTURE, "textures/texture_00.png", GEN,
 		    "texture_00.png");
-	assert_spec(&f.files[4], FETCH_KIND_MOTION, "motions/angry01.mtn",
+	assert_spec(&f.files[4], IDX_KIND_MOTION, "motions/angry01.mtn",
 		    "live2d/chara/001_live_event_312_ur", "angry01.mtn");
 	fetch_costume_files_free(&f);
 }
@@ -543,14 +543,14 @@ static void test_build_data_hostile(void **state)
 	/* Two entries on one path: the later one is numbered, not dropped;
 	 * the same file listed twice is kept once. */
 	assert_int_equal(f.n, 1 + 5 + 2);
-	assert_spec(&f.files[0], FETCH_KIND_MODEL, "x.moc", "live2d/chara/001_x", "x.moc");
-	assert_spec(&f.files[1], FETCH_KIND_TEXTURE, "textures/t0.png", GEN, "t0");
-	assert_spec(&f.files[2], FETCH_KIND_TEXTURE, "textures/t0-2.png", GEN, "t0.png");
-	assert_spec(&f.files[3], FETCH_KIND_TEXTURE, "textures/t1.PNG", GEN, "t1.PNG");
-	assert_spec(&f.files[4], FETCH_KIND_TEXTURE, "textures/t2.jpeg", GEN, "t2.jpeg");
-	assert_spec(&f.files[5], FETCH_KIND_TEXTURE, "textures/t3.png", GEN, "t3.png");
-	assert_spec(&f.files[6], FETCH_KIND_MOTION, "motions/a.mtn", GEN, "a.mtn");
-	assert_spec(&f.files[7], FETCH_KIND_MOTION, "motions/ok.mtn", GEN, "ok.mtn");
+	assert_spec(&f.files[0], IDX_KIND_MODEL, "x.moc", "live2d/chara/001_x", "x.moc");
+	assert_spec(&f.files[1], IDX_KIND_TEXTURE, "textures/t0.png", GEN, "t0");
+	assert_spec(&f.files[2], IDX_KIND_TEXTURE, "textures/t0-2.png", GEN, "t0.png");
+	assert_spec(&f.files[3], IDX_KIND_TEXTURE, "textures/t1.PNG", GEN, "t1.PNG");
+	assert_spec(&f.files[4], IDX_KIND_TEXTURE, "textures/t2.jpeg", GEN, "t2.jpeg");
+	assert_spec(&f.files[5], IDX_KIND_TEXTURE, "textures/t3.png", GEN, "t3.png");
+	assert_spec(&f.files[6], IDX_KIND_MOTION, "motions/a.mtn", GEN, "a.mtn");
+	assert_spec(&f.files[7], IDX_KIND_MOTION, "motions/ok.mtn", GEN, "ok.mtn");
 
 	assert_rejected(&rej, (const char *const[]){
 		"motions[0] \"../x.mtn\": unsafe name",
@@ -772,12 +772,12 @@ static void test_model_json_edges(void **state)
 {
 	(void)state;
 	struct fetch_file_spec files[] = {
-		{ .kind = FETCH_KIND_MODEL, .rel_path = "m.moc" },
-		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/01.mtn" },
-		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/Idle_2" },
-		{ .kind = FETCH_KIND_MOTION, .rel_path = "motions/_.mtn" },
-		{ .kind = FETCH_KIND_EXPRESSION, .rel_path = "expressions/plain" },
-		{ .kind = FETCH_KIND_EXPRESSION, .rel_path = "expressions/\"q\".json" },
+		{ .kind = IDX_KIND_MODEL, .rel_path = "m.moc" },
+		{ .kind = IDX_KIND_MOTION, .rel_path = "motions/01.mtn" },
+		{ .kind = IDX_KIND_MOTION, .rel_path = "motions/Idle_2" },
+		{ .kind = IDX_KIND_MOTION, .rel_path = "motions/_.mtn" },
+		{ .kind = IDX_KIND_EXPRESSION, .rel_path = "expressions/plain" },
+		{ .kind = IDX_KIND_EXPRESSION, .rel_path = "expressions/\"q\".json" },
 	};
 	char *text = fetch_render_model_json(files, 6);
 	cJSON *j = cJSON_Parse(text);
