@@ -541,8 +541,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fetch_asset_queue(fs->lib, f.asset_id, FETCH_FOREGROUND);
 	maybe_prefetch(fs, f.costume_id);
 	if (!f.asset_id) {
+		/* Through the page cache, so that mmap works; no keep_cache:
+		 * each open drops the pages of an earlier rendering. */
 		rc = generated_text(fs, &f, &h->data, &h->len);
-		fi->direct_io = 1;
 	} else {
 		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
 		fi->keep_cache = 1;
@@ -639,7 +640,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	char value[IDX_TEXT_MAX + 64];
 	int rc = xattr_value(fs_of(req), ino, name, value, sizeof(value));
-	size_t len = strlen(value);
+	size_t len = rc < 0 ? 0 : strlen(value); /* value is unset on failure */
 
 	if (rc < 0)
 		fuse_reply_err(req, -rc);

@@ -1,5 +1,6 @@
 """The mount's core contract: a lazy tree, lazy reads, one download per file, the index."""
 
+import errno
 import hashlib
 import json
 import os
@@ -360,3 +361,28 @@ def test_open_model_json_keeps_its_size(mount, origin):
         body = f.read()
         assert os.fstat(f.fileno()).st_size == len(body)
     assert TEX not in json.loads(read_file(c.path(m, "model.json")))["textures"]
+
+
+def test_generated_files_can_be_mapped(mount, origin):
+    """model.json and name.txt go through the page cache: mmap gives the bytes
+    read() gives, and st_size is their length."""
+    import mmap
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    for rel in ("model.json", "name.txt"):
+        body = read_file(c.path(m, rel))
+        assert body and os.stat(c.path(m, rel)).st_size == len(body), rel
+        with open(c.path(m, rel), "rb") as f:
+            assert os.fstat(f.fileno()).st_size == len(body)
+            with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+                assert mm[:] == body, rel
+
+
+def test_unknown_attribute_is_no_data(mount, origin):
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    for path in (c.path(m, TEX), c.path(m), c.path(m, "model.json"), m.path):
+        for name in ("user.other", "user.l2dfs.nope", "user.l2dfs.state.x"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(path, name)
+            assert e.value.errno == errno.ENODATA, (path, name)
