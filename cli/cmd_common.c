@@ -43,11 +43,13 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 {
 	const char *cmd = argv[0];
 	char why[512] = "", name[64];
-	int only_pos = 0;
+	int only_pos = 0, env_rc;
 
 	cli_settings_defaults(s);
 	/* Library chatter (each file cached...) would drown the command's own output. */
 	s->log_level = LOG_LVL_WARN;
+	/* Reported after the loop, so that --help still works. */
+	env_rc = cli_settings_from_env(s, why, sizeof(why));
 	*npos = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *value = NULL, *eq;
@@ -69,7 +71,7 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 			const char *opts = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!opts)
 				return usage_error(cmd, spec, "%s needs options", "-o");
-			if (cli_settings_apply(s, opts, why, sizeof(why)) < 0)
+			if (env_rc == 0 && cli_settings_apply(s, opts, why, sizeof(why)) < 0)
 				return usage_error(cmd, spec, "%s", why);
 			continue;
 		}
@@ -96,6 +98,8 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 		if (spec->flag(spec->arg, name, value) < 0)
 			return CLI_USAGE;
 	}
+	if (env_rc < 0)
+		return usage_error(cmd, spec, "%s", why);
 	if (*npos < spec->min_pos)
 		return usage_error(cmd, spec, "%s", *npos ? "too few arguments" : "missing arguments");
 	log_setup(s->log_level, 0);

@@ -27,7 +27,9 @@ struct fs_config {
 	double cache_timeout_s;/* entry/attribute/negative timeouts for immutable nodes */
 	int max_threads;       /* FUSE worker threads */
 	int debug;             /* libfuse's -d */
-	int allow_other;
+	const char *fsname;     /* the source mountinfo shows */
+	const char *subtype;    /* the type is fuse.<subtype> */
+	const char *fuse_flags; /* more libfuse mount options ("allow_other,auto_unmount"), or "" */
 };
 
 struct fs;
