@@ -245,7 +245,7 @@ def test_man_page_lists_the_status_attributes(mount, origin):
     c = costume(origin)
     read_file(c.path(m, TEX))
     names = os.listxattr(c.path(m, TEX)) + os.listxattr(c.path(m))
-    assert len(names) == 9, names
+    assert len(names) == 10, names
     src = man_source()
     for name in names:
         assert "\n.I %s\n" % name in src, name
