@@ -26,6 +26,23 @@ static int *switch_of(const struct cmd_spec *spec, const char *name)
 	return NULL;
 }
 
+/* "--flag=value" and "-jN": the flag's name into name, and its value or NULL. */
+static const char *split_flag(const char *a, char *name, size_t len)
+{
+	const char *eq;
+
+	if (a[1] == '-' && (eq = strchr(a, '=')) != NULL) {
+		snprintf(name, len, "%.*s", (int)(eq - a), a);
+		return eq + 1;
+	}
+	if (a[1] != '-' && a[2]) {
+		snprintf(name, len, "%.2s", a);
+		return a + 2;
+	}
+	snprintf(name, len, "%s", a);
+	return NULL;
+}
+
 static int usage_error(const char *cmd, const struct cmd_spec *spec, const char *fmt,
 		       const char *what)
 {
@@ -52,7 +69,7 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 	env_rc = cli_settings_from_env(s, why, sizeof(why));
 	*npos = 0;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *value = NULL, *eq;
+		const char *a = argv[i], *value;
 		if (only_pos || a[0] != '-' || a[1] == '\0') {
 			if (*npos >= spec->max_pos)
 				return usage_error(cmd, spec, "too many arguments: %s", a);
@@ -75,15 +92,7 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 				return usage_error(cmd, spec, "%s", why);
 			continue;
 		}
-		if (a[1] == '-' && (eq = strchr(a, '=')) != NULL) {
-			snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
-			value = eq + 1;
-		} else if (a[1] != '-' && a[2]) {
-			snprintf(name, sizeof(name), "%.2s", a);
-			value = a + 2;
-		} else {
-			snprintf(name, sizeof(name), "%s", a);
-		}
+		value = split_flag(a, name, sizeof(name));
 		int *set = switch_of(spec, name);
 		if (set && !value) {
 			*set = 1;
