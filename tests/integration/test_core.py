@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -378,11 +379,32 @@ def test_generated_files_can_be_mapped(mount, origin):
                 assert mm[:] == body, rel
 
 
-def test_unknown_attribute_is_no_data(mount, origin):
-    m = mount(opts=NO_PREFETCH)
-    c = costume(origin)
+def unknown_attributes_are_no_data(m, c):
     for path in (c.path(m, TEX), c.path(m), c.path(m, "model.json"), m.path):
         for name in ("user.other", "user.l2dfs.nope", "user.l2dfs.state.x"):
             with pytest.raises(OSError) as e:
                 os.getxattr(path, name)
             assert e.value.errno == errno.ENODATA, (path, name)
+
+
+def test_unknown_attribute_is_no_data(mount, origin):
+    m = mount(opts=NO_PREFETCH)
+    unknown_attributes_are_no_data(m, costume(origin))
+
+
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")
+def test_unknown_attribute_reads_nothing_unset(mount, origin, l2dfs_bin, tmp_path):
+    """Under memcheck, a getxattr l2dfs has no value for decides nothing on
+    memory it never wrote."""
+    vlog = tmp_path / "memcheck.log"
+    wrapper = tmp_path / "l2dfs-memcheck"
+    wrapper.write_text('#!/bin/sh\nexec valgrind -q --log-file=%s "%s" "$@"\n'
+                       % (vlog, os.path.abspath(l2dfs_bin)))
+    wrapper.chmod(0o755)
+    m = mount(opts=NO_PREFETCH, start=False)
+    m.binary = str(wrapper)
+    m.start(timeout=60)
+    unknown_attributes_are_no_data(m, costume(origin))
+    m.unmount()
+    report = vlog.read_text()
+    assert "getxattr" not in report, report
