@@ -72,6 +72,19 @@ def test_command_line_overrides_l2dfs_options(l2dfs_bin, origin, tmp_path):
     assert r.returncode == 5 and DEAD in r.stderr, r.stderr
 
 
+def test_command_line_mirrors_replace_those_of_l2dfs_options(l2dfs_bin, origin, tmp_path):
+    """Eight dead mirrors in the environment, the live origin as the one mirror
+    of -o: it replaces them (nine would be too many)."""
+    dead = ",".join("%s/m%d" % (DEAD, i) for i in range(8))
+    env = env_with("api_url=%s/api,assets_url=%s/assets,cache_dir=%s,retry_base_ms=20,mirror=%s"
+                   % (DEAD, DEAD, tmp_path / "c", dead))
+    r = run([l2dfs_bin, "costumes", "-o", "mirror=" + origin.url, "高松 灯"], env)
+    assert r.returncode == 0 and "036_live_event_307_ssr" in r.stdout, r.stderr
+    # The environment's mirrors alone (and a fresh cache) reach nothing.
+    r = run([l2dfs_bin, "costumes", "-o", "cache_dir=%s" % (tmp_path / "d"), "高松 灯"], env)
+    assert r.returncode == 5, r.stderr
+
+
 def test_bad_l2dfs_options_are_named(l2dfs_bin, tmp_path):
     (tmp_path / "mnt").mkdir()
     env = env_with("cache_dir=%s,retries=99" % (tmp_path / "c"))
