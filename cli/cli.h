@@ -1,7 +1,8 @@
 /*
  * cli: the l2dfs command. `l2dfs MOUNTPOINT` mounts; `l2dfs <subcommand>`
  * works on the same cache and index without a mount. Every command takes
- * the mount's settings the same way: -o key=value[,key=value...].
+ * the mount's settings the same way: -o key=value[,key=value...], over
+ * the same syntax in the environment variable L2DFS_OPTIONS.
  */
 #ifndef L2DFS_CLI_H
 #define L2DFS_CLI_H

@@ -377,6 +377,19 @@ def test_generated_files_can_be_mapped(mount, origin):
             assert os.fstat(f.fileno()).st_size == len(body)
             with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
                 assert mm[:] == body, rel
+    # A texture turns out missing: model.json changes, and a new open maps
+    # the new text, not pages of the old one.
+    import re
+    old = read_file(c.path(m, "model.json"))
+    origin.fault(path=re.escape(c.files[TEX]) + "$", method="GET", kind="html")
+    with pytest.raises(FileNotFoundError):
+        read_file(c.path(m, TEX))
+    body = read_file(c.path(m, "model.json"))
+    assert body != old and TEX not in json.loads(body)["textures"]
+    with open(c.path(m, "model.json"), "rb") as f:
+        assert os.fstat(f.fileno()).st_size == len(body)
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            assert mm[:] == body
 
 
 def unknown_attributes_are_no_data(m, c):
