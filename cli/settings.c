@@ -134,7 +134,7 @@ struct opt_value {
 	int64_t n;
 };
 
-struct option {
+struct opt_spec {
 	const char *name;
 	enum opt_type type;
 	const char *arg;  /* OPT_CHOICE: the allowed values; else what --help calls the value */
@@ -163,7 +163,9 @@ SETTER(set_cache_timeout, cache_timeout_s)
 SETTER(set_max_threads, max_threads)
 #undef SETTER
 
-#define COPY(dst, text) (strlen(text) < sizeof(dst) ? (snprintf(dst, sizeof(dst), "%s", text), 0) : -EINVAL)
+/* Copy text into the array dst: 0, or -EINVAL when it does not fit. */
+#define COPY(dst, text) \
+	(strlen(text) < sizeof(dst) ? (snprintf(dst, sizeof(dst), "%s", text), 0) : -EINVAL)
 
 static int set_server(struct cli_settings *s, const struct opt_value *v)
 {
@@ -238,7 +240,7 @@ static int set_subtype(struct cli_settings *s, const struct opt_value *v)
 	return *v->text && !strpbrk(v->text, "/\\") ? COPY(s->subtype, v->text) : -EINVAL;
 }
 
-static const struct option options[] = {
+static const struct opt_spec options[] = {
 	{ "server", OPT_CHOICE, "jp|en|tw|cn|kr", 0, 0, "jp", "game server", set_server },
 	{ "lang", OPT_CHOICE, "ja|en|zh-hant|zh-hans|ko", 0, 0, "zh-hans",
 	  "names (Japanese where missing)", set_lang },
@@ -249,7 +251,7 @@ static const struct option options[] = {
 	{ "assets_url", OPT_URL, "URL", 0, 0, "https://bestdori.com/assets", "the files' base",
 	  set_assets_url },
 	{ "mirror", OPT_URL, "URL[,URL...]", 0, 0, NULL,
-	  "site roots serving /api and /assets, tried in order", set_mirror },
+	  "up to 8 site roots serving /api and /assets, tried in order", set_mirror },
 	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
 	{ "prefetch", OPT_CHOICE, "costume|off", 0, 0, "costume",
 	  "fetch a costume's files once one is opened", set_prefetch },
@@ -290,7 +292,7 @@ static const struct option options[] = {
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
-static const struct option *find_option(const char *name)
+static const struct opt_spec *find_option(const char *name)
 {
 	for (size_t i = 0; i < NOPTIONS; i++)
 		if (strcmp(options[i].name, name) == 0)
@@ -302,16 +304,21 @@ static const struct option *find_option(const char *name)
 static int choice_index(const char *choices, const char *v)
 {
 	size_t len = strlen(v);
-	int i = 0;
+	const char *p = choices;
 
-	for (const char *p = choices; p; p = strchr(p, '|'), p = p ? p + 1 : NULL, i++)
-		if (strncmp(p, v, len) == 0 && (p[len] == '|' || p[len] == '\0') && len)
+	for (int i = 0; len; i++) {
+		if (strncmp(p, v, len) == 0 && (p[len] == '|' || p[len] == '\0'))
 			return i;
+		p = strchr(p, '|');
+		if (!p)
+			break;
+		p++;
+	}
 	return -1;
 }
 
 /* Check v as o's type says into *out: 0 or -EINVAL. */
-static int check_value(const struct option *o, const char *v, struct opt_value *out)
+static int check_value(const struct opt_spec *o, const char *v, struct opt_value *out)
 {
 	long n;
 
@@ -336,7 +343,7 @@ static int check_value(const struct option *o, const char *v, struct opt_value *
 }
 
 /* What an option accepts, for an error message. */
-static void describe(const struct option *o, char *buf, size_t len)
+static void describe(const struct opt_spec *o, char *buf, size_t len)
 {
 	switch (o->type) {
 	case OPT_CHOICE:
@@ -362,7 +369,7 @@ static void describe(const struct option *o, char *buf, size_t len)
 static int apply_one(struct cli_settings *s, char *kv, char *why, size_t whylen)
 {
 	char *v = strchr(kv, '='), what[128];
-	const struct option *o;
+	const struct opt_spec *o;
 	struct opt_value val;
 
 	if (v)
@@ -422,7 +429,7 @@ void cli_options_usage(FILE *to)
 	char left[64], extra[96];
 
 	for (size_t i = 0; i < NOPTIONS; i++) {
-		const struct option *o = &options[i];
+		const struct opt_spec *o = &options[i];
 		snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? "=" : "",
 			 o->arg ? o->arg : "");
 		if (o->type == OPT_INT)
