@@ -1,12 +1,14 @@
 /*
  * cli: the l2dfs command. `l2dfs MOUNTPOINT` mounts; `l2dfs <subcommand>`
  * works on the same cache and index without a mount. Every command takes
- * the mount's settings the same way: -o key=value[,key=value...].
+ * the mount's settings the same way: -o key=value[,key=value...], over
+ * the same syntax in the environment variable L2DFS_OPTIONS.
  */
 #ifndef L2DFS_CLI_H
 #define L2DFS_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../cache/cache.h"
 #include "../fetch/care/care.h"
@@ -42,8 +44,11 @@ struct cli_settings {
 	enum log_level log_level;
 	double cache_timeout_s;
 	int max_threads;
-	int allow_other;
 	int64_t catalogue_ttl_s;
+	char fuse_flags[256];  /* libfuse mount flags given: "allow_other,auto_unmount" */
+	char fsname[64];       /* the mount's source ("l2dfs") */
+	char subtype[64];      /* its type is fuse.<subtype> ("l2dfs") */
+	int mirrors_from_env;  /* the mirrors came from L2DFS_OPTIONS: -o's replace them */
 };
 
 /* Defaults: server jp, lang zh-hans, cache $XDG_CACHE_HOME/l2dfs or
@@ -58,6 +63,17 @@ void cli_settings_defaults(struct cli_settings *s);
  * ignored.
  */
 int cli_settings_apply(struct cli_settings *s, const char *opts, char *why, size_t whylen);
+
+/*
+ * Apply the environment variable L2DFS_OPTIONS (the -o syntax), if set:
+ * every command does so before its -o arguments, which override it.
+ * -EINVAL with why naming L2DFS_OPTIONS and the option.
+ */
+int cli_settings_from_env(struct cli_settings *s, char *why, size_t whylen);
+
+/* The -o options, one line each ("  name=VALUES  help (default ...)"),
+ * for --help; the man page and README document the same list. */
+void cli_options_usage(FILE *to);
 
 /* Parse "123", "10K", "512M", "4G" (powers of 1024). */
 int cli_parse_size(const char *s, int64_t *out);

@@ -26,6 +26,23 @@ static int *switch_of(const struct cmd_spec *spec, const char *name)
 	return NULL;
 }
 
+/* "--flag=value" and "-jN": the flag's name into name, and its value or NULL. */
+static const char *split_flag(const char *a, char *name, size_t len)
+{
+	const char *eq;
+
+	if (a[1] == '-' && (eq = strchr(a, '=')) != NULL) {
+		snprintf(name, len, "%.*s", (int)(eq - a), a);
+		return eq + 1;
+	}
+	if (a[1] != '-' && a[2]) {
+		snprintf(name, len, "%.2s", a);
+		return a + 2;
+	}
+	snprintf(name, len, "%s", a);
+	return NULL;
+}
+
 static int usage_error(const char *cmd, const struct cmd_spec *spec, const char *fmt,
 		       const char *what)
 {
@@ -43,14 +60,16 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 {
 	const char *cmd = argv[0];
 	char why[512] = "", name[64];
-	int only_pos = 0;
+	int only_pos = 0, env_rc;
 
 	cli_settings_defaults(s);
 	/* Library chatter (each file cached...) would drown the command's own output. */
 	s->log_level = LOG_LVL_WARN;
+	/* Reported after the loop, so that --help still works. */
+	env_rc = cli_settings_from_env(s, why, sizeof(why));
 	*npos = 0;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *value = NULL, *eq;
+		const char *a = argv[i], *value;
 		if (only_pos || a[0] != '-' || a[1] == '\0') {
 			if (*npos >= spec->max_pos)
 				return usage_error(cmd, spec, "too many arguments: %s", a);
@@ -69,19 +88,11 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 			const char *opts = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!opts)
 				return usage_error(cmd, spec, "%s needs options", "-o");
-			if (cli_settings_apply(s, opts, why, sizeof(why)) < 0)
+			if (env_rc == 0 && cli_settings_apply(s, opts, why, sizeof(why)) < 0)
 				return usage_error(cmd, spec, "%s", why);
 			continue;
 		}
-		if (a[1] == '-' && (eq = strchr(a, '=')) != NULL) {
-			snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
-			value = eq + 1;
-		} else if (a[1] != '-' && a[2]) {
-			snprintf(name, sizeof(name), "%.2s", a);
-			value = a + 2;
-		} else {
-			snprintf(name, sizeof(name), "%s", a);
-		}
+		value = split_flag(a, name, sizeof(name));
 		int *set = switch_of(spec, name);
 		if (set && !value) {
 			*set = 1;
@@ -96,6 +107,8 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
 		if (spec->flag(spec->arg, name, value) < 0)
 			return CLI_USAGE;
 	}
+	if (env_rc < 0)
+		return usage_error(cmd, spec, "%s", why);
 	if (*npos < spec->min_pos)
 		return usage_error(cmd, spec, "%s", *npos ? "too few arguments" : "missing arguments");
 	log_setup(s->log_level, 0);

@@ -4,6 +4,8 @@
  */
 #include "cmd_common.h"
 
+#include "../fs/fs.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -108,10 +110,10 @@ static int costume_files(struct cli_env *env, int64_t costume_id, struct file_li
 	return rc;
 }
 
-/* Failed in the sense of idx_costume_status(): a missing optional file is not. */
+/* Failed in the sense of idx_costume_status(): an absent optional file is not. */
 static int file_failed(const struct costume_file *f)
 {
-	return f->a.state == IDX_FAILED && !(f->optional && f->a.err == ENOENT);
+	return f->a.state == IDX_FAILED && !fs_file_absent(f->optional, &f->a);
 }
 
 /* ---- status ---- */
@@ -166,57 +168,88 @@ static int print_file_status(struct cli_env *env, const struct target *t, int js
 	return 0;
 }
 
+/* {"rel_path", "error", "url"} of each file that pred holds for. */
+static cJSON *file_array(const struct file_list *l, int (*pred)(const struct costume_file *))
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!pred(&l->v[i]))
+			continue;
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "rel_path", l->v[i].rel);
+		cJSON_AddStringToObject(f, "error", l->v[i].a.error);
+		cJSON_AddStringToObject(f, "url", l->v[i].a.url);
+		cJSON_AddItemToArray(arr, f);
+	}
+	return arr;
+}
+
+static int file_absent(const struct costume_file *f)
+{
+	return fs_file_absent(f->optional, &f->a);
+}
+
+static void print_costume_json(const struct target *t, const struct fs_costume_status *cs,
+			       const struct file_list *l)
+{
+	const struct idx_costume_status *st = &cs->st;
+	cJSON *j = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(j, "costume", t->c.live2d_name);
+	cJSON_AddStringToObject(j, "name", t->c.display);
+	cJSON_AddBoolToObject(j, "listed", t->c.files_listed);
+	cJSON_AddStringToObject(j, "state", cs->state);
+	cJSON_AddNumberToObject(j, "files_done", st->files_done);
+	cJSON_AddNumberToObject(j, "files_total", st->files_total);
+	cJSON_AddNumberToObject(j, "files_failed", st->files_failed);
+	cJSON_AddNumberToObject(j, "files_absent", cs->files_absent);
+	cJSON_AddNumberToObject(j, "bytes_done", (double)st->bytes_done);
+	cJSON_AddNumberToObject(j, "bytes_total", (double)st->bytes_total);
+	cJSON_AddItemToObject(j, "failed", file_array(l, file_failed));
+	cJSON_AddItemToObject(j, "absent", file_array(l, file_absent));
+	cmd_json_line(j);
+}
+
+static void print_costume_text(const struct target *t, const struct fs_costume_status *cs,
+			       const struct file_list *l)
+{
+	const struct idx_costume_status *st = &cs->st;
+	char b1[32], b2[32];
+
+	printf("costume: %s%s%s%s\n", t->c.live2d_name, t->c.display[0] ? " (" : "",
+	       t->c.display, t->c.display[0] ? ")" : "");
+	printf("state:   %s\n", cs->state);
+	if (!t->c.files_listed)
+		printf("files:   not listed yet (read it through a mount or pull it)\n");
+	else
+		printf("files:   %d/%d done, %d failed, %d absent\n", st->files_done,
+		       st->files_total, st->files_failed, cs->files_absent);
+	printf("bytes:   %lld/%lld (%s of %s known)\n", (long long)st->bytes_done,
+	       (long long)st->bytes_total, cmd_human_size(st->bytes_done, b1),
+	       cmd_human_size(st->bytes_total, b2));
+	for (size_t i = 0; i < l->n; i++)
+		if (file_failed(&l->v[i]))
+			printf("failed:  %s: %s\n", l->v[i].rel, l->v[i].a.error);
+	for (size_t i = 0; i < l->n; i++)
+		if (file_absent(&l->v[i]))
+			printf("absent:  %s (not on the origin)\n", l->v[i].rel);
+}
+
 static int print_costume_status(struct cli_env *env, const struct target *t, int json)
 {
-	struct idx_costume_status st;
+	struct fs_costume_status cs;
 	struct file_list l = { 0 };
-	char b1[32], b2[32];
-	int rc = idx_costume_status(env->idx, t->c.id, &st);
+	int rc = fs_costume_status(env->idx, t->c.id, &cs);
 
 	if (rc == 0)
 		rc = costume_files(env, t->c.id, &l);
-	if (rc < 0) {
-		free(l.v);
-		return rc;
-	}
-	if (json) {
-		cJSON *j = cJSON_CreateObject(), *failed = cJSON_CreateArray();
-		cJSON_AddStringToObject(j, "costume", t->c.live2d_name);
-		cJSON_AddStringToObject(j, "name", t->c.display);
-		cJSON_AddBoolToObject(j, "listed", t->c.files_listed);
-		cJSON_AddNumberToObject(j, "files_done", st.files_done);
-		cJSON_AddNumberToObject(j, "files_total", st.files_total);
-		cJSON_AddNumberToObject(j, "files_failed", st.files_failed);
-		cJSON_AddNumberToObject(j, "bytes_done", (double)st.bytes_done);
-		cJSON_AddNumberToObject(j, "bytes_total", (double)st.bytes_total);
-		for (size_t i = 0; i < l.n; i++) {
-			if (!file_failed(&l.v[i]))
-				continue;
-			cJSON *f = cJSON_CreateObject();
-			cJSON_AddStringToObject(f, "rel_path", l.v[i].rel);
-			cJSON_AddStringToObject(f, "error", l.v[i].a.error);
-			cJSON_AddStringToObject(f, "url", l.v[i].a.url);
-			cJSON_AddItemToArray(failed, f);
-		}
-		cJSON_AddItemToObject(j, "failed", failed);
-		cmd_json_line(j);
-	} else {
-		printf("costume: %s%s%s%s\n", t->c.live2d_name, t->c.display[0] ? " (" : "",
-		       t->c.display, t->c.display[0] ? ")" : "");
-		if (!t->c.files_listed)
-			printf("files:   not listed yet (read it through a mount or pull it)\n");
-		else
-			printf("files:   %d/%d done, %d failed\n", st.files_done, st.files_total,
-			       st.files_failed);
-		printf("bytes:   %lld/%lld (%s of %s known)\n", (long long)st.bytes_done,
-		       (long long)st.bytes_total, cmd_human_size(st.bytes_done, b1),
-		       cmd_human_size(st.bytes_total, b2));
-		for (size_t i = 0; i < l.n; i++)
-			if (file_failed(&l.v[i]))
-				printf("failed:  %s: %s\n", l.v[i].rel, l.v[i].a.error);
-	}
+	if (rc == 0 && json)
+		print_costume_json(t, &cs, &l);
+	else if (rc == 0)
+		print_costume_text(t, &cs, &l);
 	free(l.v);
-	return 0;
+	return rc;
 }
 
 static const char status_usage[] =
@@ -228,7 +261,10 @@ static const char status_usage[] =
 	"its last components count, so the mount need not be there), or COSTUME/<file>.\n"
 	"  a file:    state (pending|downloading|completed|failed), progress 0-100,\n"
 	"             size, cache_path, sha256, error, url (the origin or mirror)\n"
-	"  a costume: files done/total, bytes done/total, each failed file and why\n"
+	"  a costume: state (completed: every file the origin has is cached, failed:\n"
+	"             some failed, partial: some cached, pending: none), files\n"
+	"             done/total, bytes done/total, each failed file and why, each\n"
+	"             absent one (an optional physics or icon the origin lacks)\n"
 	"--json prints one object. Exit status: 0, or 1 if the index knows no such\n"
 	"costume or file.\n";
 

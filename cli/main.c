@@ -30,34 +30,13 @@ static const char usage_text[] =
 	"  -h, --help              this text\n"
 	"  -V, --version           the version\n"
 	"\n"
-	"Options (-o a=1,b=2; also in /etc/fstab):\n"
-	"  server=jp|en|tw|cn|kr        game server (default jp)\n"
-	"  lang=ja|en|zh-hant|zh-hans|ko   names (default zh-hans; Japanese where missing)\n"
-	"  cache_dir=DIR                cache (default $XDG_CACHE_HOME/l2dfs or ~/.cache/l2dfs)\n"
-	"  api_url=URL                  default https://bestdori.com/api\n"
-	"  assets_url=URL               default https://bestdori.com/assets\n"
-	"  mirror=URL[,URL...]          site roots serving /api and /assets, tried in order\n"
-	"  proxy=URL                    HTTP(S) proxy (default: https_proxy/no_proxy env)\n"
-	"  prefetch=costume|off         fetch a costume's files once one is opened (costume)\n"
-	"  cache_max=SIZE               evict least recently used files above SIZE (0: none)\n"
-	"  max_file_size=SIZE           refuse larger downloads (default 512M)\n"
-	"  max_connections=N            per host over HTTP/1.1 (default 16)\n"
-	"  max_transfers=N              downloads in flight (default 128)\n"
-	"  h2c                          HTTP/2 without TLS (prior knowledge), for mirrors\n"
-	"  timeout=S                    give up when no byte arrives for S s (default 30)\n"
-	"  connect_timeout=S            (default 10)\n"
-	"  retries=N                    extra attempts on 5xx/429/network errors (default 3)\n"
-	"  retry_base_ms=N              first back-off (default 500)\n"
-	"  insecure                     do not verify TLS certificates\n"
-	"  log_level=error|warn|info|debug   (default info; syslog when in the background)\n"
-	"  cache_timeout=S              kernel cache of names and sizes (default 3600)\n"
-	"  catalogue_ttl=DURATION       fetch the catalogue again after this (30s, 10m; default 24h)\n"
-	"  max_threads=N                FUSE worker threads (default 64)\n"
-	"  allow_other                  let other users see the mount\n";
+	"Options (-o a=1,b=2; also in /etc/fstab and in $L2DFS_OPTIONS, which -o\n"
+	"overrides):\n";
 
 static int usage(FILE *to, int status)
 {
 	fputs(usage_text, to);
+	cli_options_usage(to);
 	return status;
 }
 
@@ -76,17 +55,71 @@ static int check_mountpoint(const char *path)
 	return CLI_OK;
 }
 
-static int cmd_mount(int argc, char **argv)
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_mountinfo(char *p)
 {
-	struct cli_settings s;
-	struct fs_config fc;
-	struct cli_env env;
-	struct fs *fs = NULL;
-	const char *mountpoint = NULL;
-	char why[512] = "";
-	int foreground = 0, debug = 0, rc, npos = 0;
+	char *out = p;
 
-	cli_settings_defaults(&s);
+	for (; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = '\0';
+}
+
+/* 1 if an l2dfs mount (fuse.l2dfs, or fuse.<subtype>) is on path already. */
+static int l2dfs_mounted_on(const char *path, const char *subtype)
+{
+	char real[CLI_PATH_MAX], line[CLI_PATH_MAX * 2], *save;
+	FILE *f;
+	int found = 0;
+
+	if (!realpath(path, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		/* id parent dev root MOUNTPOINT opts [tags...] - FSTYPE source superopts */
+		char *field[5], *dash = strstr(line, " - "), *type;
+		int n = 0;
+		if (!dash)
+			continue;
+		*dash = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+			field[n++] = t;
+		type = strtok_r(dash + 3, " ", &save);
+		if (n < 5 || !type || strncmp(type, "fuse.", 5) != 0)
+			continue;
+		unescape_mountinfo(field[4]);
+		found = strcmp(field[4], real) == 0 &&
+			(strcmp(type + 5, "l2dfs") == 0 || strcmp(type + 5, subtype) == 0);
+	}
+	fclose(f);
+	return found;
+}
+
+struct mount_args {
+	const char *mountpoint;
+	int foreground, debug;
+};
+
+/*
+ * The mount's command line into *s and *m: -1 to go on, else the exit
+ * status. mount.fuse3 runs "l2dfs SOURCE MOUNTPOINT -o ...": a first
+ * positional that is not a directory is that source and is ignored.
+ */
+static int parse_mount_args(int argc, char **argv, struct cli_settings *s, struct mount_args *m)
+{
+	const char *pos[2];
+	char why[512] = "", env_why[512] = "";
+	int npos = 0, env_rc;
+	struct stat st;
+
+	cli_settings_defaults(s);
+	env_rc = cli_settings_from_env(s, env_why, sizeof(env_why));
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
@@ -96,9 +129,9 @@ static int cmd_mount(int argc, char **argv)
 			return CLI_OK;
 		}
 		if (strcmp(a, "-f") == 0) {
-			foreground = 1;
+			m->foreground = 1;
 		} else if (strcmp(a, "-d") == 0) {
-			debug = foreground = 1;
+			m->debug = m->foreground = 1;
 		} else if (strcmp(a, "-s") == 0) {
 			/* single-threaded, as other FUSE programs accept: ignored */
 		} else if (strncmp(a, "-o", 2) == 0) {
@@ -107,29 +140,52 @@ static int cmd_mount(int argc, char **argv)
 				fprintf(stderr, "l2dfs: -o needs options\n");
 				return CLI_USAGE;
 			}
-			if (cli_settings_apply(&s, opts, why, sizeof(why)) < 0) {
+			if (env_rc == 0 && cli_settings_apply(s, opts, why, sizeof(why)) < 0) {
 				fprintf(stderr, "l2dfs: %s\n", why);
 				return CLI_USAGE;
 			}
 		} else if (a[0] == '-') {
 			fprintf(stderr, "l2dfs: unknown flag %s\n", a);
 			return usage(stderr, CLI_USAGE);
-		} else if (npos < 2) {
-			/* mount.fuse3 runs "l2dfs SOURCE MOUNTPOINT -o ...": the last wins. */
-			mountpoint = a;
-			npos++;
+		} else if (npos < 2 && (npos == 0 || stat(pos[0], &st) < 0 || !S_ISDIR(st.st_mode))) {
+			pos[npos++] = a;
 		} else {
-			fprintf(stderr, "l2dfs: too many arguments: %s\n", a);
+			fprintf(stderr, "l2dfs: too many arguments: %s (one mount point)\n", a);
 			return usage(stderr, CLI_USAGE);
 		}
 	}
-	if (!mountpoint) {
+	if (env_rc < 0) {
+		fprintf(stderr, "l2dfs: %s\n", env_why);
+		return CLI_USAGE;
+	}
+	if (!npos) {
 		fprintf(stderr, "l2dfs: no mount point given\n");
 		return usage(stderr, CLI_USAGE);
 	}
-	rc = check_mountpoint(mountpoint);
+	m->mountpoint = pos[npos - 1];
+	return -1;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	struct cli_settings s;
+	struct mount_args m = { NULL, 0, 0 };
+	struct fs_config fc;
+	struct cli_env env;
+	struct fs *fs = NULL;
+	char why[512] = "";
+	int rc = parse_mount_args(argc, argv, &s, &m);
+
+	if (rc >= 0)
+		return rc;
+	rc = check_mountpoint(m.mountpoint);
 	if (rc)
 		return rc;
+	if (l2dfs_mounted_on(m.mountpoint, s.subtype)) {
+		fprintf(stderr, "l2dfs: %s already has an l2dfs mount (unmount it first: "
+				"fusermount3 -u %s)\n", m.mountpoint, m.mountpoint);
+		return CLI_MOUNTPOINT;
+	}
 	log_setup(s.log_level, 0);
 
 	/* Check the cache and the index while errors still reach the terminal;
@@ -141,29 +197,31 @@ static int cmd_mount(int argc, char **argv)
 	snprintf(s.cache_dir, sizeof(s.cache_dir), "%s", cache_root(env.cache));
 	cli_env_close(&env);
 
-	fc = (struct fs_config){ s.server, s.lang, s.prefetch, s.cache_timeout_s, s.max_threads,
-				 debug, s.allow_other, s.catalogue_ttl_s };
-	rc = fs_mount(&fs, &fc, mountpoint, why, sizeof(why));
+	fc = (struct fs_config){ .server = s.server, .lang = s.lang, .prefetch = s.prefetch,
+				 .cache_timeout_s = s.cache_timeout_s, .max_threads = s.max_threads,
+				 .debug = m.debug, .catalogue_ttl_s = s.catalogue_ttl_s,
+				 .fsname = s.fsname, .subtype = s.subtype, .fuse_flags = s.fuse_flags };
+	rc = fs_mount(&fs, &fc, m.mountpoint, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs: %s\n", why);
 		return CLI_FUSE;
 	}
-	if (fs_daemonize(fs, foreground) < 0) {
+	if (fs_daemonize(fs, m.foreground) < 0) {
 		fs_destroy(fs);
 		return CLI_FUSE;
 	}
-	log_setup(s.log_level, !foreground);
+	log_setup(s.log_level, !m.foreground);
 	rc = cli_env_open(&env, &s, 1);
 	if (rc) {
-		log_error("cannot start on %s", mountpoint);
+		log_error("cannot start on %s", m.mountpoint);
 		fs_destroy(fs);
 		return rc;
 	}
-	log_info("serving %s (server %s) from %s", mountpoint, s.server, s.cache_dir);
+	log_info("serving %s (server %s) from %s", m.mountpoint, s.server, s.cache_dir);
 	rc = fs_serve(fs, env.engine, env.lib, env.idx, env.cache);
 	fs_destroy(fs);
 	cli_env_close(&env);
-	log_info("unmounted %s", mountpoint);
+	log_info("unmounted %s", m.mountpoint);
 	return rc < 0 ? CLI_FUSE : CLI_OK;
 }
 

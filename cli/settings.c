@@ -33,6 +33,8 @@ void cli_settings_defaults(struct cli_settings *s)
 	s->cache_timeout_s = 3600;
 	s->max_threads = 64;
 	s->catalogue_ttl_s = FETCH_CATALOGUE_TTL_S;
+	snprintf(s->fsname, sizeof(s->fsname), "l2dfs");
+	snprintf(s->subtype, sizeof(s->subtype), "l2dfs");
 }
 
 int cli_parse_size(const char *str, int64_t *out)
@@ -136,109 +138,283 @@ static int ignored_option(const char *key)
 	return 0;
 }
 
+/* ---- the options ---- */
+
+/* How a value is checked before the option's setter sees it. */
+enum opt_type {
+	OPT_FLAG,   /* no value */
+	OPT_CHOICE, /* one of arg's "a|b|c": n is its position */
+	OPT_INT,    /* a whole number in [min, max] */
+	OPT_SIZE,   /* "512M", "2G"... at least min */
+	OPT_URL,    /* http:// or https:// */
+	OPT_DURATION, /* "30s", "10m", "24h", "2d" or seconds: n is in seconds */
+	OPT_TEXT,   /* anything the setter takes */
+};
+
+/* A checked value: the text and, for OPT_CHOICE, OPT_INT and OPT_SIZE, a number. */
+struct opt_value {
+	const char *text;
+	int64_t n;
+};
+
+struct opt_spec {
+	const char *name;
+	enum opt_type type;
+	const char *arg;  /* OPT_CHOICE: the allowed values; else what --help calls the value */
+	long min, max;    /* OPT_INT; OPT_SIZE: min */
+	const char *def;  /* the default --help shows, or NULL */
+	const char *help;
+	/* Store a checked value: 0, or -EINVAL when it still does not fit. */
+	int (*set)(struct cli_settings *s, const struct opt_value *v);
+};
+
+#define SETTER(fn, field)                                                 \
+	static int fn(struct cli_settings *s, const struct opt_value *v)  \
+	{                                                                 \
+		s->field = v->n;                                          \
+		return 0;                                                 \
+	}
+SETTER(set_timeout, fetch.timeout_s)
+SETTER(set_connect_timeout, fetch.connect_timeout_s)
+SETTER(set_retries, fetch.retries)
+SETTER(set_retry_base_ms, fetch.retry_base_ms)
+SETTER(set_max_connections, fetch.max_connections)
+SETTER(set_max_transfers, fetch.max_transfers)
+SETTER(set_max_file_size, fetch.max_file_size)
+SETTER(set_cache_max, cache_max)
+SETTER(set_cache_timeout, cache_timeout_s)
+SETTER(set_max_threads, max_threads)
+SETTER(set_catalogue_ttl, catalogue_ttl_s)
+#undef SETTER
+
+/* Copy text into the array dst: 0, or -EINVAL when it does not fit. */
+#define COPY(dst, text) \
+	(strlen(text) < sizeof(dst) ? (snprintf(dst, sizeof(dst), "%s", text), 0) : -EINVAL)
+
+static int set_server(struct cli_settings *s, const struct opt_value *v)
+{
+	return fetch_server_is_valid(v->text) ? COPY(s->server, v->text) : -EINVAL;
+}
+static int set_lang(struct cli_settings *s, const struct opt_value *v)
+{
+	return fetch_parse_lang(v->text, &s->lang);
+}
+static int set_log_level(struct cli_settings *s, const struct opt_value *v)
+{
+	return log_parse_level(v->text, &s->log_level);
+}
+static int set_prefetch(struct cli_settings *s, const struct opt_value *v)
+{
+	s->prefetch = v->n == 0; /* "costume" */
+	return 0;
+}
+static int set_cache_dir(struct cli_settings *s, const struct opt_value *v)
+{
+	return *v->text ? COPY(s->cache_dir, v->text) : -EINVAL;
+}
+static int set_api_url(struct cli_settings *s, const struct opt_value *v)
+{
+	return set_url(s->api_url, sizeof(s->api_url), v->text);
+}
+static int set_assets_url(struct cli_settings *s, const struct opt_value *v)
+{
+	return set_url(s->assets_url, sizeof(s->assets_url), v->text);
+}
+static int set_mirror(struct cli_settings *s, const struct opt_value *v)
+{
+	/* The command line's mirrors replace those of the environment. */
+	if (s->mirrors_from_env) {
+		s->fetch.nmirrors = 0;
+		s->mirrors_from_env = 0;
+	}
+	return add_mirror(s, v->text);
+}
+static int set_proxy(struct cli_settings *s, const struct opt_value *v)
+{
+	s->fetch.proxy = s->proxy;
+	return COPY(s->proxy, v->text);
+}
+static int set_h2c(struct cli_settings *s, const struct opt_value *v)
+{
+	(void)v;
+	return s->fetch.h2c = 1, 0;
+}
+static int set_insecure(struct cli_settings *s, const struct opt_value *v)
+{
+	(void)v;
+	return s->fetch.insecure = 1, 0;
+}
+/* libfuse's mount flags, handed over as they are. */
+static int add_fuse_flag(struct cli_settings *s, const struct opt_value *v)
+{
+	size_t used = strlen(s->fuse_flags);
+	if (used + 1 + strlen(v->text) >= sizeof(s->fuse_flags))
+		return -EINVAL;
+	snprintf(s->fuse_flags + used, sizeof(s->fuse_flags) - used, "%s%s", used ? "," : "",
+		 v->text);
+	return 0;
+}
+static int set_fsname(struct cli_settings *s, const struct opt_value *v)
+{
+	/* libfuse reads a backslash as an escape */
+	return *v->text && !strchr(v->text, '\\') ? COPY(s->fsname, v->text) : -EINVAL;
+}
+static int set_subtype(struct cli_settings *s, const struct opt_value *v)
+{
+	return *v->text && !strpbrk(v->text, "/\\") ? COPY(s->subtype, v->text) : -EINVAL;
+}
+
+static const struct opt_spec options[] = {
+	{ "server", OPT_CHOICE, "jp|en|tw|cn|kr", 0, 0, "jp", "game server", set_server },
+	{ "lang", OPT_CHOICE, "ja|en|zh-hant|zh-hans|ko", 0, 0, "zh-hans",
+	  "names (Japanese where missing)", set_lang },
+	{ "cache_dir", OPT_TEXT, "DIR", 0, 0, "$XDG_CACHE_HOME/l2dfs or ~/.cache/l2dfs",
+	  "cache and index", set_cache_dir },
+	{ "api_url", OPT_URL, "URL", 0, 0, "https://bestdori.com/api", "the catalogue's base",
+	  set_api_url },
+	{ "assets_url", OPT_URL, "URL", 0, 0, "https://bestdori.com/assets", "the files' base",
+	  set_assets_url },
+	{ "mirror", OPT_URL, "URL[,URL...]", 0, 0, NULL,
+	  "up to 8 site roots serving /api and /assets, tried in order", set_mirror },
+	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
+	{ "prefetch", OPT_CHOICE, "costume|off", 0, 0, "costume",
+	  "fetch a costume's files once one is opened", set_prefetch },
+	{ "cache_max", OPT_SIZE, "SIZE", 0, 0, "0: no limit",
+	  "evict least recently used files above SIZE", set_cache_max },
+	{ "max_file_size", OPT_SIZE, "SIZE", 1, 0, "512M", "refuse larger downloads",
+	  set_max_file_size },
+	{ "max_connections", OPT_INT, "N", 1, 1024, "16", "per host over HTTP/1.1",
+	  set_max_connections },
+	{ "max_transfers", OPT_INT, "N", 1, 4096, "128", "downloads in flight", set_max_transfers },
+	{ "h2c", OPT_FLAG, NULL, 0, 0, NULL, "HTTP/2 without TLS (prior knowledge), for mirrors",
+	  set_h2c },
+	{ "timeout", OPT_INT, "S", 1, 86400, "30", "give up when no byte arrives for S s",
+	  set_timeout },
+	{ "connect_timeout", OPT_INT, "S", 1, 3600, "10", "seconds to connect",
+	  set_connect_timeout },
+	{ "retries", OPT_INT, "N", 0, 20, "3", "extra attempts on 5xx/429/network errors",
+	  set_retries },
+	{ "retry_base_ms", OPT_INT, "N", 1, 600000, "500", "first back-off", set_retry_base_ms },
+	{ "insecure", OPT_FLAG, NULL, 0, 0, NULL, "do not verify TLS certificates", set_insecure },
+	{ "log_level", OPT_CHOICE, "error|warn|info|debug", 0, 0, "info",
+	  "what to log (stderr with -f, else syslog)", set_log_level },
+	{ "cache_timeout", OPT_INT, "S", 0, 86400 * 365, "3600",
+	  "kernel cache of names and sizes", set_cache_timeout },
+	{ "catalogue_ttl", OPT_DURATION, "DURATION", 0, 0, "24h",
+	  "fetch the catalogue again after this", set_catalogue_ttl },
+	{ "max_threads", OPT_INT, "N", 2, 1024, "64", "FUSE worker threads", set_max_threads },
+	{ "allow_other", OPT_FLAG, NULL, 0, 0, NULL, "let other users see the mount",
+	  add_fuse_flag },
+	{ "allow_root", OPT_FLAG, NULL, 0, 0, NULL, "let root see the mount too", add_fuse_flag },
+	{ "default_permissions", OPT_FLAG, NULL, 0, 0, NULL,
+	  "the kernel checks file modes", add_fuse_flag },
+	{ "auto_unmount", OPT_FLAG, NULL, 0, 0, NULL, "unmount when l2dfs dies",
+	  add_fuse_flag },
+	{ "fsname", OPT_TEXT, "NAME", 0, 0, "l2dfs", "the mount's source in mountinfo",
+	  set_fsname },
+	{ "subtype", OPT_TEXT, "NAME", 0, 0, "l2dfs", "the mount's type is fuse.NAME",
+	  set_subtype },
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const struct opt_spec *find_option(const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+/* Position of v in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *v)
+{
+	size_t len = strlen(v);
+	const char *p = choices;
+
+	for (int i = 0; len; i++) {
+		if (strncmp(p, v, len) == 0 && (p[len] == '|' || p[len] == '\0'))
+			return i;
+		p = strchr(p, '|');
+		if (!p)
+			break;
+		p++;
+	}
+	return -1;
+}
+
+/* Check v as o's type says into *out: 0 or -EINVAL. */
+static int check_value(const struct opt_spec *o, const char *v, struct opt_value *out)
+{
+	long n;
+
+	out->text = v;
+	out->n = 0;
+	switch (o->type) {
+	case OPT_CHOICE:
+		out->n = choice_index(o->arg, v);
+		return out->n < 0 ? -EINVAL : 0;
+	case OPT_INT:
+		if (parse_long(v, o->min, o->max, &n) < 0)
+			return -EINVAL;
+		out->n = n;
+		return 0;
+	case OPT_SIZE:
+		return cli_parse_size(v, &out->n) < 0 || out->n < o->min ? -EINVAL : 0;
+	case OPT_URL:
+		return is_url(v) ? 0 : -EINVAL;
+	case OPT_DURATION:
+		return cli_parse_duration(v, &out->n);
+	default:
+		return 0;
+	}
+}
+
+/* What an option accepts, for an error message. */
+static void describe(const struct opt_spec *o, char *buf, size_t len)
+{
+	switch (o->type) {
+	case OPT_CHOICE:
+		snprintf(buf, len, "allowed: %s", o->arg);
+		break;
+	case OPT_INT:
+		snprintf(buf, len, "a whole number, %ld-%ld", o->min, o->max);
+		break;
+	case OPT_SIZE:
+		snprintf(buf, len, "a size: 512M, 2G...%s", o->min ? "" : "; 0 = no limit");
+		break;
+	case OPT_URL:
+		snprintf(buf, len, "an http:// or https:// URL");
+		break;
+	case OPT_DURATION:
+		snprintf(buf, len, "a duration: 30s, 10m, 24h...");
+		break;
+	default:
+		snprintf(buf, len, "%s", o->arg ? o->arg : "no value");
+	}
+}
+
 #define BAD(...) (snprintf(why, whylen, __VA_ARGS__), -EINVAL)
 
 /* One key[=value]. */
 static int apply_one(struct cli_settings *s, char *kv, char *why, size_t whylen)
 {
-	char *v = strchr(kv, '=');
-	long n;
+	char *v = strchr(kv, '='), what[128];
+	const struct opt_spec *o;
+	struct opt_value val;
 
 	if (v)
 		*v++ = '\0';
-	const char *key = kv;
-	if (!v) {
-		if (strcmp(key, "h2c") == 0)
-			return s->fetch.h2c = 1, 0;
-		if (strcmp(key, "insecure") == 0)
-			return s->fetch.insecure = 1, 0;
-		if (strcmp(key, "allow_other") == 0)
-			return s->allow_other = 1, 0;
-		if (ignored_option(key))
-			return 0;
-		return BAD("unknown option '%s' (see l2dfs --help)", key);
-	}
-	if (strcmp(key, "server") == 0) {
-		if (!fetch_server_is_valid(v))
-			return BAD("bad value for option 'server': '%s' (allowed: jp|en|tw|cn|kr)", v);
-		snprintf(s->server, sizeof(s->server), "%s", v);
-	} else if (strcmp(key, "lang") == 0) {
-		if (fetch_parse_lang(v, &s->lang) < 0)
-			return BAD("bad value for option 'lang': '%s' (allowed: "
-				   "ja|en|zh-hant|zh-hans|ko)", v);
-	} else if (strcmp(key, "cache_dir") == 0) {
-		if (!*v || strlen(v) >= sizeof(s->cache_dir))
-			return BAD("bad value for option 'cache_dir': '%s' (a directory path)", v);
-		snprintf(s->cache_dir, sizeof(s->cache_dir), "%s", v);
-	} else if (strcmp(key, "api_url") == 0) {
-		if (set_url(s->api_url, sizeof(s->api_url), v) < 0)
-			return BAD("bad value for option 'api_url': '%s' (an http:// or https:// URL)", v);
-	} else if (strcmp(key, "assets_url") == 0) {
-		if (set_url(s->assets_url, sizeof(s->assets_url), v) < 0)
-			return BAD("bad value for option 'assets_url': '%s' (an http:// or https:// URL)", v);
-	} else if (strcmp(key, "mirror") == 0) {
-		if (add_mirror(s, v) < 0)
-			return BAD("bad value for option 'mirror': '%s' (up to %d http(s) URLs)", v,
-				   FETCH_MAX_MIRRORS);
-	} else if (strcmp(key, "proxy") == 0) {
-		if (strlen(v) >= sizeof(s->proxy))
-			return BAD("bad value for option 'proxy': too long");
-		snprintf(s->proxy, sizeof(s->proxy), "%s", v);
-		s->fetch.proxy = s->proxy;
-	} else if (strcmp(key, "log_level") == 0) {
-		if (log_parse_level(v, &s->log_level) < 0)
-			return BAD("bad value for option 'log_level': '%s' (allowed: "
-				   "error|warn|info|debug)", v);
-	} else if (strcmp(key, "prefetch") == 0) {
-		if (strcmp(v, "costume") && strcmp(v, "off"))
-			return BAD("bad value for option 'prefetch': '%s' (allowed: costume|off)", v);
-		s->prefetch = strcmp(v, "costume") == 0;
-	} else if (strcmp(key, "timeout") == 0) {
-		if (parse_long(v, 1, 86400, &n) < 0)
-			return BAD("bad value for option 'timeout': '%s' (seconds, 1-86400)", v);
-		s->fetch.timeout_s = n;
-	} else if (strcmp(key, "connect_timeout") == 0) {
-		if (parse_long(v, 1, 3600, &n) < 0)
-			return BAD("bad value for option 'connect_timeout': '%s' (seconds, 1-3600)", v);
-		s->fetch.connect_timeout_s = n;
-	} else if (strcmp(key, "retries") == 0) {
-		if (parse_long(v, 0, 20, &n) < 0)
-			return BAD("bad value for option 'retries': '%s' (0-20)", v);
-		s->fetch.retries = (int)n;
-	} else if (strcmp(key, "retry_base_ms") == 0) {
-		if (parse_long(v, 1, 600000, &n) < 0)
-			return BAD("bad value for option 'retry_base_ms': '%s' (1-600000)", v);
-		s->fetch.retry_base_ms = n;
-	} else if (strcmp(key, "max_connections") == 0) {
-		if (parse_long(v, 1, 1024, &n) < 0)
-			return BAD("bad value for option 'max_connections': '%s' (1-1024)", v);
-		s->fetch.max_connections = (int)n;
-	} else if (strcmp(key, "max_transfers") == 0) {
-		if (parse_long(v, 1, 4096, &n) < 0)
-			return BAD("bad value for option 'max_transfers': '%s' (1-4096)", v);
-		s->fetch.max_transfers = (int)n;
-	} else if (strcmp(key, "max_file_size") == 0) {
-		if (cli_parse_size(v, &s->fetch.max_file_size) < 0 || s->fetch.max_file_size <= 0)
-			return BAD("bad value for option 'max_file_size': '%s' (a size: 512M, 2G...)", v);
-	} else if (strcmp(key, "cache_max") == 0) {
-		if (cli_parse_size(v, &s->cache_max) < 0)
-			return BAD("bad value for option 'cache_max': '%s' (a size: 500M, 10G...; 0 = no limit)", v);
-	} else if (strcmp(key, "cache_timeout") == 0) {
-		if (parse_long(v, 0, 86400 * 365, &n) < 0)
-			return BAD("bad value for option 'cache_timeout': '%s' (seconds)", v);
-		s->cache_timeout_s = (double)n;
-	} else if (strcmp(key, "catalogue_ttl") == 0) {
-		if (cli_parse_duration(v, &s->catalogue_ttl_s) < 0)
-			return BAD("bad value for option 'catalogue_ttl': '%s' (a duration: 30s, 10m, 24h...)", v);
-	} else if (strcmp(key, "max_threads") == 0) {
-		if (parse_long(v, 2, 1024, &n) < 0)
-			return BAD("bad value for option 'max_threads': '%s' (2-1024)", v);
-		s->max_threads = (int)n;
-	} else if (ignored_option(kv)) {
-		return 0;
-	} else {
-		return BAD("unknown option '%s' (see l2dfs --help)", key);
-	}
+	o = find_option(kv);
+	if (!o)
+		return ignored_option(kv) ? 0 : BAD("unknown option '%s' (see l2dfs --help)", kv);
+	if (o->type == OPT_FLAG && v)
+		return BAD("option '%s' takes no value", kv);
+	if (o->type != OPT_FLAG && !v)
+		return BAD("option '%s' needs a value: %s=%s", kv, kv, o->arg);
+	describe(o, what, sizeof(what));
+	if (check_value(o, v ? v : kv, &val) < 0 || o->set(s, &val) < 0)
+		return BAD("bad value for option '%s': '%s' (%s)", kv, v, what);
 	return 0;
 }
 
@@ -262,6 +438,41 @@ int cli_settings_apply(struct cli_settings *s, const char *opts, char *why, size
 	}
 	free(copy);
 	return rc;
+}
+
+int cli_settings_from_env(struct cli_settings *s, char *why, size_t whylen)
+{
+	const char *env = getenv("L2DFS_OPTIONS");
+	char inner[256];
+	int rc;
+
+	if (!env || !*env)
+		return 0;
+	rc = cli_settings_apply(s, env, inner, sizeof(inner));
+	if (rc < 0)
+		snprintf(why, whylen, "in L2DFS_OPTIONS: %s", inner);
+	s->mirrors_from_env = s->fetch.nmirrors > 0;
+	return rc;
+}
+
+void cli_options_usage(FILE *to)
+{
+	char left[64], extra[96];
+
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct opt_spec *o = &options[i];
+		snprintf(left, sizeof(left), "%s%s%s", o->name, o->arg ? "=" : "",
+			 o->arg ? o->arg : "");
+		if (o->type == OPT_INT)
+			snprintf(extra, sizeof(extra), " (%ld-%ld, default %s)", o->min, o->max,
+				 o->def);
+		else if (o->def)
+			snprintf(extra, sizeof(extra), " (default %s)", o->def);
+		else
+			extra[0] = '\0';
+		int width = strlen(left) < 28 ? 28 : (int)strlen(left) + 1;
+		fprintf(to, "  %-*s %s%s\n", width, left, o->help, extra);
+	}
 }
 
 /* ---- the environment ---- */

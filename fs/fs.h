@@ -29,8 +29,10 @@ struct fs_config {
 	double cache_timeout_s;/* entry/attribute/negative timeouts for immutable nodes */
 	int max_threads;       /* FUSE worker threads */
 	int debug;             /* libfuse's -d */
-	int allow_other;
 	int64_t catalogue_ttl_s;/* the catalogue is fetched again after this */
+	const char *fsname;     /* the source mountinfo shows */
+	const char *subtype;    /* the type is fuse.<subtype> */
+	const char *fuse_flags; /* more libfuse mount options ("allow_other,auto_unmount"), or "" */
 };
 
 struct fs;
@@ -51,6 +53,22 @@ int fs_daemonize(struct fs *fs, int foreground);
  * cache must outlive the call. Returns 0 or a negative errno. */
 int fs_serve(struct fs *fs, struct fetch_engine *engine, struct fetch_library *lib,
 	     struct idx *idx, struct cache *cache);
+
+/* 1 if an optional file (physics, icon) is one the origin lacks (it
+ * answered 404 or its HTML page): absent, neither failed nor pending. */
+int fs_file_absent(int optional, const struct idx_asset *a);
+
+/* A costume's status, as its folder's user.l2dfs.* attributes give it. */
+struct fs_costume_status {
+	struct idx_costume_status st; /* absent files left out of files_total */
+	int files_absent;
+	/* "completed": every file the origin has is cached; "failed": some
+	 * download failed; "partial": some cached; "pending": none yet. */
+	const char *state;
+};
+
+/* Fill *out from the index alone (no network): 0 or a negative errno. */
+int fs_costume_status(struct idx *idx, int64_t costume_id, struct fs_costume_status *out);
 
 /* Unmount (if still mounted) and free. */
 void fs_destroy(struct fs *fs);

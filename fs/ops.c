@@ -532,8 +532,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fetch_asset_queue(fs->lib, f.asset_id, FETCH_FOREGROUND);
 	maybe_prefetch(fs, f.costume_id);
 	if (!f.asset_id) {
+		/* Through the page cache, so that mmap works; no keep_cache:
+		 * each open drops the pages of an earlier rendering. */
 		rc = generated_text(fs, &f, &h->data, &h->len);
-		fi->direct_io = 1;
 	} else {
 		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
 		fi->keep_cache = 1;
@@ -578,7 +579,51 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static const char file_xattrs[] = XATTR_PREFIX "state\0" XATTR_PREFIX "progress\0" XATTR_PREFIX
 	"size\0" XATTR_PREFIX "sha256\0" XATTR_PREFIX "cache_path\0" XATTR_PREFIX
 	"error\0" XATTR_PREFIX "url\0";
-static const char costume_xattrs[] = XATTR_PREFIX "files_done\0" XATTR_PREFIX "files_total\0";
+static const char costume_xattrs[] = XATTR_PREFIX "state\0" XATTR_PREFIX "files_done\0" XATTR_PREFIX
+	"files_total\0";
+
+int fs_file_absent(int optional, const struct idx_asset *a)
+{
+	return optional && a->state == IDX_FAILED && a->err == ENOENT;
+}
+
+struct absent_count {
+	struct idx *idx;
+	int n;
+};
+
+static int count_absent(void *arg, const struct idx_file *f)
+{
+	struct absent_count *c = arg;
+	struct idx_asset a;
+
+	if (f->optional && f->asset_id && idx_asset_get(c->idx, f->asset_id, &a) == 0 &&
+	    fs_file_absent(f->optional, &a))
+		c->n++;
+	return 0;
+}
+
+int fs_costume_status(struct idx *idx, int64_t costume_id, struct fs_costume_status *out)
+{
+	struct idx_costume_status *st = &out->st;
+	struct absent_count c = { idx, 0 };
+	int rc = idx_costume_status(idx, costume_id, st);
+
+	if (rc == 0)
+		rc = idx_file_list(idx, costume_id, -1, count_absent, &c);
+	if (rc < 0)
+		return rc;
+	/* Absent files are neither done nor failed: only the total counts them. */
+	st->files_total -= c.n;
+	out->files_absent = c.n;
+	if (st->files_failed)
+		out->state = "failed";
+	else if (st->files_total && st->files_done == st->files_total)
+		out->state = "completed";
+	else
+		out->state = st->files_done ? "partial" : "pending";
+	return 0;
+}
 
 /* The value of one status attribute into buf (NUL-terminated). */
 static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *buf, size_t len)
@@ -587,16 +632,18 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 		return -ENODATA;
 	name += strlen(XATTR_PREFIX);
 	if (fs_ino_kind(ino) == FS_COSTUME) {
-		struct idx_costume_status st;
+		struct fs_costume_status cs;
 		int rc = fetch_costume_ensure(fs->lib, fs_ino_id(ino));
 		if (rc == 0)
-			rc = idx_costume_status(fs->idx, fs_ino_id(ino), &st);
+			rc = fs_costume_status(fs->idx, fs_ino_id(ino), &cs);
 		if (rc < 0)
 			return rc;
-		if (strcmp(name, "files_done") == 0)
-			snprintf(buf, len, "%d", st.files_done);
+		if (strcmp(name, "state") == 0)
+			snprintf(buf, len, "%s", cs.state);
+		else if (strcmp(name, "files_done") == 0)
+			snprintf(buf, len, "%d", cs.st.files_done);
 		else if (strcmp(name, "files_total") == 0)
-			snprintf(buf, len, "%d", st.files_total);
+			snprintf(buf, len, "%d", cs.st.files_total);
 		else
 			return -ENODATA;
 		return 0;
@@ -630,7 +677,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	char value[IDX_TEXT_MAX + 64];
 	int rc = xattr_value(fs_of(req), ino, name, value, sizeof(value));
-	size_t len = strlen(value);
+	size_t len = rc < 0 ? 0 : strlen(value); /* value is unset on failure */
 
 	if (rc < 0)
 		fuse_reply_err(req, -rc);

@@ -14,12 +14,26 @@
 
 #include "../log/log.h"
 
+/* "l2dfs -ofsname=...,subtype=...,ro[,flags] [-d]" for fuse_session_new(). */
+static int fuse_mount_args(struct fuse_args *args, const struct fs_config *cfg)
+{
+	char opts[512];
+	int n = snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=%s,ro%s%s", cfg->fsname,
+			 cfg->subtype, cfg->fuse_flags[0] ? "," : "", cfg->fuse_flags);
+
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return -EINVAL;
+	if (fuse_opt_add_arg(args, "l2dfs") < 0 || fuse_opt_add_arg(args, opts) < 0 ||
+	    (cfg->debug && fuse_opt_add_arg(args, "-d") < 0))
+		return -ENOMEM;
+	return 0;
+}
+
 int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoint,
 	     char *why, size_t whylen)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fs *fs;
-	char opts[256];
 	int fd;
 
 	/* libfuse's own message for this is vague; check first. */
@@ -49,13 +63,13 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	pthread_cond_init(&fs->follow_wake, NULL);
 	fs->mountpoint = strdup(mountpoint);
 
-	snprintf(opts, sizeof(opts), "-ofsname=l2dfs,subtype=l2dfs,ro%s",
-		 cfg->allow_other ? ",allow_other" : "");
-	if (fuse_opt_add_arg(&args, "l2dfs") < 0 || fuse_opt_add_arg(&args, opts) < 0 ||
-	    (cfg->debug && fuse_opt_add_arg(&args, "-d") < 0)) {
+	int rc = fuse_mount_args(&args, cfg);
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot mount on %s: %s", mountpoint,
+			 rc == -EINVAL ? "mount options too long" : strerror(-rc));
 		fuse_opt_free_args(&args);
 		fs_destroy(fs);
-		return -ENOMEM;
+		return rc;
 	}
 	fs->se = fuse_session_new(&args, &fs_lowlevel_ops, sizeof(fs_lowlevel_ops), fs);
 	fuse_opt_free_args(&args);

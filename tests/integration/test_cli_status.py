@@ -149,3 +149,70 @@ def test_mount_status_attributes(cli, mount, origin):
     d = getfattr(c.flat(m))
     n = len(c.files) + len(c.missing)
     assert d["user.l2dfs.files_total"] == str(n) and d["user.l2dfs.files_done"] == "1"
+
+
+def test_costume_state_leaves_absent_files_out(cli, origin, tmp_path):
+    """A costume whose optional files (an icon, physics) the origin lacks is
+    completed once the rest is cached; those are absent, not counted."""
+    winter = "036_school_winter-2023"  # no icon on the origin
+    r = cli("costumes", "高松 灯")
+    assert r.returncode == 0, r.stderr
+    assert fields(cli("status", winter).stdout)["state"] == "pending"
+    assert cli("pull", winter, "--to", tmp_path / "out").returncode == 0
+    n = len(costume(origin, winter).files)
+    r = cli("status", winter)
+    f = fields(r.stdout)
+    assert f["state"] == "completed", r.stdout
+    assert f["files"] == "%d/%d done, 0 failed, 1 absent" % (n, n), r.stdout
+    assert "absent:  icon.png (not on the origin)" in r.stdout
+    j = json_lines(cli("status", "--json", winter).stdout)[0]
+    assert (j["state"], j["files_done"], j["files_total"], j["files_absent"]) == ("completed", n, n, 1)
+    assert [a["rel_path"] for a in j["absent"]] == ["icon.png"] and j["failed"] == []
+
+    tae = costume(origin, "002_live_event_310_sr")  # names a physics file the origin lacks
+    assert cli("pull", tae.name, "--to", tmp_path / "out").returncode == 0
+    j = json_lines(cli("status", "--json", tae.name).stdout)[0]
+    assert j["state"] == "completed" and j["files_done"] == j["files_total"] == len(tae.files)
+    assert [a["rel_path"] for a in j["absent"]] == sorted(tae.missing)
+
+
+def test_costume_state_failed_and_partial(cli, origin, tmp_path):
+    c = costume(origin)
+    fid = origin.fault(path=c.files[TEX], kind="status", status=503)
+    assert cli("pull", NAME, "--to", tmp_path / "out").returncode == 5
+    j = json_lines(cli("status", "--json", NAME).stdout)[0]
+    assert j["state"] == "failed" and j["files_failed"] == 1, j
+    assert fields(cli("status", NAME).stdout)["state"] == "failed"
+    origin.clear_fault(fid)
+    assert cli("retry", NAME).returncode == 0
+    assert json_lines(cli("status", "--json", NAME).stdout)[0]["state"] == "completed"
+    # One file of another costume cached: partial.
+    other = costume(origin, "037_live_default")
+    assert cli("status", "%s/%s" % (other.name, TEX)).returncode == 1
+    assert cli("pull", other.name, "--to", tmp_path / "o2").returncode == 0
+    os.unlink(cache_path(cli.cache, other.files[TEX]))
+    assert cli("verify", "--repair").returncode in (0, 5)
+    j = json_lines(cli("status", "--json", other.name).stdout)[0]
+    assert j["state"] == "partial" and j["files_done"] == j["files_total"] - 1, j
+
+
+def test_costume_state_attribute(cli, mount, origin):
+    m = mount(cache_dir=cli.cache, opts={"prefetch": "off"})
+    c = costume(origin)
+    assert os.getxattr(c.flat(m), "user.l2dfs.state") == b"pending"
+    assert "user.l2dfs.state" in os.listxattr(c.flat(m))
+    with open(c.flat(m, TEX), "rb") as f:
+        f.read()
+    assert os.getxattr(c.path(m), "user.l2dfs.state") == b"partial"
+    for rel in c.files:
+        with open(c.flat(m, rel), "rb") as f:
+            f.read()
+    assert os.getxattr(c.flat(m), "user.l2dfs.state") == b"completed"
+    assert json_lines(cli("status", "--json", c.flat(m)).stdout)[0]["state"] == "completed"
+    winter = costume(origin, "036_school_winter-2023")
+    for rel in winter.files:
+        with open(winter.flat(m, rel), "rb") as f:
+            f.read()
+    d = getfattr(winter.flat(m))
+    assert d["user.l2dfs.state"] == "completed", d
+    assert d["user.l2dfs.files_done"] == d["user.l2dfs.files_total"] == str(len(winter.files))

@@ -1,8 +1,10 @@
 """The mount's core contract: a lazy tree, lazy reads, one download per file, the index."""
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -360,3 +362,62 @@ def test_open_model_json_keeps_its_size(mount, origin):
         body = f.read()
         assert os.fstat(f.fileno()).st_size == len(body)
     assert TEX not in json.loads(read_file(c.path(m, "model.json")))["textures"]
+
+
+def test_generated_files_can_be_mapped(mount, origin):
+    """model.json and name.txt go through the page cache: mmap gives the bytes
+    read() gives, and st_size is their length."""
+    import mmap
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    for rel in ("model.json", "name.txt"):
+        body = read_file(c.path(m, rel))
+        assert body and os.stat(c.path(m, rel)).st_size == len(body), rel
+        with open(c.path(m, rel), "rb") as f:
+            assert os.fstat(f.fileno()).st_size == len(body)
+            with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+                assert mm[:] == body, rel
+    # A texture turns out missing: model.json changes, and a new open maps
+    # the new text, not pages of the old one.
+    import re
+    old = read_file(c.path(m, "model.json"))
+    origin.fault(path=re.escape(c.files[TEX]) + "$", method="GET", kind="html")
+    with pytest.raises(FileNotFoundError):
+        read_file(c.path(m, TEX))
+    body = read_file(c.path(m, "model.json"))
+    assert body != old and TEX not in json.loads(body)["textures"]
+    with open(c.path(m, "model.json"), "rb") as f:
+        assert os.fstat(f.fileno()).st_size == len(body)
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            assert mm[:] == body
+
+
+def unknown_attributes_are_no_data(m, c):
+    for path in (c.path(m, TEX), c.path(m), c.path(m, "model.json"), m.path):
+        for name in ("user.other", "user.l2dfs.nope", "user.l2dfs.state.x"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(path, name)
+            assert e.value.errno == errno.ENODATA, (path, name)
+
+
+def test_unknown_attribute_is_no_data(mount, origin):
+    m = mount(opts=NO_PREFETCH)
+    unknown_attributes_are_no_data(m, costume(origin))
+
+
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")
+def test_unknown_attribute_reads_nothing_unset(mount, origin, l2dfs_bin, tmp_path):
+    """Under memcheck, a getxattr l2dfs has no value for decides nothing on
+    memory it never wrote."""
+    vlog = tmp_path / "memcheck.log"
+    wrapper = tmp_path / "l2dfs-memcheck"
+    wrapper.write_text('#!/bin/sh\nexec valgrind -q --log-file=%s "%s" "$@"\n'
+                       % (vlog, os.path.abspath(l2dfs_bin)))
+    wrapper.chmod(0o755)
+    m = mount(opts=NO_PREFETCH, start=False)
+    m.binary = str(wrapper)
+    m.start(timeout=60)
+    unknown_attributes_are_no_data(m, costume(origin))
+    m.unmount()
+    report = vlog.read_text()
+    assert "getxattr" not in report, report
