@@ -157,7 +157,7 @@ def test_a_removed_costume_never_lends_its_identity(mount, origin, l2dfs_bin):
                                            "motions", "name.txt", "textures"]
     model = json.loads(read_file(os.path.join(new_dir, "model.json")))
     assert model["model"] == "life.moc" and model["textures"] == ["textures/texture_00.png"]
-    assert read_file(os.path.join(new_dir, "name.txt")) == "新衣装 6001\n".encode()
+    assert read_file(os.path.join(new_dir, "name.txt")) == "新衣装 6001".encode()
     assert read_file(os.path.join(new_dir, "model.json")) == old_model  # same names, other bytes
     rows = index_rows(m.cache, "SELECT id, live2d_name FROM costumes WHERE live2d_name IN (?, ?)", (old, new))
     assert [r["live2d_name"] for r in rows] == [new]
