@@ -60,39 +60,38 @@ static int files_drop_changed(struct idx *idx, int64_t costume_id,
 	return rc;
 }
 
-static int files_store_locked(struct idx *idx, int64_t costume_id,
-			      const struct idx_file_in *files, size_t n)
+/* The server a costume belongs to. */
+static int costume_server(struct idx *idx, int64_t costume_id, char *server, size_t len)
 {
-	char server[8];
 	sqlite3_stmt *st;
-	int64_t generation = 0;
-	/* Unique per store of this costume's list (two may fall in one second). */
-	int rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1 FROM costume_files"
-				      " WHERE costume_id=?", NULL, costume_id, &generation);
+	int rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
 
-	if (rc == 0)
-		rc = idx_prepare(idx, &st, "SELECT server FROM costumes WHERE id=?");
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, costume_id);
 	if (sqlite3_step(st) != SQLITE_ROW)
 		rc = -ENOENT;
 	else
-		idx_copy_text(server, sizeof(server), st, 0);
+		idx_copy_text(server, len, st, 0);
 	idx_done(idx, st);
-	if (rc < 0)
-		return rc;
+	return rc;
+}
 
-	rc = files_drop_changed(idx, costume_id, files, n);
+/* Insert or update each file (and its asset row), stamped with generation.
+ * Upsert keeps the row ids (inode numbers) of files that stay. */
+static int files_upsert(struct idx *idx, int64_t costume_id, const char *server,
+			const struct idx_file_in *files, size_t n, int64_t generation)
+{
+	sqlite3_stmt *st;
+	int rc = idx_prepare(idx, &st,
+			     "INSERT INTO costume_files(costume_id, dir, name, kind, asset_id,"
+			     " optional, position, generation) VALUES(?,?,?,?,?,?,?,?)"
+			     " ON CONFLICT(costume_id, dir, name) DO UPDATE SET kind=excluded.kind,"
+			     " asset_id=excluded.asset_id, optional=excluded.optional,"
+			     " position=excluded.position, generation=excluded.generation");
+
 	if (rc < 0)
 		return rc;
-	/* Upsert keeps the row ids (inode numbers) of files that stay. */
-	rc = idx_prepare(idx, &st,
-			 "INSERT INTO costume_files(costume_id, dir, name, kind, asset_id, optional,"
-			 " position, generation) VALUES(?,?,?,?,?,?,?,?)"
-			 " ON CONFLICT(costume_id, dir, name) DO UPDATE SET kind=excluded.kind,"
-			 " asset_id=excluded.asset_id, optional=excluded.optional,"
-			 " position=excluded.position, generation=excluded.generation");
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		int64_t asset = 0;
 		if (files[i].bundle)
@@ -114,24 +113,29 @@ static int files_store_locked(struct idx *idx, int64_t costume_id,
 		rc = idx_errno(sqlite3_step(st));
 	}
 	idx_done(idx, st);
-	if (rc < 0)
-		return rc;
-	rc = idx_prepare(idx, &st,
-			 "DELETE FROM costume_files WHERE costume_id=? AND generation<>?");
-	if (rc < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, costume_id);
-	sqlite3_bind_int64(st, 2, generation);
-	rc = idx_errno(sqlite3_step(st));
-	idx_done(idx, st);
-	if (rc < 0)
-		return rc;
-	rc = idx_prepare(idx, &st, "UPDATE costumes SET files_listed=1 WHERE id=?");
-	if (rc < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, costume_id);
-	rc = idx_errno(sqlite3_step(st));
-	idx_done(idx, st);
+	return rc;
+}
+
+static int files_store_locked(struct idx *idx, int64_t costume_id,
+			      const struct idx_file_in *files, size_t n)
+{
+	char server[8];
+	int64_t generation = 0;
+	/* Unique per store of this costume's list (two may fall in one second). */
+	int rc = idx_query_int64(idx, "SELECT COALESCE(MAX(generation), 0) + 1 FROM costume_files"
+				      " WHERE costume_id=?", NULL, costume_id, &generation);
+
+	if (rc == 0)
+		rc = costume_server(idx, costume_id, server, sizeof(server));
+	if (rc == 0)
+		rc = files_drop_changed(idx, costume_id, files, n);
+	if (rc == 0)
+		rc = files_upsert(idx, costume_id, server, files, n, generation);
+	if (rc == 0)
+		rc = idx_run(idx, "DELETE FROM costume_files WHERE costume_id=?1 AND generation<>?2",
+			     2, costume_id, generation);
+	if (rc == 0)
+		rc = idx_run(idx, "UPDATE costumes SET files_listed=1 WHERE id=?1", 1, costume_id);
 	return rc;
 }
 

@@ -5,6 +5,7 @@
 #include "index_int.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,23 @@ void idx_stmts_free(struct idx *idx)
 int idx_exec(struct idx *idx, const char *sql)
 {
 	return idx_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+}
+
+int idx_run(struct idx *idx, const char *sql, int n, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc = idx_prepare(idx, &st, sql);
+
+	if (rc < 0)
+		return rc;
+	va_start(ap, n);
+	for (int i = 1; i <= n; i++)
+		sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+	va_end(ap);
+	rc = idx_errno(sqlite3_step(st));
+	idx_done(idx, st);
+	return rc;
 }
 
 int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,

@@ -36,6 +36,9 @@ void idx_done(struct idx *idx, sqlite3_stmt *st);
 void idx_stmts_free(struct idx *idx);
 /* Run statements without results (caller holds the lock). */
 int idx_exec(struct idx *idx, const char *sql);
+/* Run sql (no result rows) with ?1..?n bound to the n arguments that follow,
+ * each an int64_t (cast constants) (caller holds the lock). */
+int idx_run(struct idx *idx, const char *sql, int n, ...);
 /* The first column of the first row of sql, whose one parameter is text
  * (when not NULL) or else num (caller holds the lock). */
 int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,
