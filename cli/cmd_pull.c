@@ -185,6 +185,57 @@ static void report_downloads(struct pull *p)
 }
 
 /* The file into the cache (download or not), then into DIR. */
+/* Record a finished file under p->lock: counter += 1, the event, progress. */
+static void file_done(struct pull *p, struct pull_file *f, int *counter, const char *event,
+		      int64_t size)
+{
+	pthread_mutex_lock(&p->lock);
+	*counter += 1;
+	file_event(p, event, f->pc->c.live2d_name, f->rel, size, size, NULL);
+	file_finished(p, f, size);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The file's asset in the cache, downloaded if needed: 0 with *fd open
+ * (*mine says this pull downloaded it), 1 when the file is done with
+ * (skipped, absent or failed: reported), or -ECANCELED.
+ */
+static int pull_fetch(struct pull *p, struct pull_file *f, struct idx_asset *a, int *fd,
+		      int *mine)
+{
+	const char *name = f->pc->c.live2d_name;
+	struct cli_env *env = p->env;
+	char why[IDX_TEXT_MAX + 64];
+	struct stat st;
+
+	if (idx_asset_get(env->idx, f->asset_id, a) < 0)
+		return file_failed(p, f, "the index is unusable"), 1;
+	int cached = a->state == IDX_COMPLETED &&
+		     cache_asset_stat(env->cache, a->server, a->bundle, a->file, &st) == 0;
+	pthread_mutex_lock(&p->lock);
+	*mine = !cached && claim(p, f->asset_id);
+	pthread_mutex_unlock(&p->lock);
+	if (*mine)
+		file_event(p, "download", name, f->rel, 0, a->size > 0 ? a->size : 0, NULL);
+
+	set_reported(p, f, *mine ? 0 : -1);
+	int rc = fetch_asset_open(env->lib, f->asset_id, fd);
+	set_reported(p, f, -1);
+	if (rc == -ECANCELED)
+		return rc;
+	if (rc == -ENOENT && f->optional)
+		return file_done(p, f, &p->missing, "missing_optional", 0), 1;
+	if (rc < 0) {
+		idx_asset_get(env->idx, f->asset_id, a);
+		snprintf(why, sizeof(why), "%s", rc == -ENOENT ? "not on the origin"
+						 : a->error[0]	? a->error
+								: strerror(-rc));
+		return file_failed(p, f, why), 1;
+	}
+	return 0;
+}
+
 static int pull_one(void *arg, size_t i)
 {
 	static const char *const placed[] = { [CACHE_LINKED] = "linked",
@@ -192,65 +243,28 @@ static int pull_one(void *arg, size_t i)
 					      [CACHE_SKIPPED] = "skipped" };
 	struct pull *p = arg;
 	struct pull_file *f = &p->files[i];
-	const char *name = f->pc->c.live2d_name;
-	struct cli_env *env = p->env;
 	char dest[PATH_MAX * 2], why[IDX_TEXT_MAX + 64];
 	struct idx_asset a;
 	struct stat st;
 	enum cache_outcome out;
-	int fd = -1, rc;
+	int fd = -1, mine = 0, rc;
 
 	snprintf(dest, sizeof(dest), "%s/%s", f->pc->dir, f->rel);
-	if (!p->overwrite && lstat(dest, &st) == 0) {
-		/* There already: nothing to download either. */
-		pthread_mutex_lock(&p->lock);
-		p->skipped++;
-		file_event(p, "skipped", name, f->rel, st.st_size, st.st_size, NULL);
-		file_finished(p, f, st.st_size);
-		pthread_mutex_unlock(&p->lock);
-		return 0;
-	}
-	if (idx_asset_get(env->idx, f->asset_id, &a) < 0) {
-		file_failed(p, f, "the index is unusable");
-		return 0;
-	}
-	int cached = a.state == IDX_COMPLETED &&
-		     cache_asset_stat(env->cache, a.server, a.bundle, a.file, &st) == 0;
-	pthread_mutex_lock(&p->lock);
-	int mine = !cached && claim(p, f->asset_id);
-	pthread_mutex_unlock(&p->lock);
-	if (mine)
-		file_event(p, "download", name, f->rel, 0, a.size > 0 ? a.size : 0, NULL);
-
-	set_reported(p, f, mine ? 0 : -1);
-	rc = fetch_asset_open(env->lib, f->asset_id, &fd);
-	set_reported(p, f, -1);
-	if (rc == -ECANCELED)
-		return 1;
-	if (rc == -ENOENT && f->optional) {
-		pthread_mutex_lock(&p->lock);
-		p->missing++;
-		file_event(p, "missing_optional", name, f->rel, 0, 0, NULL);
-		file_finished(p, f, 0);
-		pthread_mutex_unlock(&p->lock);
-		return 0;
-	}
-	if (rc < 0) {
-		idx_asset_get(env->idx, f->asset_id, &a);
-		snprintf(why, sizeof(why), "%s", rc == -ENOENT ? "not on the origin"
-						 : a.error[0]	? a.error
-								: strerror(-rc));
-		file_failed(p, f, why);
-		return 0;
-	}
+	/* There already: nothing to download either. */
+	if (!p->overwrite && lstat(dest, &st) == 0)
+		return file_done(p, f, &p->skipped, "skipped", st.st_size), 0;
+	rc = pull_fetch(p, f, &a, &fd, &mine);
+	if (rc)
+		return rc < 0 ? 1 : 0;
 	int64_t size = fstat(fd, &st) == 0 ? st.st_size : 0;
 	pthread_mutex_lock(&p->lock);
 	*(mine ? &p->downloaded : &p->cache_hits) += 1;
 	pthread_mutex_unlock(&p->lock);
-	file_event(p, mine ? "downloaded" : "cache_hit", name, f->rel, size, size, NULL);
+	file_event(p, mine ? "downloaded" : "cache_hit", f->pc->c.live2d_name, f->rel, size, size,
+		   NULL);
 
 	/* fd stays open meanwhile: its lock keeps eviction off the file. */
-	rc = cache_materialize(env->cache, a.server, a.bundle, a.file, dest, p->link,
+	rc = cache_materialize(p->env->cache, a.server, a.bundle, a.file, dest, p->link,
 			       p->overwrite, &out);
 	close(fd);
 	if (rc == -EXDEV && p->link == CACHE_LINK_HARDLINK) {
@@ -258,21 +272,18 @@ static int pull_one(void *arg, size_t i)
 		if (!p->exdev)
 			say(p, "l2dfs pull: cannot hardlink into %s: it is on another filesystem"
 			       " than the cache %s (EXDEV); use --link copy or --link auto\n",
-			    p->to, cache_root(env->cache));
+			    p->to, cache_root(p->env->cache));
 		p->exdev = p->stop = 1;
 		pthread_mutex_unlock(&p->lock);
 		return 1;
 	}
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "writing it under %s: %s", p->to, strerror(-rc));
-		file_failed(p, f, why);
-		return 0;
+		return file_failed(p, f, why), 0;
 	}
-	pthread_mutex_lock(&p->lock);
-	*(out == CACHE_LINKED ? &p->linked : out == CACHE_COPIED ? &p->copied : &p->skipped) += 1;
-	file_event(p, placed[out], name, f->rel, size, size, NULL);
-	file_finished(p, f, size);
-	pthread_mutex_unlock(&p->lock);
+	int *counter = out == CACHE_LINKED ? &p->linked : out == CACHE_COPIED ? &p->copied
+									 : &p->skipped;
+	file_done(p, f, counter, placed[out], size);
 	return 0;
 }
 
