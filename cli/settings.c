@@ -195,6 +195,14 @@ static int apply_one(struct cli_settings *s, char *kv, char *why, size_t whylen)
 		if (parse_long(v, 1, 4096, &n) < 0)
 			return BAD("bad value for option 'max_transfers': '%s' (1-4096)", v);
 		s->fetch.max_transfers = (int)n;
+	} else if (strcmp(key, "max_rate") == 0) {
+		if (parse_long(v, 0, 100000, &n) < 0)
+			return BAD("bad value for option 'max_rate': '%s' (requests a second, 0-100000)", v);
+		s->fetch.max_rate = (int)n;
+	} else if (strcmp(key, "rate_burst") == 0) {
+		if (parse_long(v, 1, 100000, &n) < 0)
+			return BAD("bad value for option 'rate_burst': '%s' (1-100000)", v);
+		s->fetch.rate_burst = (int)n;
 	} else if (strcmp(key, "max_file_size") == 0) {
 		if (cli_parse_size(v, &s->fetch.max_file_size) < 0 || s->fetch.max_file_size <= 0)
 			return BAD("bad value for option 'max_file_size': '%s' (a size: 512M, 2G...)", v);

@@ -131,8 +131,8 @@ static void *doc_fetch_thread(void *arg)
 	struct doc *d = arg;
 	struct fetch_result res;
 
-	d->err = fetch_get_memory(d->engine, FETCH_API, d->path, FETCH_DOC_MAX, &d->body, &d->len,
-				  &res);
+	d->err = fetch_get_memory(d->engine, FETCH_API, d->path, FETCH_FOREGROUND, FETCH_DOC_MAX,
+				  &d->body, &d->len, &res);
 	if (d->err < 0)
 		log_warn("%s: %s", d->path, res.reason[0] ? res.reason : strerror(-d->err));
 	return NULL;
@@ -439,8 +439,8 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
 		 c.live2d_name);
 	int stored = idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
 	if (!stored) {
-		rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_DOC_MAX, &body, &len,
-				      &res);
+		rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_PROBE, FETCH_DOC_MAX,
+				      &body, &len, &res);
 		if (rc < 0) {
 			log_error("%s: buildData: %s", c.live2d_name,
 				  res.reason[0] ? res.reason : strerror(-rc));
