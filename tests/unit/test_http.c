@@ -788,23 +788,12 @@ struct stamp {
 	int64_t last_budgeted, foreground;
 };
 
-static void stamp_budgeted(void *arg, const struct fetch_result *res)
+/* When the foreground request (path .../budgetF) and the last other one ended. */
+static void stamp_done(void *arg, const struct fetch_result *res)
 {
 	struct stamp *s = arg;
-	(void)res;
 	pthread_mutex_lock(&s->lock);
-	s->last_budgeted = now_ms();
-	s->left--;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
-static void stamp_foreground(void *arg, const struct fetch_result *res)
-{
-	struct stamp *s = arg;
-	(void)res;
-	pthread_mutex_lock(&s->lock);
-	s->foreground = now_ms();
+	*(strstr(res->url, "budgetF") ? &s->foreground : &s->last_budgeted) = now_ms();
 	s->left--;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -829,11 +818,11 @@ static void test_budget(void **state)
 		snprintf(path, sizeof(path), "/t/budget%d", i);
 		assert_int_equal(fetch_submit(e, FETCH_ASSETS, path, i % 2 ? FETCH_HEAD : FETCH_GET,
 					      i % 2 ? FETCH_PROBE : FETCH_BACKGROUND, &discard_sink,
-					      stamp_budgeted, &s),
+					      stamp_done, &s),
 				 0);
 	}
 	assert_int_equal(fetch_submit(e, FETCH_ASSETS, "/t/budgetF", FETCH_GET, FETCH_FOREGROUND,
-				      &discard_sink, stamp_foreground, &s),
+				      &discard_sink, stamp_done, &s),
 			 0);
 	pthread_mutex_lock(&s.lock);
 	while (s.left > 0)
