@@ -43,7 +43,7 @@ static const char usage_text[] =
 	"  max_connections=N            per host over HTTP/1.1 (default 16)\n"
 	"  max_transfers=N              downloads in flight (default 128)\n"
 	"  max_rate=N                   listing, probe and prefetch requests a second (20; 0: no limit)\n"
-	"  rate_burst=N                 of which at most N at once after a pause (default 100)\n"
+	"  rate_burst=N                 of which at most N at once after a pause (default 200)\n"
 	"  h2c                          HTTP/2 without TLS (prior knowledge), for mirrors\n"
 	"  timeout=S                    give up when no byte arrives for S s (default 30)\n"
 	"  connect_timeout=S            (default 10)\n"

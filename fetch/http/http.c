@@ -115,7 +115,7 @@ void fetch_config_defaults(struct fetch_config *cfg)
 	cfg->retry_base_ms = 500;
 	cfg->max_file_size = (int64_t)512 << 20;
 	cfg->max_rate = 20;
-	cfg->rate_burst = 100;
+	cfg->rate_burst = 200;
 }
 
 /* ---- outcomes ------------------------------------------------------ */

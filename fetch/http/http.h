@@ -39,7 +39,8 @@ struct fetch_config {
 	/* Budgeted requests (FETCH_PROBE, FETCH_BACKGROUND) start at most
 	 * max_rate a second on average, up to rate_burst at once after a quiet
 	 * spell (a token bucket for the origin and its mirrors together);
-	 * 0 = no limit. Default 20 and 100: a costume's probes go at once. */
+	 * 0 = no limit. Default 20 and 200: opening a costume (its probes, then
+	 * its prefetch, about 2 x 90 requests) is not held back. */
 	int max_rate;
 	int rate_burst;
 };

@@ -271,7 +271,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.timeout_s, 30);
 	assert_int_equal(c.max_file_size, (int64_t)512 << 20);
 	assert_int_equal(c.max_rate, 20);
-	assert_int_equal(c.rate_burst, 100);
+	assert_int_equal(c.rate_burst, 200);
 	assert_null(c.proxy);
 }
 
