@@ -22,7 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PULL_JOBS_DEFAULT 10
+/* Workers when -j is not given; the engine bounds what is in flight. */
+#define PULL_WORKERS 64
 
 struct pull_costume {
 	struct idx_costume c;
@@ -40,6 +41,7 @@ struct pull_file {
 	enum idx_file_kind kind;
 	int optional;
 	int64_t reported; /* bytes of its download last reported; -1 when not downloading (p->lock) */
+	int queued;          /* its download was started ahead (this run's) */
 };
 
 struct pull {
@@ -214,7 +216,7 @@ static int pull_fetch(struct pull *p, struct pull_file *f, struct idx_asset *a, 
 	int cached = a->state == IDX_COMPLETED &&
 		     cache_asset_stat(env->cache, a->server, a->bundle, a->file, &st) == 0;
 	pthread_mutex_lock(&p->lock);
-	*mine = !cached && claim(p, f->asset_id);
+	*mine = f->queued || (!cached && claim(p, f->asset_id));
 	pthread_mutex_unlock(&p->lock);
 	if (*mine)
 		file_event(p, "download", name, f->rel, 0, a->size > 0 ? a->size : 0, NULL);
@@ -305,6 +307,31 @@ static int pull_tick(void *arg)
 	int stop = p->stop;
 	pthread_mutex_unlock(&p->lock);
 	return stop;
+}
+
+/* Without -j: start up to max_transfers downloads at once, more than the
+ * workers, so that all go out together (HTTP/2 multiplexes them; over
+ * HTTP/1.1 the engine keeps max_connections busy). The workers then wait
+ * for them in order. */
+static void queue_ahead(struct pull *p, int max_transfers)
+{
+	struct cli_env *env = p->env;
+	char dest[PATH_MAX * 2];
+	struct idx_asset a;
+	struct stat st;
+	int n = 0;
+
+	for (size_t i = 0; i < p->nfiles && n < max_transfers && !cmd_interrupted; i++) {
+		struct pull_file *f = &p->files[i];
+		snprintf(dest, sizeof(dest), "%s/%s", f->pc->dir, f->rel);
+		if ((!p->overwrite && lstat(dest, &st) == 0) ||
+		    idx_asset_get(env->idx, f->asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
+		    fetch_asset_missing(&a) || !claim(p, f->asset_id))
+			continue;
+		f->queued = 1;
+		fetch_asset_queue(env->lib, f->asset_id, FETCH_FOREGROUND);
+		n++;
+	}
 }
 
 /* ---- what to pull ---- */
@@ -565,7 +592,9 @@ static const char pull_usage[] =
 	"  --link MODE      auto: hardlink from the cache, copy where that fails (default);\n"
 	"                   hardlink: hardlink or fail (EXDEV across filesystems); copy\n"
 	"  --overwrite      replace files already in DIR (default: keep them)\n"
-	"  -j N             downloads at once (default 10, at most 64)\n"
+	"  -j N             downloads at once, at most 64 (default: as many as the\n"
+	"                   engine allows: max_transfers over HTTP/2, max_connections\n"
+	"                   over HTTP/1.1)\n"
 	"  --json           one JSON object per line on stdout: {\"event\": download,\n"
 	"                   downloaded, cache_hit, linked, copied, skipped, written,\n"
 	"                   missing_optional or failed, \"live2d_name\", \"rel_path\",\n"
@@ -606,8 +635,10 @@ static int pull_run(struct pull *p, const struct cli_settings *s, char **args, i
 		print_list(p);
 		return cmd_interrupted ? CLI_INTERRUPTED : p->failed ? CLI_FAILED : CLI_OK;
 	}
+	if (!p->jobs)
+		queue_ahead(p, s->fetch.max_transfers);
 	if (!cmd_interrupted)
-		cmd_pool_run(p->nfiles, p->jobs, pull_one, pull_tick, p);
+		cmd_pool_run(p->nfiles, p->jobs ? p->jobs : PULL_WORKERS, pull_one, pull_tick, p);
 	if (!cmd_interrupted && !p->exdev)
 		write_generated(p);
 	if (cmd_interrupted)
@@ -619,7 +650,7 @@ static int pull_run(struct pull *p, const struct cli_settings *s, char **args, i
 int cli_cmd_pull(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "--to", "--link", "-j", "--jobs", NULL };
-	struct pull p = { .link = CACHE_LINK_AUTO, .jobs = PULL_JOBS_DEFAULT };
+	struct pull p = { .link = CACHE_LINK_AUTO };
 	const struct cmd_switch sw[] = { { "--overwrite", &p.overwrite },
 					 { "--json", &p.json },
 					 { "--list", &p.list },

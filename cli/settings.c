@@ -180,6 +180,8 @@ SETTER(set_retries, fetch.retries)
 SETTER(set_retry_base_ms, fetch.retry_base_ms)
 SETTER(set_max_connections, fetch.max_connections)
 SETTER(set_max_transfers, fetch.max_transfers)
+SETTER(set_max_rate, fetch.max_rate)
+SETTER(set_rate_burst, fetch.rate_burst)
 SETTER(set_max_file_size, fetch.max_file_size)
 SETTER(set_cache_max, cache_max)
 SETTER(set_cache_timeout, cache_timeout_s)
@@ -286,6 +288,10 @@ static const struct opt_spec options[] = {
 	{ "max_connections", OPT_INT, "N", 1, 1024, "16", "per host over HTTP/1.1",
 	  set_max_connections },
 	{ "max_transfers", OPT_INT, "N", 1, 4096, "128", "downloads in flight", set_max_transfers },
+	{ "max_rate", OPT_INT, "N", 0, 100000, "20",
+	  "listing, probe and prefetch requests a second (0: no limit)", set_max_rate },
+	{ "rate_burst", OPT_INT, "N", 1, 100000, "200",
+	  "of which at most N at once after a pause", set_rate_burst },
 	{ "h2c", OPT_FLAG, NULL, 0, 0, NULL, "HTTP/2 without TLS (prior knowledge), for mirrors",
 	  set_h2c },
 	{ "timeout", OPT_INT, "S", 1, 86400, "30", "give up when no byte arrives for S s",

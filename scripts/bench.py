@@ -22,6 +22,14 @@ l2dfs and its baselines alternate run by run):
   6 `ls -lR` of a fully cached character through the mount vs. a pulled copy
   7 mount to first `ls characters`, and resident memory after listing everything,
     with the full real catalogue (3,639 bundles)
+  8 a realistic link: a second origin throttled to one shared 6 MB/s at 80 ms
+    per request, HTTP/2 and HTTP/1.1: fully cold `cp -r`, the viewer pattern and
+    `l2dfs pull` of the big costume against the bound (catalogue documents,
+    buildData, then all assets, each one round trip, plus the bytes at 6 MB/s,
+    the documents gzip-encoded as the site serves them;
+    the viewer: catalogue and buildData indexed), `pull` against curl -Z 16, and
+    the request rate of `ls -lR` over the benchmark's character under the
+    default request budget (max_rate=20, rate_burst=200)
 Targets are printed next to each ratio; the benchmark never adapts to them.
 
 usage: bench.py [--latency-ms 40] [--reps 3] [--cases 1,2,...] [--json FILE] [--keep]
@@ -47,6 +55,8 @@ BIN = Path(os.environ.get("L2DFS_BIN", REPO / "build" / "l2dfs"))
 ORIGIN_JS = REPO / "scripts" / "bench_origin.js"
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 MiB = 1024 * 1024
+LINK_BPS = 6e6        # case 8: one shared link to the site
+LINK_LATENCY_MS = 80
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -147,11 +157,11 @@ def make_cert(work):
 
 
 class Origin:
-    def __init__(self, work, latency_ms):
+    def __init__(self, work, latency_ms, extra=()):
         port_file = work / "origin.ports"
         self.logf = open(work / "origin.log", "wb")
         tls = make_cert(work) if shutil.which("openssl") else None
-        cmd = ["node", str(ORIGIN_JS), "--latency-ms", str(latency_ms), "--port-file", str(port_file)]
+        cmd = ["node", str(ORIGIN_JS), "--latency-ms", str(latency_ms), "--port-file", str(port_file)] + list(extra)
         if tls:
             cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=child_env())
@@ -733,6 +743,93 @@ class Bench:
                  rss, "-", None, None, "< 64 MiB", rss < 64 * MiB, unit="B")
 
 
+    # -- case 8: a realistic link --
+
+    def pull_once(self, proto, cache, name):
+        """Seconds for `l2dfs pull` of a costume into a fresh folder (no mount)."""
+        base = self.origin.base(proto)
+        opts = ["api_url=%s/api" % base, "assets_url=%s/assets" % base, "cache_dir=" + str(cache),
+                "log_level=warn"] + PROTOS[proto]["l2dfs"]
+        dest = self.fresh("pull")
+        t = run([str(BIN), "pull", "-o", ",".join(opts), name, "--to", str(dest)])
+        self.check_copy(dest / name, name)
+        shutil.rmtree(dest)
+        return t
+
+    def link_walk(self, proto):
+        """`ls -lR` of the benchmark's character from a fresh mount with the
+        default budget: (requests, seconds, most requests in any 1 s)."""
+        with self.new_mount(proto, self.fresh("cache")) as m:
+            run(["ls", str(m / "characters")])
+            chara = self.chara_dir(m)
+            self.origin.reset()
+            t = run(["ls", "-lR", str(chara)])
+            ev = self.origin.control("GET", "/__stats")["events"]
+        times = [e[0] / 1000.0 for e in ev]
+        busiest = max((sum(1 for u in times if x <= u < x + 1) for x in times), default=0)
+        return len(ev), t, busiest
+
+    def case8(self):
+        saved = (self.origin, self.lat, self.bw, self.snapshots)
+        sub = self.work / "link"
+        sub.mkdir()
+        link = self.origin = Origin(sub, LINK_LATENCY_MS, ["--link-bps", str(int(LINK_BPS))])
+        self.lat, self.bw, self.snapshots = LINK_LATENCY_MS / 1000.0, {}, {}
+        try:
+            for proto in [self.h2s[-1], "h1"]:
+                self.bw[proto] = LINK_BPS
+                self.link_rows(proto)
+            n, t, busiest = self.link_walk(self.h2s[-1])
+            self.runs["8-walk"] = {"requests": n, "seconds": t, "busiest_1s": busiest}
+            self.row("8", "link: ls -lR benchmark character, default budget: %d requests, %.1f/s, most %d in 1 s"
+                     % (n, n / t, busiest), t, "-", None, None, "<= 220 in any 1 s", busiest <= 220)
+        finally:
+            link.proc.terminate()
+            reap(link.proc)
+            PROCS.remove(link.proc)
+            self.origin, self.lat, self.bw, self.snapshots = saved
+
+    def link_rows(self, proto):
+        label = "%s, 6 MB/s 80 ms" % PROTOS[proto]["label"]
+        info = self.origin.info
+        docs = sum(info["documents_gzip"].values())  # l2dfs asks for them compressed
+        build = self.costumes[self.full]["build_data"]["size"]
+        assets = self.asset_bytes(self.full)
+        cold_bound = 3 * self.lat + (docs + build + assets) / LINK_BPS
+        snap = self.snapshot(proto, "-R")
+        rec = self.runs["8-" + proto] = {"cold_bound_s": cold_bound}
+
+        cold = [self.cp_cold(proto, None) for _ in range(self.reps)]
+        rec["cp_cold_s"] = [r[0] for r in cold]
+        rec["origin"] = [r[1] for r in cold]
+        t = median(rec["cp_cold_s"])
+        self.row("8", "link: fully cold cp -r, %s, vs bound" % label, t, "bound", cold_bound, t / cold_bound, "-",
+                 None)
+
+        times = []
+        for _ in range(self.reps):
+            with self.new_mount(proto, self.copy_cache(snap)) as m:
+                t0 = time.perf_counter()
+                nbytes, nfiles = self.viewer(m / "costumes" / self.full)
+                times.append(time.perf_counter() - t0)
+        bound = 2 * self.lat + nbytes / LINK_BPS
+        rec["viewer_s"], rec["viewer_bound_s"] = times, bound
+        t = median(times)
+        self.row("8", "link: viewer (%d files in order), %s, vs bound" % (nfiles, label), t, "bound", bound,
+                 t / bound, "-", None)
+
+        res = self.interleaved([("pull", lambda: self.pull_once(proto, self.fresh("cache"), self.full)),
+                                ("curl -Z 16", lambda: self.curl_once(self.full, proto, 16))])
+        rec.update({"pull_s": res["pull"], "curl_Z16_s": res["curl -Z 16"]})
+        t = median(res["pull"])
+        self.row("8", "link: fully cold pull, %s, vs bound" % label, t, "bound", cold_bound, t / cold_bound, "-",
+                 None)
+        if None not in res["curl -Z 16"]:
+            b = median(res["curl -Z 16"])
+            self.row("8", "link: fully cold pull, %s, vs curl -Z 16 (assets only)" % label, t, "curl -Z 16", b,
+                     t / b, "-", None)
+
+
 def evidence(st):
     """What the origin saw during one l2dfs run."""
     keys = ("total", "get", "head", "bytes", "max_in_flight", "connections", "first_head_ms", "first_get_ms",
@@ -803,7 +900,7 @@ def main():
     ap = argparse.ArgumentParser(description="l2dfs benchmark")
     ap.add_argument("--latency-ms", type=float, default=40)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--cases", default="1,2,3,4,5,6,7")
+    ap.add_argument("--cases", default="1,2,3,4,5,6,7,8")
     ap.add_argument("--json", default=str(REPO / "bench.json"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, caches)")
     args = ap.parse_args()

@@ -10,7 +10,10 @@
  *   /assets/<server>/<bundle>_rip/<file>,
  *   /assets/<server>/thumb/costume/group<id/50>_rip/<name>.png
  * Every answer waits --latency-ms first (timers, so hundreds of requests wait
- * side by side instead of queueing). Content is a pure function of (--seed,
+ * side by side instead of queueing). With --link-bps N every body goes
+ * through one shared link of N bytes a second (the bodies in flight share
+ * it evenly), as a real connection to the site would. JSON bodies go
+ * gzip-encoded to requests that accept gzip, as the site's do. Content is a pure function of (--seed,
  * path). Unknown paths get the site's HTML page with 200, as the real site.
  *
  * The catalogue is the real asset index of --samples-dir (3,639 bundles) when
@@ -27,7 +30,7 @@
  *                           "max_in_flight", "connections", "events": [[t_ms, method, path], ...]}
  *   POST /__stats/reset    zero the counters (events' t_ms count from here)
  *
- * Usage: node bench_origin.js [--latency-ms 40] [--seed 1] [--samples-dir DIR]
+ * Usage: node bench_origin.js [--latency-ms 40] [--link-bps 0] [--seed 1] [--samples-dir DIR]
  *                             [--port-file FILE] [--h1-port 0] [--h2-port 0]
  *                             [--tls-cert PEM --tls-key PEM]
  * The port file gets {"h1", "h2c", "h2" (TLS, if any), "pid"}.
@@ -48,11 +51,11 @@ const MAX_EVENTS = 50000;
 
 function parseArgs(argv) {
 	const o = {
-		latencyMs: 40, seed: 1, samplesDir: path.join(__dirname, '..', 'tests', 'data', 'samples'), portFile: null,
+		latencyMs: 40, linkBps: 0, seed: 1, samplesDir: path.join(__dirname, '..', 'tests', 'data', 'samples'), portFile: null,
 		h1Port: 0, h2Port: 0, tlsCert: null, tlsKey: null,
 	};
 	const keys = {
-		'--latency-ms': ['latencyMs', Number], '--seed': ['seed', Number],
+		'--latency-ms': ['latencyMs', Number], '--link-bps': ['linkBps', Number], '--seed': ['seed', Number],
 		'--samples-dir': ['samplesDir', String], '--port-file': ['portFile', String],
 		'--h1-port': ['h1Port', Number], '--h2-port': ['h2Port', Number],
 		'--tls-cert': ['tlsCert', String], '--tls-key': ['tlsKey', String],
@@ -451,11 +454,11 @@ function benchInfo() {
 	const names = roster[benchChara].characterName;
 	const out = {
 		catalogue: catalogueSource, bundles: Object.keys(bundles).length, latency_ms: opt.latencyMs,
-		character: { id: benchChara, names }, documents: {}, costumes: {},
+		character: { id: benchChara, names }, documents: {}, documents_gzip: {}, costumes: {},
 	};
 	for (const [p, b] of documents)
 		if (!p.includes('/explorer/') || p.includes('/jp/'))
-			out.documents[p] = b.length;
+			out.documents[p] = b.length, out.documents_gzip[p] = gzipped(p, b).length;
 	for (const [name, c] of Object.entries(bench)) {
 		const build = `/assets/jp/live2d/chara/${name}_rip/buildData.asset`;
 		const icon = `/assets/jp/thumb/costume/group${Math.floor(costumeIds[name] / 50)}_rip/${name}.png`;
@@ -523,15 +526,70 @@ function handle(req, res) {
 	res.on('finish', done);
 	res.on('close', done);
 	setTimeout(() => {
-		const [status, type, b] = resolve(urlPath);
-		res.writeHead(status, { 'content-type': type, 'content-length': b.length });
+		let [status, type, b] = resolve(urlPath);
+		const headers = { 'content-type': type };
+		if (/json/.test(type) && /\bgzip\b/.test(req.headers['accept-encoding'] || '')) {
+			b = gzipped(urlPath, b);
+			headers['content-encoding'] = 'gzip';
+		}
+		headers['content-length'] = b.length;
+		res.writeHead(status, headers);
 		if (head) {
 			res.end();
 		} else {
 			stats.bytes += b.length;
-			res.end(b);
+			if (opt.linkBps > 0)
+				linkSend(res, b);
+			else
+				res.end(b);
 		}
 	}, opt.latencyMs);
+}
+
+const gzipCache = new Map();
+
+function gzipped(urlPath, b) {
+	if (!gzipCache.has(urlPath))
+		gzipCache.set(urlPath, zlib.gzipSync(b));
+	return gzipCache.get(urlPath);
+}
+
+/* ---- one shared link (--link-bps) ---- */
+
+const LINK_TICK_MS = 5;
+const link = { active: [], timer: null, last: 0, budget: 0 };
+
+function linkSend(res, b) {
+	link.active.push({ res, b, off: 0 });
+	if (!link.timer) {
+		link.last = Date.now();
+		link.budget = 0;
+		link.timer = setInterval(linkTick, LINK_TICK_MS);
+	}
+}
+
+/* Share what the link carried since the last tick evenly among the bodies
+ * in flight. */
+function linkTick() {
+	const now = Date.now();
+	link.budget = Math.min(link.budget + (now - link.last) * opt.linkBps / 1000, opt.linkBps / 10);
+	link.last = now;
+	while (link.active.length && link.budget >= link.active.length) {
+		const share = Math.floor(link.budget / link.active.length);
+		for (const t of link.active) {
+			const n = Math.min(share, t.b.length - t.off);
+			t.res.write(t.b.subarray(t.off, t.off + n));
+			t.off += n;
+			link.budget -= n;
+			if (t.off === t.b.length)
+				t.res.end();
+		}
+		link.active = link.active.filter((t) => t.off < t.b.length && !t.res.destroyed);
+	}
+	if (!link.active.length) {
+		clearInterval(link.timer);
+		link.timer = null;
+	}
 }
 
 const h1 = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60000 }, handle);
@@ -561,7 +619,8 @@ function ready() {
 		fs.renameSync(`${opt.portFile}.tmp`, opt.portFile);
 	}
 	process.stdout.write(`bench_origin: HTTP/1.1 on ${ports.h1}, h2c on ${ports.h2c}, h2 (TLS) on ${ports.h2 || '-'}, ` +
-		`${Object.keys(bundles).length} bundles (${catalogueSource}), latency ${opt.latencyMs} ms\n`);
+		`${Object.keys(bundles).length} bundles (${catalogueSource}), latency ${opt.latencyMs} ms, ` +
+		`link ${opt.linkBps ? opt.linkBps + ' B/s' : 'unlimited'}\n`);
 }
 h1.listen({ host: '127.0.0.1', port: opt.h1Port, backlog: 4096 }, ready);
 h2.listen({ host: '127.0.0.1', port: opt.h2Port, backlog: 4096 }, ready);

@@ -56,7 +56,10 @@ Control API (JSON; never counted in the stats):
                 body {body | body_b64, content_type, status} |
                 redirect {location, status} | latency {ms} | size {size}
   DELETE /__control/fault/<id>
-  POST   /__control/config      {"latency_ms": n, "bandwidth": bytes per second}
+  GET    /__control/log         {"log": [[t, method, path, accept_encoding], ...]}: every
+                                request since the start or reset (t: seconds from then)
+  POST   /__control/config      {"latency_ms": n, "bandwidth": bytes per second,
+                                 "gzip": true (bodies gzip-encoded for requests accepting it)}
   POST   /__control/buildData   {"name", "json" | "raw", "server" (optional: every server)}
   POST   /__control/document    {"path", "json" | "raw" | "missing": true | "clear": true}
   GET    /__control/catalogue   characters and costumes
@@ -67,6 +70,7 @@ Control API (JSON; never counted in the stats):
 import argparse
 import base64
 import functools
+import gzip
 import hashlib
 import http.server
 import json
@@ -726,6 +730,7 @@ class Origin:
         self.lock = threading.Lock()
         self.overrides = {}  # URL path -> bytes, or None for missing
         self.latency_ms, self.bandwidth = latency_ms, bandwidth
+        self.gzip = False
         self.reset()
 
     def reset(self):
@@ -733,6 +738,7 @@ class Origin:
             self.requests, self.total = {}, 0
             self.in_flight = self.max_concurrent = 0
             self.faults, self.next_fault = [], 1
+            self.t0, self.log = time.monotonic(), []
 
     def resolve(self, path):
         with self.lock:
@@ -741,11 +747,12 @@ class Origin:
                 return None if v is None else (content_type(path), v)
         return self.cat.resolve(path)
 
-    def begin(self, method, path):
-        """Count a request; return the fault that applies (or None) and the
-        extra latency of the matching latency faults."""
+    def begin(self, method, path, accept=""):
+        """Count and log a request; return the fault that applies (or None)
+        and the extra latency of the matching latency faults."""
         with self.lock:
             k = "%s %s" % (method, path)
+            self.log.append([round(time.monotonic() - self.t0, 4), method, path, accept])
             self.requests[k] = self.requests.get(k, 0) + 1
             self.total += 1
             self.in_flight += 1
@@ -943,7 +950,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/__"):
             self.control(method)
             return
-        fault, delay = self.origin.begin(method, path)
+        fault, delay = self.origin.begin(method, path, self.headers.get("Accept-Encoding", ""))
         try:
             if delay > 0:
                 time.sleep(delay)
@@ -993,7 +1000,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind in (None, "latency") or (head and kind == "stall"):
             if kind == "stall":
                 time.sleep(float(fault.get("seconds", 1)))
-            self.send(200, ctype, body, head)
+            extra = []
+            if self.origin.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+                body, extra = gzip.compress(body), [("Content-Encoding", "gzip")]
+            self.send(200, ctype, body, head, extra)
             return
         self.send_response(200)
         self.send_header("Content-Type", ctype)
@@ -1043,6 +1053,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.send(200, got[0], got[1], method == "HEAD")
             elif method == "GET" and path == "/__control/stats":
                 self.send_json(o.stats())
+            elif method == "GET" and path == "/__control/log":
+                with o.lock:
+                    self.send_json({"log": list(o.log)})
             elif method == "GET" and path == "/__control/catalogue":
                 self.send_json(o.catalogue_info())
             elif method == "GET" and path == "/__control/costume":
@@ -1058,7 +1071,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 spec = self.read_json()
                 o.latency_ms = float(spec.get("latency_ms", o.latency_ms))
                 o.bandwidth = float(spec.get("bandwidth", o.bandwidth))
-                self.send_json({"latency_ms": o.latency_ms, "bandwidth": o.bandwidth})
+                o.gzip = bool(spec.get("gzip", o.gzip))
+                self.send_json({"latency_ms": o.latency_ms, "bandwidth": o.bandwidth, "gzip": o.gzip})
             elif method == "POST" and path == "/__control/buildData":
                 spec = self.read_json()
                 for server in [spec["server"]] if spec.get("server") else SERVERS:

@@ -36,6 +36,7 @@
 #define RETRY_AFTER_MAX_MS 60000
 #define IDLE_POLL_MS 60000
 #define XFER_BUFFER (64 * 1024L)
+#define NPRIO 3
 
 struct req {
 	struct req *next; /* in a queue or the timer list */
@@ -43,6 +44,7 @@ struct req {
 	enum fetch_base kind;
 	enum fetch_method method;
 	enum fetch_priority prio;
+	int decode;       /* Accept-Encoding sent, body decoded */
 	struct fetch_sink sink;
 	fetch_done_fn done;
 	void *arg;
@@ -75,7 +77,7 @@ struct fetch_engine {
 	pthread_t thread;
 
 	pthread_mutex_t lock; /* guards the fields up to the next comment */
-	struct req *head[2], *tail[2];
+	struct req *head[NPRIO], *tail[NPRIO];
 	int stopping;
 	int wake_pending;
 
@@ -87,6 +89,9 @@ struct fetch_engine {
 	struct http_bases bases;
 	unsigned rng;
 	int h2c_fresh; /* h2c: a new connection per transfer */
+	double tokens;      /* the request budget's bucket */
+	int64_t refill_ms;  /* when tokens was last topped up */
+	long budget_wait_ms;/* -1, or when a budgeted request may start */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -109,6 +114,8 @@ void fetch_config_defaults(struct fetch_config *cfg)
 	cfg->retries = 3;
 	cfg->retry_base_ms = 500;
 	cfg->max_file_size = (int64_t)512 << 20;
+	cfg->max_rate = 20;
+	cfg->rate_burst = 200;
 }
 
 /* ---- outcomes ------------------------------------------------------ */
@@ -190,6 +197,8 @@ static int launch(struct fetch_engine *e, struct slot *s)
 	else
 		curl_easy_setopt(s->h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(s->h, CURLOPT_HTTP_VERSION, version);
+	/* Documents compress well; assets are stored byte for byte as served. */
+	curl_easy_setopt(s->h, CURLOPT_ACCEPT_ENCODING, r->decode ? "" : NULL);
 	/* Waiting for a connection to learn whether it multiplexes only
 	 * pays where HTTP/2 is possible. */
 	curl_easy_setopt(s->h, CURLOPT_PIPEWAIT, (long)(!plain || (e->cfg.h2c && !e->h2c_fresh)));
@@ -347,6 +356,11 @@ static int check_headers(const struct fetch_engine *e, struct req *r)
 	curl_easy_getinfo(r->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
 	curl_easy_getinfo(r->h, CURLINFO_CONTENT_TYPE, &ct);
 	r->clen = clen;
+	/* An encoded length says nothing of the decoded size the sink gets. */
+	struct curl_header *ce;
+	if (r->decode &&
+	    curl_easy_header(r->h, "Content-Encoding", 0, CURLH_HEADER, -1, &ce) == CURLHE_OK)
+		r->clen = -1;
 	if (clen > e->cfg.max_file_size) {
 		set_reason(r, "%lld bytes, over the %lld byte limit", (long long)clen,
 			   (long long)e->cfg.max_file_size);
@@ -588,18 +602,47 @@ static void enqueue(struct fetch_engine *e, struct req *r)
 	e->tail[r->prio] = r;
 }
 
-/* Foreground first. */
+static struct req *pop(struct fetch_engine *e, int p)
+{
+	struct req *r = e->head[p];
+	if (r) {
+		e->head[p] = r->next;
+		if (!r->next)
+			e->tail[p] = NULL;
+		r->next = NULL;
+	}
+	return r;
+}
+
+/* Top the bucket up for the time gone by, at most to rate_burst. */
+static void budget_refill(struct fetch_engine *e)
+{
+	int64_t now = http_now_ms();
+	e->tokens += (double)(now - e->refill_ms) * e->cfg.max_rate / 1000.0;
+	if (e->tokens > e->cfg.rate_burst)
+		e->tokens = e->cfg.rate_burst;
+	e->refill_ms = now;
+	e->budget_wait_ms = -1;
+}
+
+/* Foreground first, whatever the budget; then probes and prefetch while
+ * the budget lasts (budget_wait_ms says when the next one may go). */
 static struct req *dequeue(struct fetch_engine *e)
 {
-	for (int p = FETCH_FOREGROUND; p <= FETCH_BACKGROUND; p++) {
-		struct req *r = e->head[p];
-		if (r) {
-			e->head[p] = r->next;
-			if (!r->next)
-				e->tail[p] = NULL;
-			r->next = NULL;
-			return r;
+	struct req *r = pop(e, FETCH_FOREGROUND);
+	if (r)
+		return r;
+	for (int p = FETCH_PROBE; p < NPRIO; p++) {
+		if (!e->head[p])
+			continue;
+		if (e->cfg.max_rate == 0)
+			return pop(e, p);
+		if (e->tokens < 1.0) {
+			e->budget_wait_ms = 1 + (long)((1.0 - e->tokens) * 1000.0 / e->cfg.max_rate);
+			return NULL;
 		}
+		e->tokens -= 1.0;
+		return pop(e, p);
 	}
 	return NULL;
 }
@@ -607,7 +650,7 @@ static struct req *dequeue(struct fetch_engine *e)
 /* Due retries go ahead of their queue (in due order). */
 static void promote_timers(struct fetch_engine *e)
 {
-	struct req **ins[2] = { &e->head[0], &e->head[1] }, *r;
+	struct req **ins[NPRIO] = { &e->head[0], &e->head[1], &e->head[2] }, *r;
 	int64_t now = http_now_ms();
 
 	while ((r = e->timers) && r->due_ms <= now) {
@@ -636,6 +679,7 @@ static int admit(struct fetch_engine *e)
 		}
 		e->wake_pending = 0;
 		promote_timers(e);
+		budget_refill(e);
 		while (room > 0 && (r = dequeue(e))) {
 			*tail = r;
 			tail = &r->next;
@@ -674,10 +718,11 @@ static void cancel_all(struct fetch_engine *e)
 		finish_slot(e, s, -ECANCELED);
 	}
 	pthread_mutex_lock(&e->lock);
-	while ((r = dequeue(e))) {
-		*tail = r;
-		tail = &r->next;
-	}
+	for (int p = 0; p < NPRIO; p++)
+		while ((r = pop(e, p))) {
+			*tail = r;
+			tail = &r->next;
+		}
 	pthread_mutex_unlock(&e->lock);
 	*tail = e->timers;
 	e->timers = NULL;
@@ -701,6 +746,8 @@ static void *engine_main(void *arg)
 			int64_t d = e->timers->due_ms - http_now_ms();
 			timeout = d < 0 ? 0 : d < timeout ? (long)d : timeout;
 		}
+		if (e->budget_wait_ms >= 0 && e->budget_wait_ms < timeout)
+			timeout = e->budget_wait_ms;
 		curl_multi_poll(e->multi, NULL, 0, (int)timeout, NULL);
 		curl_multi_perform(e->multi, &running);
 		while ((m = curl_multi_info_read(e->multi, &left))) {
@@ -733,7 +780,8 @@ static int config_valid(const struct fetch_config *c)
 {
 	if (!c->api_url || !c->assets_url || c->nmirrors < 0 || c->nmirrors > FETCH_MAX_MIRRORS ||
 	    c->max_connections < 1 || c->max_transfers < 1 || c->connect_timeout_s < 1 ||
-	    c->timeout_s < 1 || c->retries < 0 || c->retry_base_ms < 1 || c->max_file_size < 0)
+	    c->timeout_s < 1 || c->retries < 0 || c->retry_base_ms < 1 || c->max_file_size < 0 ||
+	    c->max_rate < 0 || (c->max_rate > 0 && c->rate_burst < 1))
 		return 0;
 	for (int i = 0; i < c->nmirrors; i++)
 		if (!c->mirrors[i])
@@ -762,6 +810,9 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
 	 * that a second transfer reuses ("Error in the HTTP2 framing layer"). */
 	e->h2c_fresh = cfg->h2c && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
 	e->rng = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)e;
+	e->tokens = cfg->rate_burst;
+	e->refill_ms = http_now_ms();
+	e->budget_wait_ms = -1;
 	e->slots = calloc((size_t)cfg->max_transfers, sizeof(*e->slots));
 	e->free_slots = calloc((size_t)cfg->max_transfers, sizeof(*e->free_slots));
 	e->multi = curl_multi_init();
@@ -811,12 +862,19 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		 enum fetch_method method, enum fetch_priority prio,
 		 const struct fetch_sink *sink, fetch_done_fn done, void *arg)
 {
+	return http_submit(e, base, path, method, prio, 0, sink, done, arg);
+}
+
+int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
+		enum fetch_method method, enum fetch_priority prio, int decode,
+		const struct fetch_sink *sink, fetch_done_fn done, void *arg)
+{
 	struct req *r;
 	size_t len;
 
 	if (!path || path[0] != '/' || (method == FETCH_GET && (!sink || !sink->write)) ||
 	    (base != FETCH_API && base != FETCH_ASSETS) ||
-	    (prio != FETCH_FOREGROUND && prio != FETCH_BACKGROUND))
+	    (prio != FETCH_FOREGROUND && prio != FETCH_PROBE && prio != FETCH_BACKGROUND))
 		return -EINVAL;
 	for (len = 0; path[len]; len++)
 		if ((unsigned char)path[len] < 0x20 || path[len] == 0x7f)
@@ -830,6 +888,7 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 	r->kind = base;
 	r->method = method;
 	r->prio = prio;
+	r->decode = decode;
 	if (sink)
 		r->sink = *sink;
 	r->done = done;

@@ -36,6 +36,13 @@ struct fetch_config {
 	int retries;           /* extra attempts after the first; default 3 */
 	long retry_base_ms;    /* first back-off; doubles, +-50% jitter; default 500 */
 	int64_t max_file_size; /* larger bodies are refused with -EFBIG; default 512 MiB */
+	/* Budgeted requests (FETCH_PROBE, FETCH_BACKGROUND) start at most
+	 * max_rate a second on average, up to rate_burst at once after a quiet
+	 * spell (a token bucket for the origin and its mirrors together);
+	 * 0 = no limit. Default 20 and 200: opening a costume (its probes, then
+	 * its prefetch, about 2 x 90 requests) is not held back. */
+	int max_rate;
+	int rate_burst;
 };
 
 /* Fill *cfg with the defaults above (bases: bestdori.com). */
@@ -43,7 +50,10 @@ void fetch_config_defaults(struct fetch_config *cfg);
 
 enum fetch_base { FETCH_API, FETCH_ASSETS };
 enum fetch_method { FETCH_GET, FETCH_HEAD };
-enum fetch_priority { FETCH_FOREGROUND, FETCH_BACKGROUND };
+/* Admission order. FETCH_FOREGROUND (a reader waits) is never held back;
+ * FETCH_PROBE (listings: buildData, size HEADs) and then FETCH_BACKGROUND
+ * (prefetch) wait for the request budget (max_rate). */
+enum fetch_priority { FETCH_FOREGROUND, FETCH_PROBE, FETCH_BACKGROUND };
 
 struct fetch_result {
 	/* 0; -ENOENT for 404/410 or an HTML page where content was expected
@@ -92,7 +102,9 @@ void fetch_engine_stop(struct fetch_engine *e);
 
 /* Queue a request for "<base>/<path>" (path starts with '/'; only the
  * configured origins are ever contacted, redirects to other hosts are
- * refused). sink may be NULL for HEAD. Returns -ECANCELED after free began. */
+ * refused). No Accept-Encoding is sent: the sink gets the bytes as stored
+ * on the origin. sink may be NULL for HEAD. Returns -ECANCELED after free
+ * began. */
 int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		 enum fetch_method method, enum fetch_priority prio,
 		 const struct fetch_sink *sink, fetch_done_fn done, void *arg);
@@ -108,13 +120,23 @@ struct fetch_sink fetch_membuf_sink(struct fetch_membuf *m);
 /* Once the request succeeded: NUL-terminate m->buf (len unchanged). */
 int fetch_membuf_finish(struct fetch_membuf *m);
 
-/* Blocking GET into memory (NUL-terminated, at most max_bytes, else
- * -EFBIG). On success *body is the caller's to free(). res may be NULL. */
-int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
-		     size_t max_bytes, char **body, size_t *len, struct fetch_result *res);
+/* fetch_submit() of a GET of a document into m (through
+ * fetch_membuf_sink()): it is asked for compressed (Accept-Encoding: what
+ * libcurl decodes) and m gets the decoded bytes, at most m->max of them. */
+int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
+			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
+			  void *arg);
 
-/* Blocking HEAD of n paths at once (all in flight together); res[i] for
- * each. Returns 0 when every request got an answer (see res[i].err). */
+/* Blocking fetch_submit_document() into memory, NUL-terminated: at most
+ * max_bytes decoded, else -EFBIG. On success *body is the caller's to
+ * free(). res may be NULL. */
+int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
+		     enum fetch_priority prio, size_t max_bytes, char **body, size_t *len,
+		     struct fetch_result *res);
+
+/* Blocking HEAD of n paths at once (all in flight together, as FETCH_PROBE:
+ * within the request budget); res[i] for each. Returns 0 when every request
+ * got an answer (see res[i].err). */
 int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *const *paths,
 		     size_t n, struct fetch_result *res);
 

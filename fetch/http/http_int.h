@@ -56,6 +56,13 @@ int http_is_html_type(const char *content_type);
  * bytes are needed to tell (final: no more will come). */
 int http_sniff_html(const unsigned char *p, size_t n, int final);
 
+/* fetch_submit(), and with decode set the request carries Accept-Encoding
+ * (every encoding libcurl can decode) and the sink gets decoded bytes; its
+ * begin() then gets -1 when the body came encoded. */
+int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
+		enum fetch_method method, enum fetch_priority prio, int decode,
+		const struct fetch_sink *sink, fetch_done_fn done, void *arg);
+
 /* The reason phrase with a leading space (" Not Found"), "" if unknown. */
 const char *http_status_text(long status);
 

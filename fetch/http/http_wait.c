@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "http_int.h"
 
 struct waiter {
 	pthread_mutex_t lock;
@@ -121,11 +121,20 @@ int fetch_membuf_finish(struct fetch_membuf *m)
 	return 0;
 }
 
+int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
+			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
+			  void *arg)
+{
+	struct fetch_sink sink = fetch_membuf_sink(m);
+
+	return http_submit(e, base, path, FETCH_GET, prio, 1, &sink, done, arg);
+}
+
 int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
-		     size_t max_bytes, char **body, size_t *len, struct fetch_result *res)
+		     enum fetch_priority prio, size_t max_bytes, char **body, size_t *len,
+		     struct fetch_result *res)
 {
 	struct fetch_membuf m = { .max = max_bytes };
-	struct fetch_sink sink = fetch_membuf_sink(&m);
 	struct fetch_result local;
 	struct waiter w;
 	struct waited item = { &w, res ? res : &local };
@@ -134,7 +143,7 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	*body = NULL;
 	*len = 0;
 	waiter_init(&w, 1);
-	rc = fetch_submit(e, base, path, FETCH_GET, FETCH_FOREGROUND, &sink, waited_done, &item);
+	rc = fetch_submit_document(e, base, path, prio, &m, waited_done, &item);
 	if (rc < 0) {
 		result_failed(item.res, rc);
 		waiter_done(&w);
@@ -165,8 +174,8 @@ int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *c
 	for (size_t i = 0; i < n; i++) {
 		int rc;
 		items[i] = (struct waited){ &w, &res[i] };
-		rc = fetch_submit(e, base, paths[i], FETCH_HEAD, FETCH_FOREGROUND, NULL,
-				  waited_done, &items[i]);
+		rc = fetch_submit(e, base, paths[i], FETCH_HEAD, FETCH_PROBE, NULL, waited_done,
+				  &items[i]);
 		if (rc < 0) {
 			result_failed(&res[i], rc);
 			waiter_done(&w);

@@ -187,11 +187,10 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 	int pending = NDOCS;
 
 	for (int i = 0; i < NDOCS; i++) {
-		struct fetch_sink sink = fetch_membuf_sink(&docs[i].got);
 		struct fetch_result res = { .err = 0 };
 		docs[i].pending = &pending;
-		res.err = fetch_submit(lib->engine, FETCH_API, docs[i].path, FETCH_GET,
-				       FETCH_FOREGROUND, &sink, doc_done, &docs[i]);
+		res.err = fetch_submit_document(lib->engine, FETCH_API, docs[i].path,
+						FETCH_FOREGROUND, &docs[i].got, doc_done, &docs[i]);
 		if (res.err < 0)
 			doc_done(&docs[i], &res);
 	}
@@ -482,7 +481,8 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
 	snprintf(key, sizeof(key), "build:%s:%s", c.server, c.live2d_name);
 	snprintf(path, sizeof(path), "/%s/live2d/chara/%s_rip/buildData.asset", c.server,
 		 c.live2d_name);
-	rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_DOC_MAX, &body, &len, &res);
+	rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_PROBE, FETCH_DOC_MAX, &body,
+			      &len, &res);
 	int stored = rc < 0 && idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
 	if (rc < 0) {
 		log_error("%s: buildData: %s%s", c.live2d_name,

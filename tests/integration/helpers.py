@@ -114,6 +114,10 @@ class Origin:
     def requests(self):
         return self.stats()["requests"]
 
+    def request_log(self):
+        """[[t, method, path, accept_encoding], ...] since the start or reset."""
+        return self.control("GET", "/__control/log")["log"]
+
     def fault(self, **kw):
         return self.control("POST", "/__control/fault", kw)["id"]
 

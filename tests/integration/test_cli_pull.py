@@ -238,3 +238,18 @@ def test_interrupted_pull_leaves_nothing_partial(cli, origin, tmp_path):
         assert json.loads(files["model.json"]) == costume(origin, name).model_json
     r = cli("verify")
     assert r.returncode == 0 and "all sound" in r.stdout, r.stdout + r.stderr
+
+
+def test_without_j_as_many_at_once_as_the_engine_allows(cli, origin, tmp_path):
+    origin.config(latency_ms=400)  # every download overlaps the others
+    r = cli("pull", "户山 香澄", "花园 多惠", "高松 灯", "千早 爱音", "--to", tmp_path / "all",
+            "--json", opts={"max_connections": "100"})
+    assert r.returncode == 0, r.stderr
+    downloads = [e for e in json_lines(r.stdout) if e["event"] == "downloaded"]
+    # More at once than one per worker thread: all of them, up to the
+    # engine's connections (HTTP/1.1).
+    assert len(downloads) > 64 and origin.stats()["max_concurrent"] > 64
+    origin.reset()
+    r = cli("pull", "002_casual-2023", "--to", tmp_path / "three", "-j", "3")
+    assert r.returncode == 0, r.stderr
+    assert origin.stats()["max_concurrent"] <= 3

@@ -17,14 +17,17 @@ request counter; the query string says how to answer:
   dribble=1     the first 40 bytes one at a time
   redirect=URL  302 to URL ("self": the request's own path)
   delay=MS      wait before answering
+  gzip=1        a gzip-encoded body when the request accepts gzip
 
 Paths under /down/ always answer 503. Control paths (any prefix):
   /count/KEY    requests seen for KEY
+  /ae/KEY       the Accept-Encoding header of KEY's last request ("" if none)
   /stats/reset  start watching open connections
   /stats/max    most connections open at once since then, beyond those
                 open at the reset
 """
 import argparse
+import gzip
 import os
 import threading
 import time
@@ -33,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
 COUNTS = {}
+ACCEPT = {}
 CONNS = {"open": 0, "max": 0, "base": 0}
 
 HTML = b"<!DOCTYPE html><html><head><title>Bestdori</title></head><body></body></html>"
@@ -79,6 +83,11 @@ class Handler(BaseHTTPRequestHandler):
                 n = COUNTS.get(path.rsplit("/", 1)[-1], 0)
             self.send(200, str(n).encode(), "text/plain")
             return True
+        if "/ae/" in path:
+            with LOCK:
+                ae = ACCEPT.get(path.rsplit("/", 1)[-1], "")
+            self.send(200, ae.encode(), "text/plain")
+            return True
         if path.endswith("/stats/reset"):
             with LOCK:
                 CONNS["max"] = CONNS["base"] = CONNS["open"]
@@ -100,6 +109,7 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             COUNTS[key] = COUNTS.get(key, 0) + 1
             nth = COUNTS[key]
+            ACCEPT[key] = self.headers.get("Accept-Encoding", "")
         faulty = nth <= int(q.get("times", "1000000"))
         size = int(q.get("size", "64"))
         body = b"\n  " + HTML if "htmlbody" in q else body_of(size)
@@ -125,6 +135,9 @@ class Handler(BaseHTTPRequestHandler):
     def stream(self, q, body, faulty):
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
+        if "gzip" in q and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
         if "nolen" in q:
             self.send_header("Connection", "close")
             self.close_connection = True

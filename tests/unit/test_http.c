@@ -218,7 +218,9 @@ static int peer_number(const char *path)
 	char *body;
 	size_t len;
 	int n;
-	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, 64, &body, &len, NULL), 0);
+	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, FETCH_FOREGROUND, 64, &body, &len,
+					  NULL),
+			 0);
 	n = atoi(body);
 	free(body);
 	return n;
@@ -229,6 +231,19 @@ static int peer_count(const char *key)
 	char path[128];
 	snprintf(path, sizeof(path), "/count/%s", key);
 	return peer_number(path);
+}
+
+/* The Accept-Encoding header of key's last request. */
+static void peer_accept(const char *key, char *out, size_t n)
+{
+	char path[128], *body;
+	size_t len;
+	snprintf(path, sizeof(path), "/ae/%s", key);
+	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, FETCH_FOREGROUND, 256, &body, &len,
+					  NULL),
+			 0);
+	snprintf(out, n, "%s", body);
+	free(body);
 }
 
 static int body_ok(const struct rec *r, size_t n)
@@ -255,6 +270,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.retries, 3);
 	assert_int_equal(c.timeout_s, 30);
 	assert_int_equal(c.max_file_size, (int64_t)512 << 20);
+	assert_int_equal(c.max_rate, 20);
+	assert_int_equal(c.rate_burst, 200);
 	assert_null(c.proxy);
 }
 
@@ -509,7 +526,8 @@ static void test_too_big(void **state)
 	assert_true(rec.len <= 1000);
 	assert_int_equal(run(e, FETCH_GET, "/t/big3?size=1000", &rec, &res), 0);
 	assert_int_equal(res.size, 1000);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/big4?size=101", 100, &body, &len, &res),
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/big4?size=101", FETCH_FOREGROUND, 100,
+					  &body, &len, &res),
 			 -EFBIG);
 	assert_null(body);
 	free(rec.buf);
@@ -708,17 +726,110 @@ static void test_get_memory(void **state)
 	size_t len;
 	(void)state;
 
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem1?size=1000", 1000, &body, &len, &res),
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem1?size=1000", FETCH_FOREGROUND, 1000,
+					  &body, &len, &res),
 			 0);
 	assert_int_equal(len, 1000);
 	assert_int_equal(body[len], '\0');
 	for (size_t i = 0; i < len; i++)
 		assert_int_equal((unsigned char)body[i], i % 251);
 	free(body);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem2?fail=404", 10, &body, &len, NULL),
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem2?fail=404", FETCH_FOREGROUND, 10,
+					  &body, &len, NULL),
 			 -ENOENT);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "no-slash", 10, &body, &len, &res), -EINVAL);
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "no-slash", FETCH_FOREGROUND, 10, &body,
+					  &len, &res),
+			 -EINVAL);
 	assert_int_equal(res.err, -EINVAL);
+	fetch_engine_free(e);
+}
+
+/* Documents are asked for compressed and decoded, within the limit as
+ * decoded; assets and HEADs ask for no encoding and get the bytes as is. */
+static void test_encoding(void **state)
+{
+	struct fetch_engine *e = default_engine();
+	struct fetch_result res;
+	struct rec rec = { 0 };
+	char ae[256], *body;
+	size_t len;
+	(void)state;
+
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/gz1?size=50000&gzip=1", FETCH_PROBE,
+					  50000, &body, &len, &res),
+			 0);
+	peer_accept("gz1", ae, sizeof(ae));
+	assert_non_null(strstr(ae, "gzip"));
+	assert_int_equal(len, 50000);
+	assert_int_equal(res.size, 50000);
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal((unsigned char)body[i], i % 251);
+	free(body);
+	/* Small on the wire, too big decoded. */
+	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/gz2?size=50000&gzip=1",
+					  FETCH_FOREGROUND, 49999, &body, &len, &res),
+			 -EFBIG);
+	assert_int_equal(run(e, FETCH_GET, "/t/gz3?size=50000&gzip=1", &rec, &res), 0);
+	peer_accept("gz3", ae, sizeof(ae));
+	assert_string_equal(ae, "");
+	assert_true(body_ok(&rec, 50000));
+	assert_int_equal(run(e, FETCH_HEAD, "/t/gz4?size=50000&gzip=1", NULL, &res), 0);
+	peer_accept("gz4", ae, sizeof(ae));
+	assert_string_equal(ae, "");
+	assert_int_equal(res.size, 50000);
+	free(rec.buf);
+	fetch_engine_free(e);
+}
+
+struct stamp {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int left;
+	int64_t last_budgeted, foreground;
+};
+
+/* When the foreground request (path .../budgetF) and the last other one ended. */
+static void stamp_done(void *arg, const struct fetch_result *res)
+{
+	struct stamp *s = arg;
+	pthread_mutex_lock(&s->lock);
+	*(strstr(res->url, "budgetF") ? &s->foreground : &s->last_budgeted) = now_ms();
+	s->left--;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* 2 at once, then 10 a second: 8 probes and prefetches take 0.6 s or more,
+ * while a foreground GET queued behind them goes at once. */
+static void test_budget(void **state)
+{
+	struct fetch_config c;
+	struct fetch_engine *e;
+	struct stamp s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 9, 0, 0 };
+	char path[64];
+	(void)state;
+
+	test_config(&c);
+	c.max_rate = 10;
+	c.rate_burst = 2;
+	e = engine(&c);
+	int64_t t0 = now_ms();
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/t/budget%d", i);
+		assert_int_equal(fetch_submit(e, FETCH_ASSETS, path, i % 2 ? FETCH_HEAD : FETCH_GET,
+					      i % 2 ? FETCH_PROBE : FETCH_BACKGROUND, &discard_sink,
+					      stamp_done, &s),
+				 0);
+	}
+	assert_int_equal(fetch_submit(e, FETCH_ASSETS, "/t/budgetF", FETCH_GET, FETCH_FOREGROUND,
+				      &discard_sink, stamp_done, &s),
+			 0);
+	pthread_mutex_lock(&s.lock);
+	while (s.left > 0)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	assert_true(s.last_budgeted - t0 >= 550);
+	assert_true(s.foreground < s.last_budgeted);
 	fetch_engine_free(e);
 }
 
@@ -803,6 +914,8 @@ int main(void)
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_head),
 		cmocka_unit_test(test_get_memory),
+		cmocka_unit_test(test_encoding),
+		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_invalid),
 	};
