@@ -2,7 +2,6 @@
 hostile or broken documents, writes, and bad start-up conditions."""
 
 import errno
-import hashlib
 import json
 import os
 import subprocess
@@ -10,14 +9,9 @@ import time
 
 import pytest
 
-from helpers import costume, asset_row, mount_fstype, oserror, read_file, wait_for
+from helpers import TEX0, TEX1, costume, asset_row, mount_fstype, oserror, read_errno, read_file, sha256, wait_for
 
 NO_PREFETCH = {"prefetch": "off"}
-TEX0, TEX1 = "textures/texture_00.png", "textures/texture_01.png"
-
-
-def read_errno(path):
-    return oserror(read_file, path)
 
 
 def files_named(root, needles):
@@ -130,7 +124,7 @@ def test_broken_transfer_is_retried_or_refused(mount, origin, kind):
         assert not os.path.exists(c.cache_file(m.cache, TEX0))
         return
     assert read_file(c.path(m, TEX0)) == want
-    assert hashlib.sha256(read_file(c.cache_file(m.cache, TEX0))).hexdigest() == hashlib.sha256(want).hexdigest()
+    assert sha256(read_file(c.cache_file(m.cache, TEX0))) == sha256(want)
 
 
 def test_stalled_origin_times_out(mount, origin):
