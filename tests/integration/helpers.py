@@ -1,5 +1,7 @@
 """Helpers for the integration tests: the fixture origin, l2dfs mounts, the index."""
 
+import errno
+import hashlib
 import json
 import os
 import re
@@ -7,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -15,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_SERVER = REPO / "scripts" / "fixture_server.py"
 DEFAULT_COSTUME = "036_live_event_307_ssr"
+TEX0, TEX1 = "textures/texture_00.png", "textures/texture_01.png"  # DEFAULT_COSTUME's textures
 LANGS = {"ja": 0, "en": 1, "zh-hant": 2, "zh-hans": 3, "ko": 4}
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -30,6 +34,27 @@ def wait_for(cond, timeout, interval=0.02):
         if v or time.monotonic() >= end:
             return v
         time.sleep(interval)
+
+
+def timed(fn, *args, timeout=30):
+    """(errno or 0, value, seconds) of fn(*args) run in a thread; fails the
+    test if it has not returned after timeout seconds (a hung reader)."""
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            out["value"] = fn(*args)
+            out["errno"] = 0
+        except OSError as e:
+            out["errno"] = e.errno
+        out["seconds"] = time.monotonic() - t0
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "%s%r still blocked after %.0f s" % (fn.__name__, args, timeout)
+    return out["errno"], out.get("value"), out["seconds"]
 
 
 def reap(proc, timeout):
@@ -117,6 +142,11 @@ class Origin:
     def request_log(self):
         """[[t, method, path, accept_encoding], ...] since the start or reset."""
         return self.control("GET", "/__control/log")["log"]
+
+    def asset_gets(self):
+        """{"GET <path>": count} of requests for asset bytes (buildData aside)."""
+        return {k: n for k, n in self.requests().items()
+                if k.startswith("GET /assets/") and not k.endswith("/buildData.asset")}
 
     def fault(self, **kw):
         return self.control("POST", "/__control/fault", kw)["id"]
@@ -341,6 +371,10 @@ def read_file(path):
         return f.read()
 
 
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
 def oserror(fn, *args):
     """The errno fn(*args) fails with, or 0."""
     try:
@@ -348,4 +382,13 @@ def oserror(fn, *args):
     except OSError as e:
         return e.errno
     return 0
+
+
+def read_errno(path):
+    """The errno reading the file at path fails with, or 0."""
+    return oserror(read_file, path)
+
+
+def errname(e):
+    return errno.errorcode.get(e, str(e)) if e else "ok"
 

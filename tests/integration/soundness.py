@@ -1,16 +1,11 @@
 """What the fault, crash, disk and stress tests check after every mishap: the
-cache holds no partial file and no wrong byte, the index agrees with it, and
-no read can hang a test."""
+cache holds no partial file and no wrong byte, and the index agrees with it."""
 
-import errno
-import hashlib
 import json
 import os
-import sqlite3
 import subprocess
-import threading
-import time
-import urllib.parse
+
+from helpers import index_rows, read_file, sha256
 
 TEMP_PREFIX = ".tmp."
 
@@ -40,10 +35,6 @@ def cached_files(cache):
     return out
 
 
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 class Remembered:
     """An origin's expected() remembered per URL (the bytes of a path never
     change), for checks that look at the same files again and again."""
@@ -66,7 +57,7 @@ def wrong_bytes(cache, origin):
         lost += os.lstat(p).st_size
         what.append("temporary " + p)
     for url, p in cached_files(cache).items():
-        data = open(p, "rb").read()
+        data = read_file(p)
         try:
             good = origin.expected(url) == data
         except KeyError:
@@ -77,24 +68,14 @@ def wrong_bytes(cache, origin):
     return lost, what
 
 
-def index_db(cache):
-    uri = "file:%s?mode=ro" % urllib.parse.quote(os.path.join(str(cache), "index.db"))
-    return sqlite3.connect(uri, uri=True, timeout=10)
-
-
 def index_problems(cache):
     """Completed rows whose file is missing, or has another size or SHA-256."""
-    db = index_db(cache)
-    try:
-        rows = db.execute("SELECT server, bundle, file, size, sha256 FROM assets"
-                          " WHERE state='completed'").fetchall()
-    finally:
-        db.close()
     out = []
-    for server, bundle, file, size, digest in rows:
-        p = os.path.join(assets_dir(cache), server, bundle, file)
+    for r in index_rows(cache, "SELECT server, bundle, file, size, sha256 FROM assets WHERE state='completed'"):
+        p = os.path.join(assets_dir(cache), r["server"], r["bundle"], r["file"])
+        size, digest = r["size"], r["sha256"]
         try:
-            data = open(p, "rb").read()
+            data = read_file(p)
         except OSError as e:
             out.append("%s: %s" % (p, os.strerror(e.errno)))
             continue
@@ -119,33 +100,3 @@ def assert_sound(cache, origin):
     lost, what = wrong_bytes(cache, origin)
     assert lost == 0 and not what, what
     assert index_problems(cache) == []
-
-
-def timed(fn, *args, timeout=30):
-    """(errno or 0, value, seconds) of fn(*args) run in a thread; fails the
-    test if it has not returned after timeout seconds (a hung reader)."""
-    out = {}
-
-    def run():
-        t0 = time.monotonic()
-        try:
-            out["value"] = fn(*args)
-            out["errno"] = 0
-        except OSError as e:
-            out["errno"] = e.errno
-        out["seconds"] = time.monotonic() - t0
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), "%s%r still blocked after %.0f s" % (fn.__name__, args, timeout)
-    return out["errno"], out.get("value"), out["seconds"]
-
-
-def read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def errname(e):
-    return errno.errorcode.get(e, str(e)) if e else "ok"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from helpers import costume, index_rows
+from helpers import TEX0, costume, index_rows
 from test_cli_helpers import cache_path, cached_bytes, cli, json_lines, temporaries  # noqa: F401
 
 NAME = "036_live_event_307_ssr"
@@ -61,7 +61,7 @@ def test_gc_keeps_a_file_open_through_the_mount(cli, mount, origin):
     for rel in c.files:
         with open(c.flat(m, rel), "rb") as f:
             f.read()
-    held_rel = "textures/texture_00.png"
+    held_rel = TEX0
     held = open(c.flat(m, held_rel), "rb")
     try:
         size = len(origin.expected(c.files[held_rel]))

@@ -15,11 +15,6 @@ TOMORI = ["036_casual-2023", "036_school_winter-2023", "036_dream_festival_3_ur"
           "036_live_event_307_ssr"]
 
 
-def asset_gets(origin):
-    return {k: n for k, n in origin.requests().items()
-            if k.startswith("GET /assets/") and not k.endswith("/buildData.asset")}
-
-
 def expected_tree(origin, name):
     """{rel: bytes} the origin implies for a costume's asset-backed files."""
     c = costume(origin, name)
@@ -31,7 +26,7 @@ def test_shared_general_files_are_fetched_once(cli, origin, tmp_path):
     out = tmp_path / "out"
     r = cli("pull", "036_live_event_307_ssr", "036_casual-2023", "--to", out)
     assert r.returncode == 0, r.stderr
-    gets = asset_gets(origin)
+    gets = origin.asset_gets()
     assert gets and max(gets.values()) == 1, {k: n for k, n in gets.items() if n > 1}
     shared = [k for k in gets if "036_general_rip/" in k]
     both = set(costume(origin, "036_live_event_307_ssr").files.values()) & \

@@ -1,15 +1,13 @@
 """`l2dfs status` and `l2dfs retry`, and the mount's status attributes."""
 
-import hashlib
 import json
 import os
 import subprocess
 
-from helpers import costume
+from helpers import TEX1 as TEX, costume, sha256
 from test_cli_helpers import cache_path, cli, json_lines  # noqa: F401 (fixture)
 
 NAME = "036_live_event_307_ssr"
-TEX = "textures/texture_01.png"
 
 
 def fields(text):
@@ -41,13 +39,13 @@ def test_status_of_a_file_and_a_costume_without_a_mount(cli, origin, tmp_path):
         f = fields(r.stdout)
         assert f["state"] == "completed" and f["progress"] == "100", r.stdout
         assert f["size"] == str(len(body))
-        assert f["sha256"] == hashlib.sha256(body).hexdigest()
+        assert f["sha256"] == sha256(body)
         assert f["cache_path"] == cache_path(cli.cache, c.files[TEX])
         assert f["url"] == origin.url + c.files[TEX]
         assert f["error"] == ""
     j = json_lines(cli("status", "--json", "%s/%s" % (NAME, TEX)).stdout)[0]
     assert (j["state"], j["progress"], j["size"]) == ("completed", 100, len(body))
-    assert j["sha256"] == hashlib.sha256(body).hexdigest() and j["rel_path"] == TEX
+    assert j["sha256"] == sha256(body) and j["rel_path"] == TEX
     r = cli("status", "/x/costumes/%s/model.json" % NAME)
     assert fields(r.stdout)["state"] == "generated"
 
@@ -138,7 +136,7 @@ def test_mount_status_attributes(cli, mount, origin):
     a = getfattr(path)
     assert a["user.l2dfs.state"] == "completed" and a["user.l2dfs.progress"] == "100"
     assert a["user.l2dfs.size"] == str(len(body))
-    assert a["user.l2dfs.sha256"] == hashlib.sha256(body).hexdigest()
+    assert a["user.l2dfs.sha256"] == sha256(body)
     assert a["user.l2dfs.cache_path"] == cache_path(cli.cache, c.files[TEX])
     assert a["user.l2dfs.url"] == origin.url + c.files[TEX]
     assert a.get("user.l2dfs.error", "") == ""

@@ -9,13 +9,11 @@ import time
 
 import pytest
 
-from helpers import costume, wait_for
-from soundness import (Remembered, assert_sound, cached_files, index_problems, read_bytes, temps, timed, verify,
-                       wrong_bytes)
+from helpers import TEX0, costume, read_file, timed, wait_for
+from soundness import Remembered, assert_sound, cached_files, index_problems, temps, verify, wrong_bytes
 
 ROUNDS = int(os.environ.get("L2DFS_CRASH_ROUNDS", "20"))
 PER_ROUND = 2  # costumes copied in a round, none of them cached yet
-TEX = "textures/texture_00.png"
 
 
 def tree_bytes(root):
@@ -23,7 +21,7 @@ def tree_bytes(root):
     for d, _, files in os.walk(root):
         for n in files:
             p = os.path.join(d, n)
-            out[os.path.relpath(p, root)] = read_bytes(p)
+            out[os.path.relpath(p, root)] = read_file(p)
     return out
 
 
@@ -107,11 +105,6 @@ def cached_costume(mount, origin, tmp_path):
     return m.cache, c
 
 
-def asset_gets(origin):
-    return {k: n for k, n in origin.requests().items()
-            if k.startswith("GET /assets/") and not k.endswith("/buildData.asset")}
-
-
 @pytest.mark.parametrize("damage", ["deleted", "garbage"])
 def test_index_lost(mount, origin, tmp_path, damage):
     cache, c = cached_costume(mount, origin, tmp_path)
@@ -133,7 +126,7 @@ def test_index_lost(mount, origin, tmp_path, damage):
     got = tree_bytes(str(tmp_path / "again" / c.name))
     for rel, url in c.files.items():
         assert got[rel] == origin.expected(url), rel
-    assert asset_gets(origin) == {}, "adopted files were downloaded again"
+    assert origin.asset_gets() == {}, "adopted files were downloaded again"
     assert_sound(cache, origin)
 
 
@@ -151,8 +144,8 @@ def test_index_lost_with_the_origin_down(mount, origin, tmp_path):
     names = wait_for(lambda: timed(os.listdir, m["characters"])[1], 10, 0.2)
     assert names
     for rel, url in c.files.items():
-        assert read_bytes(c.path(m, rel)) == origin.expected(url)
-    assert asset_gets(origin) == {}
+        assert read_file(c.path(m, rel)) == origin.expected(url)
+    assert origin.asset_gets() == {}
     assert_sound(cache, origin)
 
 
@@ -165,9 +158,9 @@ def test_cache_file_changed_behind_the_mount(mount, origin, l2dfs_bin, damage):
     sends it back to the origin."""
     m = mount(opts={"prefetch": "off"})
     c = costume(origin)
-    want = read_bytes(c.path(m, TEX))
+    want = read_file(c.path(m, TEX0))
     m.unmount()
-    path = c.cache_file(m.cache, TEX)
+    path = c.cache_file(m.cache, TEX0)
     if damage == "truncated":
         os.truncate(path, len(want) // 2)
     else:
@@ -182,10 +175,10 @@ def test_cache_file_changed_behind_the_mount(mount, origin, l2dfs_bin, damage):
         assert r.returncode != 0 and not os.path.exists(path), r.stdout + r.stderr
     # A fresh mount: the kernel holds no page of the old file.
     m2 = mount(cache_dir=m.cache, opts={"prefetch": "off"})
-    assert read_bytes(c.path(m2, TEX)) == want
+    assert read_file(c.path(m2, TEX0)) == want
     if damage == "truncated":
         assert "changed size behind our back" in m2.log_text()
-    assert origin.count("GET", c.files[TEX]) == 2
+    assert origin.count("GET", c.files[TEX0]) == 2
     m2.unmount()
     assert verify(l2dfs_bin, m.cache) == (0, [])
     assert_sound(m.cache, origin)

@@ -17,9 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import REPO, costume, read_file, wait_for
+from helpers import REPO, TEX0, costume, read_file, wait_for
 
-TEX = "textures/texture_00.png"
 NGINX = "/usr/sbin/nginx"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "content-length"}
@@ -122,20 +121,20 @@ def assert_all_through(proxy, origin):
 def test_proxy_option_sends_every_request_through_the_proxy(mount, origin, proxy):
     m = mount(opts={"proxy": proxy.url}, env=NO_PROXY_ENV)
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == origin.expected(c.files[TEX])
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
     read_file(c.path(m, "model.json"))
     assert wait_for(lambda: os.getxattr(c.path(m), "user.l2dfs.files_done") ==
                     os.getxattr(c.path(m), "user.l2dfs.files_total"), 10)
     assert_all_through(proxy, origin)
-    assert "GET %s%s" % (origin.url, c.files[TEX]) in proxy.seen
+    assert "GET %s%s" % (origin.url, c.files[TEX0]) in proxy.seen
     # The URL is the origin's: the proxy is only the way there.
-    assert url_of(m, c, TEX) == origin.url + c.files[TEX]
+    assert url_of(m, c, TEX0) == origin.url + c.files[TEX0]
 
 
 def test_http_proxy_environment(mount, origin, proxy):
     m = mount(env=dict(NO_PROXY_ENV, http_proxy=proxy.url), opts={"prefetch": "off"})
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == origin.expected(c.files[TEX])
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
     assert_all_through(proxy, origin)
 
 
@@ -143,15 +142,15 @@ def test_no_proxy_environment_goes_direct(mount, origin, proxy):
     m = mount(env={"http_proxy": proxy.url, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"},
               opts={"prefetch": "off"})
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == origin.expected(c.files[TEX])
-    assert proxy.seen == [] and origin.count("GET", c.files[TEX]) == 1
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
+    assert proxy.seen == [] and origin.count("GET", c.files[TEX0]) == 1
 
 
 def test_no_proxy_environment_applies_with_the_proxy_option(mount, origin, proxy):
     """As the man page says: hosts in no_proxy are reached directly even with proxy=."""
     m = mount(opts={"proxy": proxy.url, "prefetch": "off"}, env={"no_proxy": "127.0.0.1"})
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == origin.expected(c.files[TEX])
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
     assert proxy.seen == []
 
 
@@ -163,10 +162,10 @@ def test_mirror_serves_while_the_origin_is_down(mount, origin, make_origin):
     m = mount(opts={"mirror": mirror.url, "prefetch": "off"})
     c = costume(origin)
     origin.stop()
-    assert read_file(c.path(m, TEX)) == mirror.expected(c.files[TEX])
-    assert url_of(m, c, TEX) == mirror.url + c.files[TEX]
-    assert mirror.count("GET", c.files[TEX]) == 1
-    assert os.getxattr(c.path(m, TEX), "user.l2dfs.state") == b"completed"
+    assert read_file(c.path(m, TEX0)) == mirror.expected(c.files[TEX0])
+    assert url_of(m, c, TEX0) == mirror.url + c.files[TEX0]
+    assert mirror.count("GET", c.files[TEX0]) == 1
+    assert os.getxattr(c.path(m, TEX0), "user.l2dfs.state") == b"completed"
 
 
 def test_mirror_serves_when_the_origin_answers_503(mount, origin, make_origin):
@@ -174,11 +173,11 @@ def test_mirror_serves_when_the_origin_answers_503(mount, origin, make_origin):
     origin.fault(path="^/", kind="status", status=503)
     m = mount(opts={"mirror": mirror.url, "prefetch": "off"})
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == mirror.expected(c.files[TEX])
-    assert url_of(m, c, TEX) == mirror.url + c.files[TEX]
+    assert read_file(c.path(m, TEX0)) == mirror.expected(c.files[TEX0])
+    assert url_of(m, c, TEX0) == mirror.url + c.files[TEX0]
     # The origin is still asked first (a 503 is not a network failure).
-    assert origin.count("GET", c.files[TEX]) >= 1
-    assert mirror.count("GET", c.files[TEX]) == 1
+    assert origin.count("GET", c.files[TEX0]) >= 1
+    assert mirror.count("GET", c.files[TEX0]) == 1
 
 
 def test_failing_mirrors_are_skipped(mount, origin, make_origin, dead_url):
@@ -189,20 +188,20 @@ def test_failing_mirrors_are_skipped(mount, origin, make_origin, dead_url):
     m = mount(opts={"mirror": "%s,%s,%s" % (bad.url, dead_url, good.url), "prefetch": "off",
                     "retries": "0"})
     c = costume(origin)
-    assert read_file(c.path(m, TEX)) == good.expected(c.files[TEX])
-    assert url_of(m, c, TEX) == good.url + c.files[TEX]
-    assert bad.count("GET", c.files[TEX]) == 1 and good.count("GET", c.files[TEX]) == 1
+    assert read_file(c.path(m, TEX0)) == good.expected(c.files[TEX0])
+    assert url_of(m, c, TEX0) == good.url + c.files[TEX0]
+    assert bad.count("GET", c.files[TEX0]) == 1 and good.count("GET", c.files[TEX0]) == 1
 
 
 def test_origin_404_is_not_asked_of_mirrors(mount, origin, make_origin):
     """A file the origin does not have is missing: mirrors are for failures."""
     mirror = make_origin()
     c = costume(origin)
-    origin.fault(path=re.escape(c.files[TEX]) + "$", kind="status", status=404)
+    origin.fault(path=re.escape(c.files[TEX0]) + "$", kind="status", status=404)
     m = mount(opts={"mirror": mirror.url, "prefetch": "off"})
     with pytest.raises(OSError):
-        read_file(c.path(m, TEX))
-    assert mirror.count("GET", c.files[TEX]) == 0 and mirror.count("HEAD", c.files[TEX]) == 0
+        read_file(c.path(m, TEX0))
+    assert mirror.count("GET", c.files[TEX0]) == 0 and mirror.count("HEAD", c.files[TEX0]) == 0
 
 
 # ---- a shared nginx cache in front of the origin ----
@@ -305,7 +304,7 @@ def test_nginx_cache_fetches_each_file_once_for_many_mounts(mount, origin, nginx
     for m in mounts:
         assert wait_for(lambda: os.getxattr(c.path(m), "user.l2dfs.files_done") ==
                         os.getxattr(c.path(m), "user.l2dfs.files_total"), 10)
-        assert url_of(m, c, TEX) == nginx + c.files[TEX]
+        assert url_of(m, c, TEX0) == nginx + c.files[TEX0]
     seen = origin.requests()
     assets = {k: n for k, n in seen.items() if k.startswith("GET /assets/")}
     assert set(c.files.values()) <= {k[4:] for k in assets}

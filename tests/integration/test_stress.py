@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from helpers import costume, mount_fstype, oserror, wait_for
-from soundness import assert_sound, read_bytes, temps, timed
+from helpers import costume, mount_fstype, oserror, read_file, timed, wait_for
+from soundness import assert_sound, temps
 
 THREADS = 16
 FILES = 200
@@ -109,7 +109,7 @@ def test_random_reads_against_a_flaky_origin(mount, make_origin):
     origin.reset()
     origin.config(latency_ms=0)
     for path, url in files:
-        assert timed(read_bytes, path)[1] == want[url], path
+        assert timed(read_file, path)[1] == want[url], path
     gets = [requests.get("GET " + url, 0) for _, url in files]
     print("STRESS | %d threads, %.0f s, %d files | %d reads ok, %d failed, %d MB | %d asset requests,"
           " %d repeated (faults, re-probes) | GETs per file: max %d, mean %.2f | %d files read" %
@@ -137,7 +137,7 @@ def stalled_readers(mount, origin, n=4):
 
     def read(p):
         t0 = time.monotonic()
-        out.append((oserror(read_bytes, p), time.monotonic() - t0))
+        out.append((oserror(read_file, p), time.monotonic() - t0))
 
     threads = [threading.Thread(target=read, args=(p,), daemon=True) for p, _ in paths]
     for t in threads:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROXY_VARS, REPO, costume, oserror, read_file, wait_for
+from helpers import PROXY_VARS, REPO, TEX0 as TEX, costume, oserror, read_file, wait_for
 
 MAN = REPO / "doc" / "l2dfs.1"
 UNIT = REPO / "contrib" / "l2dfs@.service"
-TEX = "textures/texture_00.png"
 # What mount(8), mount.fuse3 and fstab lines may hand to l2dfs.
 FSTAB_NOISE = "noauto,nofail,_netdev,user,x-systemd.automount,x-systemd.idle-timeout=60,defaults,comment=x"
 
