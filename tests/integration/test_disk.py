@@ -58,7 +58,7 @@ def test_download_that_does_not_fit(mount, make_origin, small_cache):
         break
     assert seen, "every texture fitted: the filesystem is not small enough"
     c, rel, err, free, secs = seen
-    assert err == errno.ENOSPC  # DESIGN §7 says EIO; fetch_asset_open passes ENOSPC through
+    assert err == errno.ENOSPC  # DESIGN §7: a full cache disk is ENOSPC
     assert free < TEXTURE
     assert temps(small_cache) == []
     assert not os.path.exists(c.cache_file(small_cache, rel))

@@ -156,7 +156,7 @@ def test_origin_down(mount, origin):
 def test_max_file_size(mount, origin):
     m = mount(opts=dict(NO_PREFETCH, max_file_size="100K"))
     c = costume(origin)
-    # DESIGN §7 says EIO; fetch_asset_open passes EFBIG through on purpose.
+    # DESIGN §7: a file over max_file_size is EFBIG.
     assert read_errno(c.path(m, TEX0)) == errno.EFBIG
     assert not os.path.exists(c.cache_file(m.cache, TEX0))
     small = next(r for r in c.files if r.startswith("motions/"))

@@ -245,7 +245,7 @@ def test_max_file_size(mount, origin):
     m, c = prepared(mount, origin, max_file_size="100K")
     url = c.files[TEX]
     err, _, secs = timed(read_bytes, c.path(m, TEX))
-    assert err == errno.EFBIG  # DESIGN §7 says EIO; fetch_asset_open passes EFBIG through
+    assert err == errno.EFBIG  # DESIGN §7: over max_file_size is EFBIG
     row = tex_row(m, c)
     assert row["state"] == "failed" and row["err"] == errno.EFBIG and "limit" in row["error"], row
     assert "texture_00.png: download failed" in m.log_text()
