@@ -36,6 +36,9 @@ void idx_done(struct idx *idx, sqlite3_stmt *st);
 void idx_stmts_free(struct idx *idx);
 /* Run statements without results (caller holds the lock). */
 int idx_exec(struct idx *idx, const char *sql);
+/* Migration (any schema version): add the assets' back-off columns
+ * (failures, retry_at) to a database made before them; caller holds the lock. */
+int idx_assets_migrate_backoff(struct idx *idx);
 /* Copy a text column, "" for NULL, truncated to len. */
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);
 
