@@ -202,7 +202,7 @@ static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 				return -ENOENT;
 			return 0;
 		}
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc < 0)
 			return rc;
 		if (parent == FS_INO_CHARACTERS) {
@@ -216,7 +216,7 @@ static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 			*child = fs_ino(FS_COSTUME, 0, c.id);
 		return rc;
 	case FS_CHARACTER:
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, id, name, &c);
 		if (rc == 0)
@@ -405,7 +405,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 			dirbuf_add(b, "costumes", FS_INO_COSTUMES, S_IFDIR);
 			break;
 		}
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0 && ino == FS_INO_CHARACTERS)
 			rc = idx_character_list(fs->idx, fs->server, fs->cfg.lang, list_character,
 						&l);
@@ -415,7 +415,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 		break;
 	case FS_CHARACTER:
 		l.view = 1;
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, id, list_costume,
 					      &l);

@@ -344,6 +344,27 @@ int fetch_catalogue_ensure(struct fetch_library *lib)
 	return rc;
 }
 
+static int catalogue_call(void *arg)
+{
+	return fetch_catalogue_ensure(arg);
+}
+
+static void catalogue_call_free(void *arg)
+{
+	(void)arg; /* the library outlives its offloaded calls */
+}
+
+int fetch_catalogue_wait(struct fetch_library *lib)
+{
+	pthread_mutex_lock(&lib->lock);
+	int fresh = idx_now() < lib->catalogue_checked_until;
+	pthread_mutex_unlock(&lib->lock);
+	/* The usual case, without a thread. */
+	if (fresh)
+		return 0;
+	return fetch_offload(lib, catalogue_call, lib, catalogue_call_free);
+}
+
 /* ---- a costume's files ---- */
 
 static const char *const dir_prefix[IDX_NDIRS] = { "", "textures/", "motions/",

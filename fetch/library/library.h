@@ -45,6 +45,10 @@ void fetch_library_free(struct fetch_library *lib);
  * the origin fails, a stale copy serves. -EIO (logged) if none can be had. */
 int fetch_catalogue_ensure(struct fetch_library *lib);
 
+/* fetch_catalogue_ensure() as this thread's cancel token allows: -EINTR
+ * once it fires, the refresh going on in the background. */
+int fetch_catalogue_wait(struct fetch_library *lib);
+
 /* Make sure the costume's file list (from its buildData.asset) is in the
  * index. -ENOENT if the costume has no buildData, -EIO otherwise. */
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);

@@ -113,3 +113,23 @@ def test_lookup_waiting_on_a_stalled_probe_is_interruptible(mount, origin, sig):
     print("INTERRUPT | probe, %s | %.3f s" % (sig.name, secs))
     assert secs < 1.0
     origin.clear_fault(fid)
+
+
+def test_lookup_waiting_on_the_catalogue_is_interruptible(mount, origin):
+    """A day later the catalogue is refreshed on the next lookup; with the
+    origin silent, that lookup can still be interrupted."""
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    os.listdir(m["characters"])
+    m.unmount()
+    fid = origin.fault(path=r"/api/characters/all\.2\.json$", kind="hang", seconds=30)
+    m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH, env={"L2DFS_TIME_OFFSET": "90000"})
+    p = subprocess.Popen(["stat", os.path.join(m2["characters"], c.character)],
+                         stdout=subprocess.DEVNULL)
+    assert wait_for(lambda: origin.count("GET", "/api/characters/all.2.json") > 0, 10)
+    time.sleep(0.3)
+    assert p.poll() is None, "stat did not wait"
+    secs = gone_after(p, signal.SIGKILL)
+    print("INTERRUPT | catalogue, SIGKILL | %.3f s" % secs)
+    assert secs < 1.0
+    origin.clear_fault(fid)
