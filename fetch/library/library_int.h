@@ -12,10 +12,10 @@
  *   and of its transfers (each field says so). It is a leaf: while it is
  *   held nothing else is locked and nothing waits for the network, the disk
  *   or SQLite (no idx_*, cache_*, fetch_submit(), fetch_care_*() call).
- *   Other locks may be held when it is taken: the engine's (a done callback
- *   runs with none, but a sink may), the index's (budget.c's spare callback
- *   runs inside an eviction pass), libfuse's per-request lock (an interrupt
- *   fires a cancel token). Order: anything -> lib->lock.
+ *   It may be taken with another lock held: libfuse's per-request lock
+ *   (an interrupt fires a cancel token, fetch_cancel_fire()). The order is
+ *   always that lock -> lib->lock; the engine runs sinks and done callbacks
+ *   with none of its locks held.
  *   Each predicate has its own condition variable, all used with lib->lock:
  *     transfer->ended     that transfer ended (or the library stops)
  *     lib->job_ready      the commit queue got a job (or the library stops)
@@ -26,7 +26,9 @@
  *   A cancel token names the condition variable its thread sleeps on, so an
  *   interrupt wakes exactly that waiter (wait.c).
  *   Fields set before the workers start and never changed after (cfg,
- *   server, engine, idx, cache, backoff_ms) are read without the lock.
+ *   server, engine, idx, cache, backoff_ms) are read without the lock; so
+ *   are a transfer's atomics and the fields its comments give to one thread
+ *   at a time (the engine thread while in flight, then its commit worker).
  */
 #ifndef L2DFS_LIBRARY_INT_H
 #define L2DFS_LIBRARY_INT_H
