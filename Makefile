@@ -42,6 +42,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libl2dfs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2dfs.a $(LDLIBS) -lcmocka
 
+# The library's orchestration against a fake engine (tests/unit/fake_engine.c):
+# every library object but fetch/http's engine (its memory sink is shared).
+HTTP_OBJ := $(filter-out $(BUILD)/fetch/http/membuf.o,$(filter $(BUILD)/fetch/http/%,$(LIB_OBJ)))
+$(BUILD)/tests/test_library: tests/unit/test_library.c tests/unit/fake_engine.c \
+		$(filter-out $(HTTP_OBJ),$(LIB_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 deps:
 	scripts/install-deps.sh
 

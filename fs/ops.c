@@ -20,6 +20,33 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* ---- waits the kernel may interrupt ---- */
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	(void)req;
+	fetch_cancel_fire(data);
+}
+
+/* From here the library's waits on this thread end with -EINTR once the
+ * kernel interrupts req (a signal to the caller). Call wait_end() before
+ * answering req. */
+static void wait_begin(fuse_req_t req, struct fetch_cancel *c)
+{
+	fetch_cancel_init(c, fs_of(req)->lib);
+	fetch_cancel_enter(c);
+	fuse_req_interrupt_func(req, on_interrupt, c);
+}
+
+/* Returns rc. libfuse runs the interrupt callback under the request's lock,
+ * which this takes too: once it returns, none runs with c any more. */
+static int wait_end(fuse_req_t req, int rc)
+{
+	fuse_req_interrupt_func(req, NULL, NULL);
+	fetch_cancel_enter(NULL);
+	return rc;
+}
+
 /* ---- what a node is ---- */
 
 static int costume_of(struct fs *fs, int64_t id, struct idx_costume *c)
@@ -174,7 +201,7 @@ static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 				return -ENOENT;
 			return 0;
 		}
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc < 0)
 			return rc;
 		if (parent == FS_INO_CHARACTERS) {
@@ -188,7 +215,7 @@ static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 			*child = fs_ino(FS_COSTUME, 0, c.id);
 		return rc;
 	case FS_CHARACTER:
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, id, name, &c);
 		if (rc == 0)
@@ -230,13 +257,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	double timeout;
 	int rc;
 
+	struct fetch_cancel c;
+
 	memset(&e, 0, sizeof(e));
+	wait_begin(req, &c);
 	rc = resolve(fs, parent, name, &e.ino);
 	if ((rc == 0 || rc == -ENOENT) && (parent == FS_INO_CHARACTERS || parent == FS_INO_COSTUMES ||
 					   fs_ino_kind(parent) == FS_CHARACTER))
 		fs_follow_served(fs, parent, name, rc == 0 ? e.ino : 0);
 	if (rc == 0)
 		rc = node_attr(fs, e.ino, &e.attr, &timeout);
+	wait_end(req, rc);
 	if (rc == -ENOENT) {
 		/* A negative entry: forgotten when the catalogue changes (notify.c). */
 		e.ino = 0;
@@ -260,8 +291,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	double timeout;
 	int rc;
 
+	struct fetch_cancel c;
+
 	(void)fi; /* fstat does not pass it: see node_attr */
-	rc = node_attr(fs, ino, &st, &timeout);
+	wait_begin(req, &c);
+	rc = wait_end(req, node_attr(fs, ino, &st, &timeout));
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -367,7 +401,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 			dirbuf_add(b, "costumes", FS_INO_COSTUMES, S_IFDIR);
 			break;
 		}
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0 && ino == FS_INO_CHARACTERS)
 			rc = idx_character_list(fs->idx, fs->server, fs->cfg.lang, list_character,
 						&l);
@@ -377,7 +411,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 		break;
 	case FS_CHARACTER:
 		l.view = 1;
-		rc = fetch_catalogue_ensure(fs->lib);
+		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, id, list_costume,
 					      &l);
@@ -439,7 +473,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs *fs = fs_of(req);
 	struct dirbuf b = { .req = req };
 	struct fs_handle *h;
-	int rc = build_listing(fs, ino, &b);
+	struct fetch_cancel c;
+
+	wait_begin(req, &c);
+	int rc = wait_end(req, build_listing(fs, ino, &b));
 
 	h = rc == 0 ? calloc(1, sizeof(*h)) : NULL;
 	if (!h) {
@@ -527,6 +564,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->fd = -1;
 	h->ino = ino;
+	struct fetch_cancel c;
+	wait_begin(req, &c);
 	/* This file first, then the rest of the costume behind it. */
 	if (f.asset_id && fs->cfg.prefetch)
 		fetch_asset_queue(fs->lib, f.asset_id, FETCH_FOREGROUND);
@@ -539,6 +578,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
 		fi->keep_cache = 1;
 	}
+	wait_end(req, rc);
 	if (rc < 0) {
 		free(h->data);
 		free(h);

@@ -257,7 +257,7 @@ static enum idx_state state_parse(const char *s)
 
 #define ASSET_COLUMNS                                                                  \
 	"id, server, bundle, file, state, size, bytes_done, sha256, err, error, url,"     \
-	" created_at, updated_at, last_access FROM assets"
+	" created_at, updated_at, last_access, failures, retry_at FROM assets"
 
 static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 {
@@ -275,6 +275,8 @@ static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 	a->created_at = sqlite3_column_int64(st, 11);
 	a->updated_at = sqlite3_column_int64(st, 12);
 	a->last_access = sqlite3_column_int64(st, 13);
+	a->failures = sqlite3_column_int(st, 14);
+	a->retry_at = sqlite3_column_int64(st, 15);
 }
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out)
@@ -367,7 +369,8 @@ int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int
 	const int64_t v[] = { bytes_done, size, size };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, bytes_done=?,"
-			    " size=CASE WHEN ?>=0 THEN ? ELSE size END WHERE id=?",
+			    " size=CASE WHEN ?>=0 THEN ? ELSE size END"
+			    " WHERE state='downloading' AND id=?",
 			    "iii", v, NULL);
 }
 
@@ -378,7 +381,8 @@ int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const ch
 	const char *t[] = { sha256, url };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='completed', size=?,"
-			    " bytes_done=?, sha256=?, url=?, err=0, error='' WHERE id=?",
+			    " bytes_done=?, sha256=?, url=?, err=0, error='', failures=0, retry_at=0"
+			    " WHERE id=?",
 			    "iitt", v, t);
 }
 
@@ -397,8 +401,40 @@ int idx_asset_mark_pending(struct idx *idx, int64_t id)
 {
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='pending', size=-1,"
-			    " bytes_done=0, sha256='', err=0, error='' WHERE id=?",
+			    " bytes_done=0, sha256='', err=0, error='', failures=0, retry_at=0"
+			    " WHERE id=?",
 			    "", NULL, NULL);
+}
+
+int idx_asset_set_backoff(struct idx *idx, int64_t id, int failures, int64_t retry_at_ms)
+{
+	const int64_t v[] = { failures, retry_at_ms };
+	return asset_update(idx, id, "UPDATE assets SET updated_at=?, failures=?, retry_at=? WHERE id=?",
+			    "ii", v, NULL);
+}
+
+int idx_asset_clear_backoff(struct idx *idx)
+{
+	pthread_mutex_lock(&idx->lock);
+	int rc = idx_exec(idx, "UPDATE assets SET failures=0, retry_at=0 WHERE retry_at<>0"
+			       " OR failures<>0");
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
+int idx_assets_migrate_backoff(struct idx *idx)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	if (idx_prepare(idx, &st, "SELECT 1 FROM pragma_table_info('assets') WHERE name='retry_at'") < 0)
+		return -EIO;
+	found = sqlite3_step(st) == SQLITE_ROW;
+	idx_done(idx, st);
+	if (found)
+		return 0;
+	return idx_exec(idx, "ALTER TABLE assets ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+			      "ALTER TABLE assets ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;");
 }
 
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,

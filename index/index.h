@@ -195,6 +195,8 @@ struct idx_asset {
 	char error[IDX_TEXT_MAX + 1];
 	char url[IDX_TEXT_MAX + 1]; /* the URL that last served or failed */
 	int64_t created_at, updated_at, last_access;
+	int failures;       /* failed downloads in a row (back-off) */
+	int64_t retry_at;   /* ms (idx_now() clock): not asked before, 0 if none */
 };
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out);
@@ -208,7 +210,12 @@ int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const ch
 			     const char *url);
 int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
 			  const char *url);
-/* Back to pending with size and hash forgotten (file gone, evicted, repaired). */
+/* After a failed download: failures in a row and when to ask again (ms). */
+int idx_asset_set_backoff(struct idx *idx, int64_t id, int failures, int64_t retry_at_ms);
+/* Forget every asset's back-off: failed ones may be asked for at once. */
+int idx_asset_clear_backoff(struct idx *idx);
+/* Back to pending with size, hash and back-off forgotten (file gone,
+ * evicted, repaired, retried). */
 int idx_asset_mark_pending(struct idx *idx, int64_t id);
 /* A probe's answer: size >= 0 present; err > 0 failed with that errno. */
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,

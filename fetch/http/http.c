@@ -532,6 +532,7 @@ static void http_answer(struct fetch_engine *e, struct slot *s, long status)
 			curl_easy_getinfo(s->h, CURLINFO_RETRY_AFTER, &after);
 		if (after > RETRY_AFTER_MAX_MS / 1000)
 			after = RETRY_AFTER_MAX_MS / 1000;
+		s->r->res.retry_after_s = (long)after;
 		try_again(e, s, (long)after);
 	}
 }

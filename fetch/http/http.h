@@ -65,6 +65,7 @@ struct fetch_result {
 	long status;                   /* last HTTP status seen, 0 if none */
 	int64_t size;                  /* GET: body bytes; HEAD: Content-Length or -1 */
 	int attempts;                  /* requests made, retries included */
+	long retry_after_s;            /* the last 429/503's Retry-After (capped), 0 if none */
 	char reason[FETCH_REASON_MAX]; /* "HTTP 503 (4 attempts)", "connection refused"... */
 	char url[FETCH_URL_MAX];       /* the URL that answered last (which mirror) */
 };

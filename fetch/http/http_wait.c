@@ -64,63 +64,6 @@ static void result_failed(struct fetch_result *res, int err)
 	snprintf(res->reason, sizeof(res->reason), "not submitted: %s", strerror(-err));
 }
 
-static int membuf_reserve(struct fetch_membuf *m, size_t need)
-{
-	size_t cap = m->cap ? m->cap : 4096;
-	char *p;
-	if (need <= m->cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	if (cap > m->max + 1)
-		cap = m->max + 1 > need ? m->max + 1 : need;
-	p = realloc(m->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	m->buf = p;
-	m->cap = cap;
-	return 0;
-}
-
-static int membuf_begin(void *ctx, int64_t content_length)
-{
-	struct fetch_membuf *m = ctx;
-	if (content_length > (int64_t)m->max)
-		return -EFBIG;
-	return content_length > 0 ? membuf_reserve(m, (size_t)content_length + 1) : 0;
-}
-
-static int membuf_write(void *ctx, const void *buf, size_t n)
-{
-	struct fetch_membuf *m = ctx;
-	if (n > m->max - m->len)
-		return -EFBIG;
-	if (membuf_reserve(m, m->len + n + 1) < 0)
-		return -ENOMEM;
-	memcpy(m->buf + m->len, buf, n);
-	m->len += n;
-	return 0;
-}
-
-static int membuf_reset(void *ctx)
-{
-	((struct fetch_membuf *)ctx)->len = 0;
-	return 0;
-}
-
-struct fetch_sink fetch_membuf_sink(struct fetch_membuf *m)
-{
-	return (struct fetch_sink){ membuf_begin, membuf_write, membuf_reset, m };
-}
-
-int fetch_membuf_finish(struct fetch_membuf *m)
-{
-	if (membuf_reserve(m, m->len + 1) < 0)
-		return -ENOMEM;
-	m->buf[m->len] = '\0';
-	return 0;
-}
-
 int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
 			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
 			  void *arg)

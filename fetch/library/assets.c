@@ -2,10 +2,16 @@
  * assets.c: asset bytes from the origin into the cache, once.
  *
  * A transfer exists per asset while it is in flight; every reader of that
- * asset waits on it instead of starting another (single-flight). The engine
- * thread streams the body into a cache writer; when the transfer ends, the
- * commit (fsync, rename, index update) runs on a worker so the engine thread
- * never waits for the disk.
+ * asset waits on it instead of starting another (single flight). The engine
+ * thread streams the body into a cache writer (plain writes into the page
+ * cache); everything that waits for the disk or SQLite (progress rows, the
+ * commit: fsync, rename, index update) runs on the commit workers, so the
+ * engine thread never waits for either.
+ *
+ * A failed download (5xx, 429, network, timeout) backs off: the asset is not
+ * asked for before failures * 2 times the first back-off (jitter +-25 %, at
+ * least the origin's Retry-After, at most FETCH_BACKOFF_MAX_S) has passed;
+ * the failure count and that time are in the index, so remounts keep them.
  */
 #include "library_int.h"
 
@@ -13,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../log/log.h"
@@ -21,23 +28,34 @@
 #define PROGRESS_STEP (1 << 20)
 
 struct fetch_transfer {
-	struct fetch_transfer *next;
+	struct fetch_transfer *next; /* lock */
 	struct fetch_library *lib;
 	int64_t asset_id;
 	char bundle[IDX_BUNDLE_MAX + 1];
 	char file[IDX_NAME_MAX + 1];
+	pthread_cond_t ended;        /* with lock: done became 1 */
+	/* The engine thread's while in flight, then the committing worker's. */
 	struct cache_writer *writer;
-	int64_t content_length;
 	int64_t last_progress;
-	int done;
-	int err;
-	int refs; /* waiters + the transfer itself */
+	int dropped;                 /* the sink stopped it (abandoned) */
+	atomic_llong content_length; /* engine thread writes, progress jobs read */
+	atomic_llong bytes;          /* the same */
+	atomic_int abandoned;        /* lock to set: no one wants it, the sink stops it */
+	int progress_queued;         /* lock: a progress job is queued */
+	int keep;                    /* lock: prefetch wants it, whoever waits */
+	int waiters;                 /* lock */
+	int done;                    /* lock */
+	int err;                     /* lock: outcome once done; 1: was complete already */
+	int refs;                    /* lock: waiters + in flight + queued jobs */
 };
 
+enum job_kind { JOB_COMMIT, JOB_PROGRESS };
+
 struct fetch_job {
-	struct fetch_job *next;
+	struct fetch_job *next; /* lock */
+	enum job_kind kind;
 	struct fetch_transfer *t;
-	struct fetch_result res;
+	struct fetch_result res; /* JOB_COMMIT */
 };
 
 int fetch_asset_url_path(const char *server, const char *bundle, const char *file, char *buf,
@@ -45,6 +63,46 @@ int fetch_asset_url_path(const char *server, const char *bundle, const char *fil
 {
 	int n = snprintf(buf, len, "/%s/%s_rip/%s", server, bundle, file);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Milliseconds on the index's clock (idx_now(): the wall clock, shifted by
+ * L2DFS_TIME_OFFSET). */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (idx_now() - (int64_t)ts.tv_sec) * 1000 + (int64_t)ts.tv_sec * 1000 +
+	       ts.tv_nsec / 1000000;
+}
+
+int fetch_asset_backing_off(const struct idx_asset *a)
+{
+	return a->state == IDX_FAILED && a->retry_at > now_ms();
+}
+
+/* The back-off after the failures-th failure in a row, in ms. */
+static int64_t backoff_ms(const struct fetch_library *lib, int failures, long retry_after_s)
+{
+	int64_t d = lib->backoff_ms, max = (int64_t)FETCH_BACKOFF_MAX_S * 1000;
+	for (int i = 1; i < failures && d < max; i++)
+		d *= 2;
+	d += d / 4 - (int64_t)(random() % (d / 2 + 1)); /* +-25 % */
+	if (d < retry_after_s * 1000)
+		d = retry_after_s * 1000;
+	return d > max ? max : d;
+}
+
+/* Record a failed download's back-off; logs the reason with it. */
+static void backoff_record(struct fetch_library *lib, const struct fetch_transfer *t,
+			   const char *why, long retry_after_s)
+{
+	struct idx_asset a;
+	int failures = idx_asset_get(lib->idx, t->asset_id, &a) == 0 ? a.failures + 1 : 1;
+	int64_t d = backoff_ms(lib, failures, retry_after_s);
+
+	idx_asset_set_backoff(lib->idx, t->asset_id, failures, now_ms() + d);
+	log_error("%s/%s: download failed: %s; not asked again for %lld s (failure %d)",
+		  t->bundle, t->file, why, (long long)((d + 999) / 1000), failures);
 }
 
 static struct fetch_transfer *transfer_find(struct fetch_library *lib, int64_t asset_id)
@@ -68,8 +126,34 @@ static void transfer_unlink(struct fetch_library *lib, struct fetch_transfer *t)
 /* Drop one reference; the caller holds lib->lock. */
 static void transfer_put(struct fetch_transfer *t)
 {
-	if (--t->refs == 0)
+	if (--t->refs == 0) {
+		pthread_cond_destroy(&t->ended);
 		free(t);
+	}
+}
+
+/* The transfer ended with err: wake its waiters, drop the flight's
+ * reference. Takes lib->lock. */
+static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, int err)
+{
+	pthread_mutex_lock(&lib->lock);
+	t->err = err;
+	t->done = 1;
+	transfer_unlink(lib, t);
+	if (--lib->outstanding == 0 && lib->stopping)
+		pthread_cond_broadcast(&lib->job_ready);
+	pthread_cond_broadcast(&t->ended);
+	transfer_put(t);
+	pthread_mutex_unlock(&lib->lock);
+}
+
+/* Queue a job for the workers (it holds a reference on its transfer); the
+ * caller holds lib->lock. */
+static void job_push(struct fetch_library *lib, struct fetch_job *job)
+{
+	*lib->jobs_tail = job;
+	lib->jobs_tail = &job->next;
+	pthread_cond_signal(&lib->job_ready);
 }
 
 /* ---- the sink: engine thread ---- */
@@ -77,20 +161,46 @@ static void transfer_put(struct fetch_transfer *t)
 static int sink_begin(void *ctx, int64_t content_length)
 {
 	struct fetch_transfer *t = ctx;
-	t->content_length = content_length;
+	atomic_store(&t->content_length, content_length);
 	return 0;
+}
+
+/* Hand a progress row to the workers, unless one is queued already. */
+static void progress_queue(struct fetch_transfer *t)
+{
+	struct fetch_library *lib = t->lib;
+	struct fetch_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return; /* progress is a hint: skip this one */
+	job->kind = JOB_PROGRESS;
+	job->t = t;
+	pthread_mutex_lock(&lib->lock);
+	if (!t->progress_queued) {
+		t->progress_queued = 1;
+		t->refs++;
+		job_push(lib, job);
+		job = NULL;
+	}
+	pthread_mutex_unlock(&lib->lock);
+	free(job);
 }
 
 static int sink_write(void *ctx, const void *buf, size_t n)
 {
 	struct fetch_transfer *t = ctx;
+	if (atomic_load(&t->abandoned)) {
+		t->dropped = 1;
+		return -ECANCELED;
+	}
 	int rc = cache_writer_write(t->writer, buf, n);
 	if (rc < 0)
 		return rc;
 	int64_t done = cache_writer_size(t->writer);
+	atomic_store(&t->bytes, done);
 	if (done - t->last_progress >= PROGRESS_STEP) {
 		t->last_progress = done;
-		idx_asset_mark_progress(t->lib->idx, t->asset_id, done, t->content_length);
+		progress_queue(t);
 	}
 	return 0;
 }
@@ -99,6 +209,7 @@ static int sink_reset(void *ctx)
 {
 	struct fetch_transfer *t = ctx;
 	t->last_progress = 0;
+	atomic_store(&t->bytes, 0);
 	return cache_writer_reset(t->writer);
 }
 
@@ -108,27 +219,42 @@ static void transfer_done(void *arg, const struct fetch_result *res)
 	struct fetch_library *lib = t->lib;
 	struct fetch_job *job = calloc(1, sizeof(*job));
 
-	pthread_mutex_lock(&lib->lock);
 	if (!job) {
 		/* No memory for the hand-off: finish here, without the commit. */
 		cache_writer_abort(t->writer);
-		t->err = -ENOMEM;
-		t->done = 1;
-		transfer_unlink(lib, t);
-		lib->outstanding--;
-		pthread_cond_broadcast(&lib->changed);
-		transfer_put(t);
-	} else {
-		job->t = t;
-		job->res = *res;
-		*lib->jobs_tail = job;
-		lib->jobs_tail = &job->next;
-		pthread_cond_broadcast(&lib->changed);
+		transfer_end(lib, t, -ENOMEM);
+		return;
 	}
+	job->kind = JOB_COMMIT;
+	job->t = t;
+	job->res = *res;
+	pthread_mutex_lock(&lib->lock);
+	job_push(lib, job); /* with the flight's reference */
 	pthread_mutex_unlock(&lib->lock);
 }
 
 /* ---- commit workers ---- */
+
+/* The index row and the log for a transfer that ended with err. */
+static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, int err,
+			   const char *msg, const struct fetch_result *res, int64_t size)
+{
+	if (err == -ECANCELED) {
+		idx_asset_mark_pending(lib->idx, t->asset_id);
+	} else if (err < 0) {
+		idx_asset_mark_failed(lib->idx, t->asset_id, -err, msg, res->url);
+		if (err == -ENOENT)
+			log_info("%s/%s: not on the origin (%s)", t->bundle, t->file, msg);
+		else if (err == -EIO || err == -EFBIG)
+			backoff_record(lib, t, msg, res->retry_after_s);
+		else
+			log_error("%s/%s: download failed: %s", t->bundle, t->file, msg);
+	} else {
+		/* New files are the most recently used: eviction takes them last. */
+		idx_asset_touch(lib->idx, t->asset_id);
+		log_debug("%s/%s: cached, %lld bytes", t->bundle, t->file, (long long)size);
+	}
+}
 
 static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 		   const struct fetch_result *res)
@@ -148,29 +274,25 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 		snprintf(msg, sizeof(msg), "%s", res->reason[0] ? res->reason : strerror(-err));
 	}
 	t->writer = NULL;
-	if (err < 0 && err != -ECANCELED) {
-		idx_asset_mark_failed(lib->idx, t->asset_id, -err, msg, res->url);
-		if (err == -ENOENT)
-			log_info("%s/%s: not on the origin (%s)", t->bundle, t->file, msg);
-		else
-			log_error("%s/%s: download failed: %s", t->bundle, t->file, msg);
-	} else if (err == -ECANCELED) {
-		idx_asset_mark_pending(lib->idx, t->asset_id);
-	} else {
-		/* New files are the most recently used: eviction takes them last. */
-		idx_asset_touch(lib->idx, t->asset_id);
-		log_debug("%s/%s: cached, %lld bytes", t->bundle, t->file, (long long)size);
-	}
-	pthread_mutex_lock(&lib->lock);
-	t->err = err;
-	t->done = 1;
-	transfer_unlink(lib, t);
-	lib->outstanding--;
-	pthread_cond_broadcast(&lib->changed);
-	transfer_put(t);
-	pthread_mutex_unlock(&lib->lock);
+	record_outcome(lib, t, err, msg, res, size);
+	/* Stopped because no one wanted it: a newcomer starts it again. */
+	if (err == -ECANCELED && t->dropped)
+		err = -EAGAIN;
+	transfer_end(lib, t, err);
 	if (err == 0)
 		fetch_budget_added(lib, asset_id, size);
+}
+
+static void progress_write(struct fetch_library *lib, struct fetch_transfer *t)
+{
+	pthread_mutex_lock(&lib->lock);
+	t->progress_queued = 0;
+	pthread_mutex_unlock(&lib->lock);
+	idx_asset_mark_progress(lib->idx, t->asset_id, atomic_load(&t->bytes),
+				atomic_load(&t->content_length));
+	pthread_mutex_lock(&lib->lock);
+	transfer_put(t);
+	pthread_mutex_unlock(&lib->lock);
 }
 
 static void *commit_worker(void *arg)
@@ -180,7 +302,7 @@ static void *commit_worker(void *arg)
 	pthread_mutex_lock(&lib->lock);
 	for (;;) {
 		while (!lib->jobs && !(lib->stopping && lib->outstanding == 0))
-			pthread_cond_wait(&lib->changed, &lib->lock);
+			pthread_cond_wait(&lib->job_ready, &lib->lock);
 		if (!lib->jobs)
 			break;
 		struct fetch_job *job = lib->jobs;
@@ -188,10 +310,15 @@ static void *commit_worker(void *arg)
 		if (!lib->jobs)
 			lib->jobs_tail = &lib->jobs;
 		pthread_mutex_unlock(&lib->lock);
-		commit(lib, job->t, &job->res);
+		if (job->kind == JOB_COMMIT)
+			commit(lib, job->t, &job->res);
+		else
+			progress_write(lib, job->t);
 		free(job);
 		pthread_mutex_lock(&lib->lock);
 	}
+	/* The others may be waiting for the same condition. */
+	pthread_cond_broadcast(&lib->job_ready);
 	pthread_mutex_unlock(&lib->lock);
 	return NULL;
 }
@@ -209,10 +336,12 @@ int fetch_assets_start(struct fetch_library *lib)
 
 void fetch_library_stop(struct fetch_library *lib)
 {
-	/* transfer_start() checks this under the lock it submits with. */
+	/* transfer_start() checks this under the lock it links transfers with. */
 	pthread_mutex_lock(&lib->lock);
 	lib->stopping = 1;
-	pthread_cond_broadcast(&lib->changed);
+	pthread_cond_broadcast(&lib->job_ready);
+	for (struct fetch_transfer *t = lib->transfers; t; t = t->next)
+		pthread_cond_broadcast(&t->ended);
 	pthread_mutex_unlock(&lib->lock);
 }
 
@@ -226,93 +355,139 @@ void fetch_assets_stop(struct fetch_library *lib)
 
 /* ---- starting and waiting ---- */
 
-/*
- * Start a transfer for the asset unless one is in flight; the caller holds
- * lib->lock. *out (may be NULL) gets the transfer with a reference taken.
- * Returns 1 (and no transfer) if the asset turns out complete: a transfer
- * that ended after the caller read the row is only unlinked once the index
- * says completed, so under lib->lock the row is the truth.
- */
-static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
-			  enum fetch_priority prio, struct fetch_transfer **out)
+/* Set up and submit a transfer just linked; on any failure (or if the
+ * asset turns out complete: err 1) end it. No lock held: this waits for
+ * SQLite and the disk. */
+static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t,
+			    enum fetch_priority prio)
 {
-	struct fetch_transfer *t = transfer_find(lib, a->id);
 	struct idx_asset now;
-	char path[FETCH_URL_MAX];
+	char path[FETCH_URL_MAX], msg[IDX_TEXT_MAX + 1];
 	int rc;
 
+	/* Linked before this read: a transfer that ended earlier wrote its
+	 * outcome to the index before it was unlinked. */
+	if (idx_asset_get(lib->idx, t->asset_id, &now) == 0 && now.state == IDX_COMPLETED) {
+		transfer_end(lib, t, 1);
+		return;
+	}
+	rc = fetch_asset_url_path(lib->server, t->bundle, t->file, path, sizeof(path));
+	if (rc == 0)
+		rc = cache_writer_begin(lib->cache, lib->server, t->bundle, t->file, &t->writer);
+	if (rc < 0) {
+		/* The origin was not asked: the reason is ours to record. */
+		snprintf(msg, sizeof(msg), "cannot write to the cache: %s", strerror(-rc));
+		log_error("%s/%s: %s", t->bundle, t->file, msg);
+		idx_asset_mark_failed(lib->idx, t->asset_id, rc == -ENOENT ? EIO : -rc, msg, NULL);
+		transfer_end(lib, t, rc);
+		return;
+	}
+	idx_asset_mark_downloading(lib->idx, t->asset_id, path);
+	const struct fetch_sink sink = { sink_begin, sink_write, sink_reset, t };
+	rc = fetch_submit(lib->engine, FETCH_ASSETS, path, FETCH_GET, prio, &sink, transfer_done,
+			  t);
+	if (rc < 0) {
+		/* The engine will not call back: undo here. */
+		cache_writer_abort(t->writer);
+		idx_asset_mark_pending(lib->idx, t->asset_id);
+		transfer_end(lib, t, rc);
+	}
+}
+
+/* A transfer never linked (no one else saw it). */
+static void transfer_free_unused(struct fetch_transfer *t)
+{
+	if (t) {
+		pthread_cond_destroy(&t->ended);
+		free(t);
+	}
+}
+
+static struct fetch_transfer *transfer_new(struct fetch_library *lib, const struct idx_asset *a)
+{
+	struct fetch_transfer *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->lib = lib;
+	t->asset_id = a->id;
+	atomic_init(&t->content_length, -1);
+	snprintf(t->bundle, sizeof(t->bundle), "%s", a->bundle);
+	snprintf(t->file, sizeof(t->file), "%s", a->file);
+	pthread_cond_init(&t->ended, NULL);
+	t->refs = 1;
+	return t;
+}
+
+/*
+ * Join the transfer of the asset, starting one unless one is in flight.
+ * keep: prefetch wants it (it goes on without waiters). *out (may be NULL)
+ * gets the transfer with a waiter's reference taken.
+ */
+static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
+			  enum fetch_priority prio, int keep, struct fetch_transfer **out)
+{
+	struct fetch_transfer *t, *fresh = transfer_new(lib, a);
+	int created = 0, stopping;
+
+	pthread_mutex_lock(&lib->lock);
+	t = transfer_find(lib, a->id);
+	stopping = lib->stopping;
+	if (!t && (stopping || !fresh)) {
+		pthread_mutex_unlock(&lib->lock);
+		transfer_free_unused(fresh);
+		return stopping ? -ECANCELED : -ENOMEM;
+	}
 	if (!t) {
-		if (lib->stopping)
-			return -ECANCELED;
-		if (idx_asset_get(lib->idx, a->id, &now) == 0 && now.state == IDX_COMPLETED)
-			return 1;
-		rc = fetch_asset_url_path(lib->server, a->bundle, a->file, path, sizeof(path));
-		if (rc < 0)
-			return rc;
-		t = calloc(1, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		t->lib = lib;
-		t->asset_id = a->id;
-		t->content_length = -1;
-		snprintf(t->bundle, sizeof(t->bundle), "%s", a->bundle);
-		snprintf(t->file, sizeof(t->file), "%s", a->file);
-		rc = cache_writer_begin(lib->cache, lib->server, a->bundle, a->file, &t->writer);
-		if (rc < 0) {
-			/* The origin was not asked: the reason is ours to record. */
-			char msg[IDX_TEXT_MAX + 1];
-			snprintf(msg, sizeof(msg), "cannot write to the cache: %s", strerror(-rc));
-			log_error("%s/%s: %s", a->bundle, a->file, msg);
-			idx_asset_mark_failed(lib->idx, a->id, rc == -ENOENT ? EIO : -rc, msg, NULL);
-			free(t);
-			return rc;
-		}
-		idx_asset_mark_downloading(lib->idx, a->id, path);
-		t->refs = 1;
+		t = fresh, created = 1;
 		t->next = lib->transfers;
 		lib->transfers = t;
 		lib->outstanding++;
-		const struct fetch_sink sink = { sink_begin, sink_write, sink_reset, t };
-		rc = fetch_submit(lib->engine, FETCH_ASSETS, path, FETCH_GET, prio, &sink,
-				  transfer_done, t);
-		if (rc < 0) {
-			/* The engine will not call back: undo here. */
-			cache_writer_abort(t->writer);
-			transfer_unlink(lib, t);
-			lib->outstanding--;
-			idx_asset_mark_pending(lib->idx, a->id);
-			free(t);
-			return rc;
-		}
 	}
+	t->keep |= keep;
 	if (out) {
 		t->refs++;
+		t->waiters++;
+		atomic_store(&t->abandoned, 0);
 		*out = t;
 	}
+	pthread_mutex_unlock(&lib->lock);
+	if (!created)
+		transfer_free_unused(fresh);
+	else
+		transfer_launch(lib, t, prio);
 	return 0;
 }
 
-/* Wait for t to end, or for the library to stop (-ECANCELED; the transfer
- * goes on without this waiter); drops the reference. Caller holds lib->lock. */
+/* Wait for t to end (its outcome), for the library to stop (-ECANCELED) or
+ * for this thread's cancel token (-EINTR); drops the waiter's reference.
+ * A transfer left with no waiter and no prefetch interest is abandoned.
+ * Caller holds lib->lock. */
 static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t)
 {
-	while (!t->done && !lib->stopping)
-		pthread_cond_wait(&lib->changed, &lib->lock);
-	int err = t->done ? t->err : -ECANCELED;
+	int rc = 0;
+
+	while (!t->done && !lib->stopping && rc == 0)
+		rc = fetch_wait(lib, &t->ended);
+	int err = t->done ? t->err : rc < 0 ? rc : -ECANCELED;
+	if (--t->waiters == 0 && !t->done && !t->keep)
+		atomic_store(&t->abandoned, 1);
 	transfer_put(t);
 	return err;
 }
 
 int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&lib->lock);
 	struct fetch_transfer *t = transfer_find(lib, asset_id);
 	if (t) {
 		t->refs++;
-		transfer_wait(lib, t);
+		t->waiters++;
+		rc = transfer_wait(lib, t) == -EINTR ? -EINTR : 1;
 	}
 	pthread_mutex_unlock(&lib->lock);
-	return t != NULL;
+	return rc;
 }
 
 int fetch_asset_missing(const struct idx_asset *a)
@@ -321,49 +496,73 @@ int fetch_asset_missing(const struct idx_asset *a)
 	       idx_now() - a->updated_at < FETCH_MISSING_RECHECK_S;
 }
 
+/* The cached copy of a completed asset: 0 with *fd, or -EAGAIN once it was
+ * found bad and forgotten (download it again). */
+static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int *fd)
+{
+	int rc = cache_asset_open(lib->cache, a->server, a->bundle, a->file, a->size, fd);
+	if (rc == 0) {
+		/* The index keeps minutes: skip the query within one. */
+		if (idx_now() - a->last_access >= 60)
+			idx_asset_touch(lib->idx, a->id);
+		return 0;
+	}
+	log_warn("%s/%s: cached copy %s, downloading it again", a->bundle, a->file,
+		 rc == -ESTALE ? "changed size behind our back" : "is gone");
+	cache_asset_remove(lib->cache, a->server, a->bundle, a->file);
+	idx_asset_mark_pending(lib->idx, a->id);
+	return -EAGAIN;
+}
+
+/* Download the asset (or join its transfer) and wait: 0 when it ended
+ * well, 1 if it was complete already, else the error. */
+static int download_wait(struct fetch_library *lib, const struct idx_asset *a)
+{
+	struct fetch_transfer *t;
+	int rc = transfer_start(lib, a, FETCH_FOREGROUND, 0, &t);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&lib->lock);
+	rc = transfer_wait(lib, t);
+	pthread_mutex_unlock(&lib->lock);
+	return rc;
+}
+
 static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 {
 	struct idx_asset a;
-	struct fetch_transfer *t;
 	int rc, made_room = 0;
 
-	/* Two rounds: a cached file found bad is downloaded once more, or a
-	 * download that ran out of space once room was made. */
-	for (int round = 0; round < 3; round++) {
+	/* A few rounds: a cached file found bad is downloaded once more, a
+	 * download that ran out of space once room was made, one abandoned by
+	 * its readers is started again. */
+	for (int round = 0; round < 4; round++) {
 		rc = idx_asset_get(lib->idx, asset_id, &a);
 		if (rc < 0)
 			return rc;
 		if (a.state == IDX_COMPLETED) {
-			rc = cache_asset_open(lib->cache, a.server, a.bundle, a.file, a.size, fd);
-			if (rc == 0) {
-				/* The index keeps minutes: skip the query within one. */
-				if (idx_now() - a.last_access >= 60)
-					idx_asset_touch(lib->idx, asset_id);
+			rc = cached_open(lib, &a, fd);
+			if (rc == 0)
 				return 0;
-			}
-			log_warn("%s/%s: cached copy %s, downloading it again", a.bundle, a.file,
-				 rc == -ESTALE ? "changed size behind our back" : "is gone");
-			cache_asset_remove(lib->cache, a.server, a.bundle, a.file);
-			idx_asset_mark_pending(lib->idx, asset_id);
 			continue;
 		}
 		if (fetch_asset_missing(&a))
 			return -ENOENT;
-		if (round == 2)
+		if (fetch_asset_backing_off(&a))
+			return a.err == EFBIG ? -EFBIG : -EIO;
+		if (round == 3)
 			break;
-		pthread_mutex_lock(&lib->lock);
-		rc = transfer_start(lib, &a, FETCH_FOREGROUND, &t);
-		if (rc == 0)
-			rc = transfer_wait(lib, t);
-		pthread_mutex_unlock(&lib->lock);
-		if (rc == 1)
-			continue; /* completed meanwhile */
+		rc = download_wait(lib, &a);
+		if (rc == 1 || rc == -EAGAIN)
+			continue; /* completed meanwhile, or start again */
 		if (rc == -ENOSPC && !made_room && fetch_budget_make_room(lib, a.size)) {
 			made_room = 1;
 			continue;
 		}
 		if (rc < 0)
-			return rc == -ENOENT || rc == -EFBIG || rc == -ENOSPC || rc == -ECANCELED
+			return rc == -ENOENT || rc == -EFBIG || rc == -ENOSPC || rc == -ECANCELED ||
+					       rc == -EINTR
 				       ? rc
 				       : -EIO;
 	}
@@ -385,9 +584,12 @@ void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_p
 	struct idx_asset a;
 
 	if (idx_asset_get(lib->idx, asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
-	    fetch_asset_missing(&a))
+	    fetch_asset_missing(&a) || fetch_asset_backing_off(&a))
 		return;
-	pthread_mutex_lock(&lib->lock);
-	transfer_start(lib, &a, prio, NULL);
-	pthread_mutex_unlock(&lib->lock);
+	transfer_start(lib, &a, prio, prio == FETCH_BACKGROUND, NULL);
+}
+
+int fetch_library_clear_backoff(struct fetch_library *lib)
+{
+	return idx_asset_clear_backoff(lib->idx);
 }

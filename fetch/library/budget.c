@@ -63,7 +63,7 @@ static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t e
 
 	pthread_mutex_lock(&lib->lock);
 	while (wait && lib->care_running)
-		pthread_cond_wait(&lib->changed, &lib->lock);
+		pthread_cond_wait(&lib->pass_over, &lib->lock);
 	if (lib->care_running) {
 		pthread_mutex_unlock(&lib->lock);
 		return 0;
@@ -85,7 +85,7 @@ static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t e
 		lib->care_trigger = r.total_after + margin > max ? r.total_after + margin : max;
 	}
 	lib->care_running = 0;
-	pthread_cond_broadcast(&lib->changed);
+	pthread_cond_broadcast(&lib->pass_over);
 	pthread_mutex_unlock(&lib->lock);
 	if (rc < 0)
 		log_warn("cache eviction failed: %s", strerror(-rc));

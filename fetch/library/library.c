@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../../log/log.h"
 
@@ -23,6 +22,14 @@
 #define KEY_COSTUME(id) ((id) * 2)
 #define KEY_PROBE(id) ((id) * 2 + 1)
 
+/* The first back-off after a failed download: 5 s, or L2DFS_RETRY_BACKOFF_MS. */
+static int64_t backoff_first_ms(void)
+{
+	const char *s = getenv("L2DFS_RETRY_BACKOFF_MS");
+	long long v = s ? strtoll(s, NULL, 10) : 0;
+	return v > 0 && v <= (long long)FETCH_BACKOFF_MAX_S * 1000 ? v : 5000;
+}
+
 int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
 		      struct fetch_engine *e, struct idx *idx, struct cache *cache)
 {
@@ -37,8 +44,13 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	lib->engine = e;
 	lib->idx = idx;
 	lib->cache = cache;
+	lib->backoff_ms = backoff_first_ms();
 	pthread_mutex_init(&lib->lock, NULL);
-	pthread_cond_init(&lib->changed, NULL);
+	pthread_cond_init(&lib->key_released, NULL);
+	pthread_cond_init(&lib->docs_answered, NULL);
+	pthread_cond_init(&lib->job_ready, NULL);
+	pthread_cond_init(&lib->pass_over, NULL);
+	pthread_cond_init(&lib->offload_over, NULL);
 	fetch_budget_start(lib);
 	rc = fetch_assets_start(lib);
 	if (rc < 0) {
@@ -54,58 +66,47 @@ void fetch_library_free(struct fetch_library *lib)
 	if (!lib)
 		return;
 	fetch_assets_stop(lib);
+	fetch_offload_drain(lib);
 	pthread_mutex_destroy(&lib->lock);
-	pthread_cond_destroy(&lib->changed);
+	pthread_cond_destroy(&lib->key_released);
+	pthread_cond_destroy(&lib->docs_answered);
+	pthread_cond_destroy(&lib->job_ready);
+	pthread_cond_destroy(&lib->pass_over);
+	pthread_cond_destroy(&lib->offload_over);
 	free(lib->busy.v);
 	free(lib->pins.v);
 	free(lib);
 }
 
-void fetch_keys_add(struct fetch_keys *k, int64_t key)
+/* Take a key, waiting while another thread holds it; if cancellable,
+ * -EINTR once this thread's cancel token fires (the key not taken). */
+static int busy_take(struct fetch_library *lib, int64_t key, int cancellable)
 {
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 16;
-		int64_t *v = realloc(k->v, cap * sizeof(*v));
-		if (!v)
-			abort();
-		k->v = v;
-		k->cap = cap;
-	}
-	k->v[k->n++] = key;
-}
+	int rc = 0;
 
-void fetch_keys_remove(struct fetch_keys *k, int64_t key)
-{
-	for (size_t i = 0; i < k->n; i++) {
-		if (k->v[i] == key) {
-			k->v[i] = k->v[--k->n];
-			return;
-		}
+	pthread_mutex_lock(&lib->lock);
+	while (rc == 0 && fetch_keys_has(&lib->busy, key)) {
+		if (cancellable)
+			rc = fetch_wait(lib, &lib->key_released);
+		else
+			pthread_cond_wait(&lib->key_released, &lib->lock);
 	}
-}
-
-int fetch_keys_has(const struct fetch_keys *k, int64_t key)
-{
-	for (size_t i = 0; i < k->n; i++)
-		if (k->v[i] == key)
-			return 1;
-	return 0;
+	if (rc == 0)
+		fetch_keys_add(&lib->busy, key);
+	pthread_mutex_unlock(&lib->lock);
+	return rc;
 }
 
 void fetch_busy_acquire(struct fetch_library *lib, int64_t key)
 {
-	pthread_mutex_lock(&lib->lock);
-	while (fetch_keys_has(&lib->busy, key))
-		pthread_cond_wait(&lib->changed, &lib->lock);
-	fetch_keys_add(&lib->busy, key);
-	pthread_mutex_unlock(&lib->lock);
+	busy_take(lib, key, 0);
 }
 
 void fetch_busy_release(struct fetch_library *lib, int64_t key)
 {
 	pthread_mutex_lock(&lib->lock);
 	fetch_keys_remove(&lib->busy, key);
-	pthread_cond_broadcast(&lib->changed);
+	pthread_cond_broadcast(&lib->key_released);
 	pthread_mutex_unlock(&lib->lock);
 }
 
@@ -177,7 +178,7 @@ static void doc_done(void *arg, const struct fetch_result *res)
 	snprintf(d->reason, sizeof(d->reason), "%s",
 		 res->reason[0] ? res->reason : strerror(-res->err));
 	--*d->pending;
-	pthread_cond_broadcast(&d->lib->changed);
+	pthread_cond_broadcast(&d->lib->docs_answered);
 	pthread_mutex_unlock(&d->lib->lock);
 }
 
@@ -196,7 +197,7 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 	}
 	pthread_mutex_lock(&lib->lock);
 	while (pending > 0)
-		pthread_cond_wait(&lib->changed, &lib->lock);
+		pthread_cond_wait(&lib->docs_answered, &lib->lock);
 	pthread_mutex_unlock(&lib->lock);
 	for (int i = 0; i < NDOCS; i++) {
 		if (docs[i].err == 0)
@@ -350,9 +351,16 @@ static int catalogue_fetch(struct fetch_library *lib, struct doc *docs)
 	return rc;
 }
 
+/* A refresh is the moment to ask again for files that failed (DESIGN §10). */
 static void refresh_done(struct fetch_library *lib)
 {
-	log_info("catalogue of %s refreshed", lib->server);
+	int rc = fetch_library_clear_backoff(lib);
+
+	if (rc < 0)
+		log_warn("catalogue of %s refreshed; clearing the download back-off failed: %s",
+			 lib->server, strerror(-rc));
+	else
+		log_info("catalogue of %s refreshed", lib->server);
 }
 
 int fetch_catalogue_refresh(struct fetch_library *lib, int force)
@@ -395,6 +403,27 @@ int fetch_catalogue_ensure(struct fetch_library *lib)
 	if (rc < 0 && idx_catalogue_present(lib->idx, lib->server))
 		return 0;
 	return rc < 0 ? -EIO : 0;
+}
+
+static int catalogue_call(void *arg)
+{
+	return fetch_catalogue_ensure(arg);
+}
+
+static void catalogue_call_free(void *arg)
+{
+	(void)arg; /* the library outlives its offloaded calls */
+}
+
+int fetch_catalogue_wait(struct fetch_library *lib)
+{
+	pthread_mutex_lock(&lib->lock);
+	int fresh = idx_now() < lib->catalogue_checked_until;
+	pthread_mutex_unlock(&lib->lock);
+	/* The usual case, without a thread. */
+	if (fresh)
+		return 0;
+	return fetch_offload(lib, catalogue_call, lib, catalogue_call_free);
 }
 
 /* ---- a costume's files ---- */
@@ -460,52 +489,105 @@ static int costume_files_store(struct fetch_library *lib, const struct idx_costu
 	return rc;
 }
 
+/* One GET into memory, offloaded (fetch_offload()). */
+struct get_call {
+	struct fetch_engine *engine;
+	char path[IDX_NAME_MAX + 64];
+	char *body;
+	size_t len;
+	struct fetch_result res;
+};
+
+static int get_call_run(void *arg)
+{
+	struct get_call *g = arg;
+	return fetch_get_memory(g->engine, FETCH_ASSETS, g->path, FETCH_PROBE, FETCH_DOC_MAX,
+				&g->body, &g->len, &g->res);
+}
+
+static void get_call_free(void *arg)
+{
+	struct get_call *g = arg;
+	free(g->body);
+	free(g);
+}
+
+/* The costume's buildData.asset from the origin (*body malloc'd). */
+static int build_data_fetch(struct fetch_library *lib, const struct idx_costume *c, char **body,
+			    size_t *len)
+{
+	struct get_call *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (!g)
+		return -ENOMEM;
+	g->engine = lib->engine;
+	snprintf(g->path, sizeof(g->path), "/%s/live2d/chara/%s_rip/buildData.asset", c->server,
+		 c->live2d_name);
+	rc = fetch_offload(lib, get_call_run, g, get_call_free);
+	if (rc == -EINTR)
+		return rc; /* g is the offloaded call's now */
+	if (rc < 0) {
+		log_error("%s: buildData: %s", c->live2d_name,
+			  g->res.reason[0] ? g->res.reason : strerror(-rc));
+		rc = rc == -ENOENT ? -ENOENT : -EIO;
+	} else {
+		*body = g->body, *len = g->len;
+		g->body = NULL;
+	}
+	get_call_free(g);
+	return rc;
+}
+
+/* buildData -> the costume's file list in the index; the caller holds the
+ * costume's busy key. */
+static int costume_list_files(struct fetch_library *lib, const struct idx_costume *c)
+{
+	struct fetch_costume_files spec = { 0 };
+	struct fetch_rejects rej = { 0 };
+	char key[IDX_NAME_MAX + 32];
+	char *body = NULL;
+	size_t len = 0;
+	int rc;
+
+	/* Asked anew after each catalogue store (it may have changed); the
+	 * stored copy serves when the origin cannot answer. */
+	snprintf(key, sizeof(key), "build:%s:%s", c->server, c->live2d_name);
+	rc = build_data_fetch(lib, c, &body, &len);
+	int stored = rc < 0 && rc != -EINTR && idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
+	if (rc < 0 && !stored)
+		return rc;
+	if (stored)
+		log_warn("%s: buildData: using the stored copy", c->live2d_name);
+	rc = fetch_parse_build_data(body, len, &spec, &rej);
+	log_rejects(c->live2d_name, &rej);
+	if (rc < 0) {
+		log_error("%s: buildData.asset is malformed (%s)", c->live2d_name, strerror(-rc));
+		rc = -EIO;
+	} else {
+		if (!stored)
+			idx_doc_put(lib->idx, key, body, len, idx_now());
+		rc = costume_files_store(lib, c, &spec);
+	}
+	fetch_costume_files_free(&spec);
+	free(body);
+	return rc;
+}
+
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
 {
 	struct idx_costume c;
-	struct fetch_costume_files spec = { 0 };
-	struct fetch_rejects rej = { 0 };
-	struct fetch_result res;
-	char key[IDX_NAME_MAX + 32], path[IDX_NAME_MAX + 64];
-	char *body = NULL;
-	size_t len = 0;
 	int rc;
 
 	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
 	if (rc < 0 || c.files_listed)
 		return rc;
-	fetch_busy_acquire(lib, KEY_COSTUME(costume_id));
+	rc = busy_take(lib, KEY_COSTUME(costume_id), 1);
+	if (rc < 0)
+		return rc;
 	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
-	if (rc < 0 || c.files_listed)
-		goto out;
-	snprintf(key, sizeof(key), "build:%s:%s", c.server, c.live2d_name);
-	snprintf(path, sizeof(path), "/%s/live2d/chara/%s_rip/buildData.asset", c.server,
-		 c.live2d_name);
-	rc = fetch_get_memory(lib->engine, FETCH_ASSETS, path, FETCH_PROBE, FETCH_DOC_MAX, &body,
-			      &len, &res);
-	int stored = rc < 0 && idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
-	if (rc < 0) {
-		log_error("%s: buildData: %s%s", c.live2d_name,
-			  res.reason[0] ? res.reason : strerror(-rc),
-			  stored ? "; using the stored copy" : "");
-		if (!stored) {
-			rc = rc == -ENOENT ? -ENOENT : -EIO;
-			goto out;
-		}
-	}
-	rc = fetch_parse_build_data(body, len, &spec, &rej);
-	log_rejects(c.live2d_name, &rej);
-	if (rc < 0) {
-		log_error("%s: buildData.asset is malformed (%s)", c.live2d_name, strerror(-rc));
-		rc = -EIO;
-		goto out;
-	}
-	if (!stored)
-		idx_doc_put(lib->idx, key, body, len, idx_now());
-	rc = costume_files_store(lib, &c, &spec);
-out:
-	fetch_costume_files_free(&spec);
-	free(body);
+	if (rc == 0 && !c.files_listed)
+		rc = costume_list_files(lib, &c);
 	fetch_busy_release(lib, KEY_COSTUME(costume_id));
 	return rc;
 }
@@ -569,61 +651,105 @@ static int size_unknown(const struct idx_asset *a)
 	return a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a);
 }
 
+/* HEAD requests of a probe, offloaded (fetch_offload()). */
+struct head_call {
+	struct fetch_engine *engine;
+	char **paths;
+	int64_t *ids;
+	struct fetch_result *res;
+	size_t n;
+};
+
+static int head_call_run(void *arg)
+{
+	struct head_call *h = arg;
+	return fetch_head_batch(h->engine, FETCH_ASSETS, (const char *const *)h->paths, h->n,
+				h->res);
+}
+
+static void head_call_free(void *arg)
+{
+	struct head_call *h = arg;
+	for (size_t i = 0; h->paths && i < h->n; i++)
+		free(h->paths[i]);
+	free(h->paths);
+	free(h->ids);
+	free(h->res);
+	free(h);
+}
+
+/* The assets of l whose size is unknown into h (a transfer in flight is
+ * waited for instead: it answers better than a HEAD). */
+static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
+			 int optional_only, struct head_call *h)
+{
+	struct idx_asset a;
+
+	h->paths = calloc(l->n + 1, sizeof(*h->paths));
+	h->ids = calloc(l->n + 1, sizeof(*h->ids));
+	h->res = calloc(l->n + 1, sizeof(*h->res));
+	if (!h->paths || !h->ids || !h->res)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		if ((optional_only && !l->optional[i]) || idx_asset_get(lib->idx, l->ids[i], &a) < 0 ||
+		    !size_unknown(&a))
+			continue;
+		int rc = fetch_asset_wait_inflight(lib, a.id);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			continue;
+		char *p = malloc(FETCH_URL_MAX);
+		if (!p || fetch_asset_url_path(lib->server, a.bundle, a.file, p, FETCH_URL_MAX) < 0) {
+			free(p);
+			continue;
+		}
+		h->paths[h->n] = p;
+		h->ids[h->n++] = a.id;
+	}
+	return 0;
+}
+
+/* Probe the files of h; the caller holds the costume's probe key. */
+static int probe_run(struct fetch_library *lib, struct head_call *h)
+{
+	int rc = fetch_offload(lib, head_call_run, h, head_call_free);
+
+	if (rc == -EINTR)
+		return rc; /* h is the offloaded call's now */
+	for (size_t i = 0; rc == 0 && i < h->n; i++) {
+		if (h->res[i].err == 0 && h->res[i].size >= 0)
+			idx_asset_mark_probed(lib->idx, h->ids[i], h->res[i].size, 0, NULL);
+		else if (h->res[i].err == -ENOENT)
+			idx_asset_mark_probed(lib->idx, h->ids[i], -1, ENOENT, h->res[i].reason);
+	}
+	head_call_free(h);
+	return rc;
+}
+
 int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only)
 {
 	struct asset_list l = { 0 };
-	struct idx_asset a;
-	char **paths = NULL;
-	int64_t *ids = NULL;
-	struct fetch_result *res = NULL;
-	size_t n = 0;
-	int rc;
+	struct head_call *h = NULL;
+	int rc = costume_assets(lib, costume_id, &l);
 
-	rc = costume_assets(lib, costume_id, &l);
 	if (rc < 0 || costume_complete(lib, costume_id))
 		goto out;
-	fetch_busy_acquire(lib, KEY_PROBE(costume_id));
-	paths = calloc(l.n + 1, sizeof(*paths));
-	ids = calloc(l.n + 1, sizeof(*ids));
-	if (!paths || !ids) {
-		rc = -ENOMEM;
-		goto release;
+	rc = busy_take(lib, KEY_PROBE(costume_id), 1);
+	if (rc < 0)
+		goto out;
+	h = calloc(1, sizeof(*h));
+	rc = h ? probe_collect(lib, &l, optional_only, h) : -ENOMEM;
+	if (h)
+		h->engine = lib->engine;
+	if (rc == 0 && h->n) {
+		rc = probe_run(lib, h);
+		h = NULL; /* freed by it, now or when the offloaded call ends */
 	}
-	for (size_t i = 0; i < l.n; i++) {
-		if ((optional_only && !l.optional[i]) || idx_asset_get(lib->idx, l.ids[i], &a) < 0 ||
-		    !size_unknown(&a))
-			continue;
-		/* A transfer in flight answers better than a HEAD. */
-		if (fetch_asset_wait_inflight(lib, a.id))
-			continue;
-		paths[n] = malloc(FETCH_URL_MAX);
-		if (!paths[n] ||
-		    fetch_asset_url_path(lib->server, a.bundle, a.file, paths[n], FETCH_URL_MAX) < 0) {
-			free(paths[n]);
-			continue;
-		}
-		ids[n++] = a.id;
-	}
-	if (n) {
-		res = calloc(n, sizeof(*res));
-		rc = res ? fetch_head_batch(lib->engine, FETCH_ASSETS, (const char *const *)paths,
-					    n, res)
-			 : -ENOMEM;
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			if (res[i].err == 0 && res[i].size >= 0)
-				idx_asset_mark_probed(lib->idx, ids[i], res[i].size, 0, NULL);
-			else if (res[i].err == -ENOENT)
-				idx_asset_mark_probed(lib->idx, ids[i], -1, ENOENT, res[i].reason);
-		}
-	}
-release:
 	fetch_busy_release(lib, KEY_PROBE(costume_id));
 out:
-	for (size_t i = 0; paths && i < n; i++)
-		free(paths[i]);
-	free(paths);
-	free(ids);
-	free(res);
+	if (h)
+		head_call_free(h);
 	asset_list_free(&l);
 	return rc;
 }
@@ -710,72 +836,4 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 		return -ENOMEM;
 	*len = strlen(*text);
 	return 0;
-}
-
-/* ---- whole costumes ---- */
-
-struct download_run {
-	struct fetch_library *lib;
-	struct asset_list *l;
-	size_t next;
-	int failed;
-	const volatile int *cancel;
-	fetch_progress_fn progress;
-	void *arg;
-	pthread_mutex_t lock;
-};
-
-static void *download_worker(void *arg)
-{
-	struct download_run *r = arg;
-
-	for (;;) {
-		pthread_mutex_lock(&r->lock);
-		size_t i = r->next++;
-		pthread_mutex_unlock(&r->lock);
-		if (i >= r->l->n || (r->cancel && *r->cancel))
-			break;
-		int fd = -1;
-		int err = fetch_asset_open(r->lib, r->l->ids[i], &fd);
-		if (fd >= 0)
-			close(fd);
-		pthread_mutex_lock(&r->lock);
-		/* A missing optional file (physics, icon) is not a failure. */
-		if (err < 0 && !(err == -ENOENT && r->l->optional[i]))
-			r->failed = 1;
-		if (r->progress)
-			r->progress(r->arg, r->l->ids[i], err);
-		pthread_mutex_unlock(&r->lock);
-	}
-	return NULL;
-}
-
-int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int parallel,
-			   const volatile int *cancel, fetch_progress_fn progress, void *arg)
-{
-	struct asset_list l = { 0 };
-	struct download_run r = { lib, &l, 0, 0, cancel, progress, arg,
-				  PTHREAD_MUTEX_INITIALIZER };
-	pthread_t threads[64];
-	int nthreads = 0, rc;
-
-	rc = costume_assets(lib, costume_id, &l);
-	if (rc < 0)
-		goto out;
-	if (parallel <= 0 || parallel > 64)
-		parallel = parallel <= 0 ? 16 : 64;
-	for (int i = 0; i < parallel && (size_t)i < l.n; i++)
-		if (pthread_create(&threads[nthreads], NULL, download_worker, &r) == 0)
-			nthreads++;
-	if (l.n && !nthreads)
-		download_worker(&r);
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(threads[i], NULL);
-	if (cancel && *cancel)
-		rc = -EINTR;
-	else if (r.failed)
-		rc = -EIO;
-out:
-	asset_list_free(&l);
-	return rc;
 }

@@ -9,6 +9,8 @@
 #ifndef L2DFS_FETCH_LIBRARY_H
 #define L2DFS_FETCH_LIBRARY_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +55,10 @@ int fetch_catalogue_ensure(struct fetch_library *lib);
  * copy then stays in use (in part, for the documents that did not come). */
 int fetch_catalogue_refresh(struct fetch_library *lib, int force);
 
+/* fetch_catalogue_ensure() as this thread's cancel token allows: -EINTR
+ * once it fires, the refresh going on in the background. */
+int fetch_catalogue_wait(struct fetch_library *lib);
+
 /* Make sure the costume's file list (from its buildData.asset) is in the
  * index: fetched when the costume is not listed (new, or the catalogue was
  * stored since), the stored buildData serving when the origin fails.
@@ -69,8 +75,43 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optio
  * or waiting for the transfer already in flight). On success *fd is an open
  * read-only descriptor of the cache file, the caller's to close. -ENOENT if
  * the origin does not have it, -EIO/-EFBIG/-ENOSPC on failure (the reason
- * is in the index and the log). */
+ * is in the index and the log). After a failed download the asset is not
+ * asked for again before a back-off passes (a few seconds, doubling up to
+ * FETCH_BACKOFF_MAX_S, or the origin's Retry-After): -EIO at once until then.
+ * -EINTR if this thread's cancel token fired. */
 int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
+
+/* Longest back-off after failed downloads of one asset. */
+#define FETCH_BACKOFF_MAX_S 600
+
+/* Forget every asset's back-off (a catalogue refresh, `l2dfs retry`): the
+ * next read asks the origin at once. */
+int fetch_library_clear_backoff(struct fetch_library *lib);
+
+/*
+ * A waiter's cancel token. A thread that may be told to stop waiting (a
+ * filesystem request the kernel interrupts) enters one: every wait of the
+ * library on that thread (a download, a probe, buildData, another thread's
+ * work on the same costume) then ends with -EINTR soon after
+ * fetch_cancel_fire(), called from any thread. Only the waiting ends: a
+ * download others wait for, or that prefetch asked for, goes on; one no one
+ * wants any more stops at its next bytes.
+ */
+struct fetch_cancel {
+	struct fetch_library *lib;
+	atomic_int fired;
+	pthread_cond_t *cond; /* lib->lock: what the owner sleeps on, or NULL */
+};
+/* Before use; lib is the library the thread will wait on. */
+void fetch_cancel_init(struct fetch_cancel *c, struct fetch_library *lib);
+/* The calling thread's waits answer to c from now on (NULL: to none). c
+ * must outlive that; fetch_cancel_enter(NULL) before it goes away. */
+void fetch_cancel_enter(struct fetch_cancel *c);
+/* Wake the thread waiting under c, now and for its later waits. Takes
+ * lib->lock: the caller must not hold it. */
+void fetch_cancel_fire(struct fetch_cancel *c);
+/* 1 if the calling thread's token fired. */
+int fetch_cancelled(void);
 
 /* Seconds a "not on the origin" answer (404, the HTML page) is trusted. */
 #define FETCH_MISSING_RECHECK_S 600
@@ -87,14 +128,6 @@ void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_p
 
 /* Queue every file of the costume in the background (prefetch=costume). */
 void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id);
-
-/* Wait until every file of the costume is cached or has failed; downloads
- * at most `parallel` at once (0: the engine's bound). Calls progress (may be
- * NULL) after each file. Stops early with -EINTR when *cancel becomes
- * non-zero. Returns 0 if every required file is complete. */
-typedef void (*fetch_progress_fn)(void *arg, int64_t asset_id, int err);
-int fetch_costume_download(struct fetch_library *lib, int64_t costume_id, int parallel,
-			   const volatile int *cancel, fetch_progress_fn progress, void *arg);
 
 /* model.json of a costume as it stands (files known missing left out;
  * unknown ones probed first). *text is malloc'd. */

@@ -1,4 +1,36 @@
-/* Shared between library.c and assets.c; not part of the contract. */
+/*
+ * Shared inside fetch/library; not part of the contract.
+ *
+ * Files, each using only those below it:
+ *   library.c  the catalogue and the costumes (buildData, probes)
+ *   assets.c   asset transfers: single flight, commit workers, back-off
+ *   budget.c   cache_max: eviction passes, pins
+ *   wait.c     key lists, cancel tokens, cancellable waits
+ *
+ * The lock story.
+ *   One mutex, lib->lock, guards every mutable field of struct fetch_library
+ *   and of its transfers (each field says so). It is a leaf: while it is
+ *   held nothing else is locked and nothing waits for the network, the disk
+ *   or SQLite (no idx_*, cache_*, fetch_submit(), fetch_care_*() call).
+ *   It may be taken with another lock held: libfuse's per-request lock
+ *   (an interrupt fires a cancel token, fetch_cancel_fire()). The order is
+ *   always that lock -> lib->lock; the engine runs sinks and done callbacks
+ *   with none of its locks held.
+ *   Each predicate has its own condition variable, all used with lib->lock:
+ *     transfer->ended     that transfer ended (or the library stops)
+ *     lib->job_ready      the commit queue got a job (or the library stops)
+ *     lib->key_released   a busy key was given back
+ *     lib->pass_over      an eviction pass ended
+ *     lib->docs_answered  a catalogue document's request ended
+ *     offload->answered   an offloaded call returned (wait.c)
+ *     lib->offload_over   the last offloaded call ended
+ *   A cancel token names the condition variable its thread sleeps on, so an
+ *   interrupt wakes exactly that waiter (wait.c).
+ *   Fields set before the workers start and never changed after (cfg,
+ *   server, engine, idx, cache, backoff_ms) are read without the lock; so
+ *   are a transfer's atomics and the fields its comments give to one thread
+ *   at a time (the engine thread while in flight, then its commit worker).
+ */
 #ifndef L2DFS_LIBRARY_INT_H
 #define L2DFS_LIBRARY_INT_H
 
@@ -21,8 +53,24 @@ void fetch_keys_remove(struct fetch_keys *k, int64_t key);
 /* 1 if key is there. */
 int fetch_keys_has(const struct fetch_keys *k, int64_t key);
 
+/* Sleep once on cond (with lib->lock held) as this thread's cancel token
+ * allows: -EINTR (without sleeping) once it fired, else 0. Callers loop on
+ * their predicate as with pthread_cond_wait(). */
+int fetch_wait(struct fetch_library *lib, pthread_cond_t *cond);
+
+/*
+ * Run fn(arg), a call that blocks on the engine, on a thread of its own and
+ * wait for it as this thread's cancel token allows: fn's return value (arg
+ * stays the caller's), or -EINTR: the caller leaves, fn runs on and
+ * free_arg(arg) runs after it. Without a token, fn runs on this thread.
+ */
+int fetch_offload(struct fetch_library *lib, int (*fn)(void *arg), void *arg,
+		  void (*free_arg)(void *arg));
+/* Wait for offloaded calls to end (before freeing the library). */
+void fetch_offload_drain(struct fetch_library *lib);
+
 struct fetch_transfer; /* one asset download in flight (assets.c) */
-struct fetch_job;      /* a finished transfer waiting to be committed */
+struct fetch_job;      /* work for the commit workers (assets.c) */
 
 struct fetch_library {
 	struct fetch_library_config cfg;
@@ -30,26 +78,33 @@ struct fetch_library {
 	struct fetch_engine *engine;
 	struct idx *idx;
 	struct cache *cache;
+	int64_t backoff_ms; /* first back-off after a failed download */
 
-	pthread_mutex_t lock;   /* guards everything below */
-	pthread_cond_t changed; /* a transfer ended, a key was released */
-	struct fetch_transfer *transfers;
-	struct fetch_keys busy; /* keys of catalogue/costume work in progress */
-	int64_t catalogue_checked_until; /* no catalogue check needed before this time */
+	pthread_mutex_t lock;              /* see above */
+	struct fetch_transfer *transfers;  /* lock: in flight, one per asset */
+	struct fetch_keys busy;            /* lock: catalogue/costume work in progress */
+	pthread_cond_t key_released;       /* with lock: busy lost a key */
+	pthread_cond_t docs_answered;      /* with lock: a struct doc's pending went down */
+	int64_t catalogue_checked_until;   /* lock: no catalogue check needed before */
 
-	/* Finished transfers are committed (fsync, rename, index) off the
-	 * engine thread, by a few workers. */
-	struct fetch_job *jobs, **jobs_tail;
-	pthread_t workers[4];
+	/* Finished transfers are committed (fsync, rename, index) and progress
+	 * is written to the index off the engine thread, by a few workers. */
+	struct fetch_job *jobs, **jobs_tail; /* lock */
+	pthread_cond_t job_ready;            /* with lock: jobs got one, or stopping */
+	pthread_t workers[4];                /* set before they run */
 	int nworkers;
-	int stopping;
-	int outstanding;        /* transfers not yet committed */
+	int stopping;                        /* lock */
+	int outstanding;                     /* lock: transfers not yet committed */
 
 	/* The cache_max budget (budget.c). */
-	int64_t care_total;     /* completed bytes: as last counted + added since */
-	int64_t care_trigger;   /* a pass runs once care_total is above this */
-	int care_running;       /* a pass is under way */
-	struct fetch_keys pins; /* assets readers wait to open: never evicted */
+	int64_t care_total;     /* lock: completed bytes, as last counted + added since */
+	int64_t care_trigger;   /* lock: a pass runs once care_total is above this */
+	int care_running;       /* lock: a pass is under way */
+	pthread_cond_t pass_over; /* with lock: care_running went to 0 */
+	struct fetch_keys pins; /* lock: assets readers wait to open: never evicted */
+
+	int offloaded;             /* lock: fetch_offload() threads running */
+	pthread_cond_t offload_over; /* with lock: offloaded went to 0 */
 };
 
 /* Take a key (wait while another thread holds it) / give it back. */
@@ -65,8 +120,13 @@ int fetch_assets_start(struct fetch_library *lib);
 void fetch_assets_stop(struct fetch_library *lib);
 
 /* If the asset is in flight, wait for that transfer to end and return 1
- * (its outcome is then in the index); else return 0 at once. */
+ * (its outcome is then in the index); else return 0 at once. -EINTR if
+ * this thread's cancel token fired. */
 int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
+
+/* 1 if a failed download of the asset is backing off (not to be asked
+ * before its retry time). */
+int fetch_asset_backing_off(const struct idx_asset *a);
 
 /* cache_max (budget.c): count the cached bytes once, at start. */
 void fetch_budget_start(struct fetch_library *lib);

@@ -1,0 +1,180 @@
+/* fake_engine.c: see fake_engine.h. Nothing goes to the network. */
+#include "fake_engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct fake_req {
+	struct fetch_sink sink;
+	fetch_done_fn done;
+	void *arg;
+	int answered;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static struct fake_req reqs[64];
+static size_t nreqs, nheads;
+static int heads_stalled;
+
+struct fetch_engine {
+	int unused;
+};
+
+void fetch_config_defaults(struct fetch_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
+{
+	(void)cfg;
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void fetch_engine_stop(struct fetch_engine *e)
+{
+	(void)e;
+	fake_stall_heads(0);
+	for (size_t i = 0; i < fake_submitted(); i++) {
+		pthread_mutex_lock(&lock);
+		int answered = reqs[i].answered;
+		pthread_mutex_unlock(&lock);
+		if (!answered)
+			fake_answer(i, NULL, -ECANCELED, 0);
+	}
+}
+
+void fetch_engine_free(struct fetch_engine *e)
+{
+	fetch_engine_stop(e);
+	free(e);
+}
+
+int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
+		 enum fetch_method method, enum fetch_priority prio,
+		 const struct fetch_sink *sink, fetch_done_fn done, void *arg)
+{
+	(void)e, (void)base, (void)path, (void)method, (void)prio;
+	pthread_mutex_lock(&lock);
+	if (nreqs == sizeof(reqs) / sizeof(reqs[0])) {
+		pthread_mutex_unlock(&lock);
+		return -EAGAIN;
+	}
+	reqs[nreqs++] = (struct fake_req){ *sink, done, arg, 0 };
+	pthread_cond_broadcast(&changed);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+/* Documents are never on the fake origin. */
+int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
+			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
+			  void *arg)
+{
+	(void)e, (void)base, (void)path, (void)prio, (void)m, (void)done, (void)arg;
+	return -ENOENT;
+}
+
+int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
+		     enum fetch_priority prio, size_t max_bytes, char **body, size_t *len,
+		     struct fetch_result *res)
+{
+	(void)e, (void)base, (void)path, (void)prio, (void)max_bytes, (void)body, (void)len;
+	if (res)
+		memset(res, 0, sizeof(*res));
+	return -ENOENT;
+}
+
+int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *const *paths,
+		     size_t n, struct fetch_result *res)
+{
+	(void)e, (void)base, (void)paths;
+	pthread_mutex_lock(&lock);
+	nheads += n;
+	pthread_cond_broadcast(&changed);
+	while (heads_stalled)
+		pthread_cond_wait(&changed, &lock);
+	pthread_mutex_unlock(&lock);
+	for (size_t i = 0; i < n; i++) {
+		memset(&res[i], 0, sizeof(res[i]));
+		res[i].size = 100;
+	}
+	return 0;
+}
+
+size_t fake_submitted(void)
+{
+	pthread_mutex_lock(&lock);
+	size_t n = nreqs;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+int fake_wait_submitted(size_t n)
+{
+	struct timespec end;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 5;
+	pthread_mutex_lock(&lock);
+	while (nreqs < n && rc == 0)
+		rc = pthread_cond_timedwait(&changed, &lock, &end);
+	pthread_mutex_unlock(&lock);
+	return rc ? -ETIMEDOUT : 0;
+}
+
+int fake_answer(size_t i, const char *body, int err, long retry_after_s)
+{
+	struct fetch_result res = { .err = err, .status = err ? 503 : 200, .attempts = 1 };
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	struct fake_req r = reqs[i];
+	reqs[i].answered = 1;
+	pthread_mutex_unlock(&lock);
+	res.retry_after_s = retry_after_s;
+	snprintf(res.url, sizeof(res.url), "http://fake/%zu", i);
+	if (err)
+		snprintf(res.reason, sizeof(res.reason), "HTTP 503 (1 attempts)");
+	if (!err && body) {
+		rc = r.sink.begin(r.sink.ctx, (int64_t)strlen(body));
+		if (rc == 0)
+			rc = r.sink.write(r.sink.ctx, body, strlen(body));
+		if (rc < 0)
+			res.err = rc;
+	}
+	res.size = body && !err ? (int64_t)strlen(body) : -1;
+	r.done(r.arg, &res);
+	return rc;
+}
+
+void fake_stall_heads(int on)
+{
+	pthread_mutex_lock(&lock);
+	heads_stalled = on;
+	pthread_cond_broadcast(&changed);
+	pthread_mutex_unlock(&lock);
+}
+
+size_t fake_heads(void)
+{
+	pthread_mutex_lock(&lock);
+	size_t n = nheads;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+void fake_reset(void)
+{
+	pthread_mutex_lock(&lock);
+	nreqs = nheads = 0;
+	heads_stalled = 0;
+	pthread_mutex_unlock(&lock);
+}

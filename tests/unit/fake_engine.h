@@ -1,0 +1,26 @@
+/* A stand-in for fetch/http (http.h) in unit tests: requests wait in a list
+ * until the test answers them. */
+#ifndef L2DFS_FAKE_ENGINE_H
+#define L2DFS_FAKE_ENGINE_H
+
+#include <stddef.h>
+
+#include "../../fetch/http/http.h"
+
+/* GET requests submitted so far (answered or not). */
+size_t fake_submitted(void);
+/* Wait up to 5 s until at least n GETs were submitted; 0 or -ETIMEDOUT. */
+int fake_wait_submitted(size_t n);
+/* Answer the i-th GET as the engine thread would: the body through the
+ * sink (unless err), then the done callback. Returns the sink's error, if
+ * it refused the body, else 0. */
+int fake_answer(size_t i, const char *body, int err, long retry_after_s);
+/* HEAD requests (fetch_head_batch) block while this is set; clearing it
+ * answers them. Every HEAD answers size 100. */
+void fake_stall_heads(int on);
+/* HEAD requests asked so far. */
+size_t fake_heads(void);
+/* Forget every request (between tests). */
+void fake_reset(void);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * Unit tests of fetch/library's orchestration against a fake engine
+ * (fake_engine.c): single flight, waking waiters, cancel tokens, back-off,
+ * pins and eviction. No mount, no network.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../fetch/library/library_int.h"
+#include "fake_engine.h"
+
+static char dir[] = "/tmp/l2dfs-test-library-XXXXXX";
+
+struct world {
+	struct idx *idx;
+	struct cache *cache;
+	struct fetch_engine *engine;
+	struct fetch_library *lib;
+	int64_t assets[3]; /* a.moc, b.png, c.png of one costume */
+};
+
+static struct world w;
+
+static int64_t asset_of(int64_t costume, const char *name)
+{
+	struct idx_file f;
+	assert_int_equal(idx_file_find(w.idx, costume, IDX_DIR_ROOT, name, &f), 0);
+	return f.asset_id;
+}
+
+static void world_open(int64_t cache_max)
+{
+	const struct idx_character_in ch[] = { { 1, { "c", NULL, NULL, NULL, NULL } } };
+	const struct idx_costume_in co[] = { { "001_a", 1, 10, { NULL }, 0 } };
+	const struct idx_file_in files[] = {
+		{ IDX_DIR_ROOT, "a.moc", IDX_KIND_MODEL, "live2d/chara/001_a", "a.moc", 0 },
+		{ IDX_DIR_ROOT, "b.png", IDX_KIND_TEXTURE, "live2d/chara/001_a", "b.png", 0 },
+		{ IDX_DIR_ROOT, "c.png", IDX_KIND_TEXTURE, "live2d/chara/001_a", "c.png", 0 },
+	};
+	struct fetch_library_config cfg = { .server = "jp", .cache_max = cache_max };
+	char path[256];
+	struct idx_costume c;
+
+	strcpy(dir, "/tmp/l2dfs-test-library-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	assert_int_equal(idx_open(&w.idx, path, NULL), 0);
+	assert_int_equal(cache_open(&w.cache, dir), 0);
+	assert_int_equal(fetch_engine_new(&w.engine, NULL), 0);
+	assert_int_equal(idx_catalogue_store(w.idx, "jp", ch, 1, co, 1), 0);
+	assert_int_equal(idx_costume_find(w.idx, "jp", 0, -1, "001_a", &c), 0);
+	assert_int_equal(idx_costume_files_store(w.idx, c.id, files, 3), 0);
+	w.assets[0] = asset_of(c.id, "a.moc");
+	w.assets[1] = asset_of(c.id, "b.png");
+	w.assets[2] = asset_of(c.id, "c.png");
+	fake_reset();
+	assert_int_equal(fetch_library_new(&w.lib, &cfg, w.engine, w.idx, w.cache), 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	world_open(0);
+	return 0;
+}
+
+static int setup_budget(void **state)
+{
+	(void)state;
+	world_open(1000);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	(void)state;
+	/* As a mount ends: stop, free the engine (it cancels what is left). */
+	fetch_library_stop(w.lib);
+	fetch_engine_free(w.engine);
+	fetch_library_free(w.lib);
+	cache_close(w.cache);
+	idx_close(w.idx);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd);
+}
+
+/* One reader on its own thread: fetch_asset_open(), optionally with a
+ * cancel token; the bytes it read. */
+struct reader {
+	pthread_t th;
+	int64_t asset_id;
+	struct fetch_cancel cancel;
+	int cancellable;
+	int rc;
+	char data[64];
+	volatile int finished;
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *r = arg;
+	int fd = -1;
+
+	if (r->cancellable)
+		fetch_cancel_enter(&r->cancel);
+	r->rc = fetch_asset_open(w.lib, r->asset_id, &fd);
+	fetch_cancel_enter(NULL);
+	if (fd >= 0) {
+		ssize_t n = read(fd, r->data, sizeof(r->data) - 1);
+		r->data[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	r->finished = 1;
+	return NULL;
+}
+
+static void reader_start(struct reader *r, int64_t asset_id, int cancellable)
+{
+	memset(r, 0, sizeof(*r));
+	r->asset_id = asset_id;
+	r->cancellable = cancellable;
+	fetch_cancel_init(&r->cancel, w.lib);
+	assert_int_equal(pthread_create(&r->th, NULL, reader_run, r), 0);
+}
+
+static int64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void settle(void)
+{
+	usleep(100 * 1000); /* let the readers reach their wait */
+}
+
+static void test_single_flight(void **state)
+{
+	struct reader a, b;
+
+	(void)state;
+	reader_start(&a, w.assets[0], 0);
+	reader_start(&b, w.assets[0], 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	settle();
+	assert_int_equal(fake_submitted(), 1);
+	assert_false(a.finished || b.finished);
+	assert_int_equal(fake_answer(0, "moc bytes", 0, 0), 0);
+	pthread_join(a.th, NULL);
+	pthread_join(b.th, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(b.rc, 0);
+	assert_string_equal(a.data, "moc bytes");
+	assert_string_equal(b.data, "moc bytes");
+	assert_int_equal(fake_submitted(), 1);
+}
+
+static void test_waiters_get_the_failure(void **state)
+{
+	struct reader a, b;
+	struct idx_asset row;
+
+	(void)state;
+	reader_start(&a, w.assets[1], 0);
+	reader_start(&b, w.assets[1], 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	settle();
+	fake_answer(0, NULL, -EIO, 0);
+	pthread_join(a.th, NULL);
+	pthread_join(b.th, NULL);
+	assert_int_equal(a.rc, -EIO);
+	assert_int_equal(b.rc, -EIO);
+	assert_int_equal(idx_asset_get(w.idx, w.assets[1], &row), 0);
+	assert_int_equal(row.state, IDX_FAILED);
+	assert_non_null(strstr(row.error, "HTTP 503"));
+	assert_int_equal(row.failures, 1);
+}
+
+static void test_cancel_one_waiter(void **state)
+{
+	struct reader a, b;
+	struct timespec t0;
+
+	(void)state;
+	reader_start(&a, w.assets[0], 1);
+	reader_start(&b, w.assets[0], 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	settle();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fetch_cancel_fire(&a.cancel);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, -EINTR);
+	assert_true(ms_since(&t0) < 500);
+	settle();
+	assert_false(b.finished); /* the other reader keeps waiting */
+	/* It still wants the bytes: the transfer was not stopped. */
+	assert_int_equal(fake_answer(0, "moc bytes", 0, 0), 0);
+	pthread_join(b.th, NULL);
+	assert_int_equal(b.rc, 0);
+	assert_string_equal(b.data, "moc bytes");
+	assert_int_equal(fake_submitted(), 1);
+}
+
+static void test_cancel_last_waiter_stops_the_transfer(void **state)
+{
+	struct reader a, b;
+
+	(void)state;
+	reader_start(&a, w.assets[0], 1);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	settle();
+	fetch_cancel_fire(&a.cancel);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, -EINTR);
+	/* No one wants it: the next bytes are refused. */
+	assert_int_equal(fake_answer(0, "moc bytes", 0, 0), -ECANCELED);
+	/* A later reader starts it again. */
+	reader_start(&b, w.assets[0], 0);
+	assert_int_equal(fake_wait_submitted(2), 0);
+	assert_int_equal(fake_answer(1, "moc bytes", 0, 0), 0);
+	pthread_join(b.th, NULL);
+	assert_int_equal(b.rc, 0);
+	assert_string_equal(b.data, "moc bytes");
+}
+
+static void test_cancel_before_waiting(void **state)
+{
+	struct reader a;
+
+	(void)state;
+	reader_start(&a, w.assets[2], 1);
+	fetch_cancel_fire(&a.cancel); /* may come before the wait begins */
+	assert_int_equal(fake_wait_submitted(1), 0);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, -EINTR);
+}
+
+static void test_backoff(void **state)
+{
+	struct reader a;
+	struct idx_asset row;
+	int fd = -1;
+
+	(void)state;
+	reader_start(&a, w.assets[1], 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	fake_answer(0, NULL, -EIO, 30);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, -EIO);
+	assert_int_equal(idx_asset_get(w.idx, w.assets[1], &row), 0);
+	assert_true(fetch_asset_backing_off(&row));
+	/* Retry-After: 30 is honoured: at least 30 s from now. */
+	assert_true(row.retry_at - (int64_t)time(NULL) * 1000 >= 29000);
+	/* Within the back-off: EIO at once, no request. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(fetch_asset_open(w.lib, w.assets[1], &fd), -EIO);
+	assert_int_equal(fake_submitted(), 1);
+	fetch_asset_queue(w.lib, w.assets[1], FETCH_BACKGROUND);
+	assert_int_equal(fake_submitted(), 1);
+	/* Cleared: asked again at once. */
+	assert_int_equal(fetch_library_clear_backoff(w.lib), 0);
+	reader_start(&a, w.assets[1], 0);
+	assert_int_equal(fake_wait_submitted(2), 0);
+	fake_answer(1, "png", 0, 0);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(idx_asset_get(w.idx, w.assets[1], &row), 0);
+	assert_int_equal(row.failures, 0);
+}
+
+/* Download asset i with body (600 bytes) and wait for its commit. */
+static void download(int i, size_t n)
+{
+	char *body = malloc(n + 1);
+	struct reader r;
+	size_t k = fake_submitted();
+
+	memset(body, 'a' + i, n);
+	body[n] = '\0';
+	reader_start(&r, w.assets[i], 0);
+	assert_int_equal(fake_wait_submitted(k + 1), 0);
+	fake_answer(k, body, 0, 0);
+	pthread_join(r.th, NULL);
+	assert_int_equal(r.rc, 0);
+	free(body);
+}
+
+static enum idx_state state_of(int i)
+{
+	struct idx_asset a;
+	assert_int_equal(idx_asset_get(w.idx, w.assets[i], &a), 0);
+	return a.state;
+}
+
+/* The eviction pass a commit runs ends after its readers are answered:
+ * wait until one has run since trigger was read. */
+static void wait_pass(int64_t trigger)
+{
+	for (int i = 0; i < 200; i++) {
+		pthread_mutex_lock(&w.lib->lock);
+		int ran = w.lib->care_trigger != trigger && !w.lib->care_running;
+		pthread_mutex_unlock(&w.lib->lock);
+		if (ran)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("no eviction pass");
+}
+
+static void test_pins_spare_eviction(void **state)
+{
+	(void)state;
+	download(0, 600);
+	fetch_budget_pin(w.lib, w.assets[0], 1);
+	download(1, 600); /* 1200 > 1000: a pass, but a.moc is pinned */
+	wait_pass(1000);
+	assert_int_equal(state_of(0), IDX_COMPLETED);
+	assert_int_equal(state_of(1), IDX_COMPLETED);
+	fetch_budget_pin(w.lib, w.assets[0], 0);
+	sleep(1); /* least recently used: a.moc, by the index's clock */
+	pthread_mutex_lock(&w.lib->lock);
+	int64_t trigger = w.lib->care_trigger;
+	pthread_mutex_unlock(&w.lib->lock);
+	download(2, 600); /* unpinned, the oldest goes */
+	wait_pass(trigger);
+	assert_int_equal(state_of(0), IDX_PENDING);
+	assert_int_equal(state_of(2), IDX_COMPLETED);
+}
+
+static void test_probe_wait_is_interruptible(void **state)
+{
+	struct fetch_cancel c;
+	struct idx_costume co;
+	struct timespec t0;
+
+	(void)state;
+	assert_int_equal(idx_costume_find(w.idx, "jp", 0, -1, "001_a", &co), 0);
+	fake_stall_heads(1);
+	fetch_cancel_init(&c, w.lib);
+	fetch_cancel_fire(&c);
+	fetch_cancel_enter(&c);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(fetch_costume_probe(w.lib, co.id, 0), -EINTR);
+	fetch_cancel_enter(NULL);
+	assert_true(ms_since(&t0) < 500);
+	for (int i = 0; i < 200 && fake_heads() == 0; i++)
+		usleep(10 * 1000);
+	assert_true(fake_heads() > 0); /* the probe was asked, and is stalled */
+	fake_stall_heads(0);
+	/* Without a token the same probe waits for its answer. */
+	assert_int_equal(fetch_costume_probe(w.lib, co.id, 0), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiters_get_the_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_one_waiter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_last_waiter_stops_the_transfer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_before_waiting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pins_spare_eviction, setup_budget, teardown),
+		cmocka_unit_test_setup_teardown(test_probe_wait_is_interruptible, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
