@@ -408,6 +408,36 @@ static const char retry_usage[] =
 	"Exit status: 0 when every file came (or is known missing on the origin),\n"
 	"5 if some still fail, 130 interrupted.\n";
 
+/* The summary of a retry (a JSON line or a sentence); returns how many
+ * files failed again. */
+static int retry_report(const struct retry *r)
+{
+	int ok = 0, failed = 0, missing = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		ok += r->v[i].err == 0;
+		missing += r->v[i].err == -ENOENT;
+		failed += r->v[i].err < 0 && r->v[i].err != -ENOENT && r->v[i].err != -ECANCELED;
+	}
+	if (r->json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "event", "done");
+		cJSON_AddNumberToObject(j, "retried", (double)r->n);
+		cJSON_AddNumberToObject(j, "ok", ok);
+		cJSON_AddNumberToObject(j, "failed", failed);
+		cJSON_AddNumberToObject(j, "missing", missing);
+		cJSON_AddBoolToObject(j, "interrupted", r->cancelled);
+		cmd_json_line(j);
+	} else if (!r->n) {
+		fprintf(stderr, "l2dfs retry: nothing failed, nothing to retry\n");
+	} else {
+		fprintf(stderr, "l2dfs retry: %zu retried: %d downloaded, %d failed, %d not on the"
+				" origin%s\n",
+			r->n, ok, failed, missing, r->cancelled ? " (interrupted)" : "");
+	}
+	return failed;
+}
+
 int cli_cmd_retry(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "-j", "--jobs", NULL };
@@ -442,29 +472,8 @@ int cli_cmd_retry(int argc, char **argv)
 		goto out;
 	}
 	cmd_pool_run(r.n, (int)jobs, retry_one, retry_tick, &r);
-	int ok = 0, failed = 0, missing = 0;
-	for (size_t i = 0; i < r.n; i++) {
-		ok += r.v[i].err == 0;
-		missing += r.v[i].err == -ENOENT;
-		failed += r.v[i].err < 0 && r.v[i].err != -ENOENT && r.v[i].err != -ECANCELED;
-	}
 	r.cancelled |= cmd_interrupted;
-	if (r.json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "event", "done");
-		cJSON_AddNumberToObject(j, "retried", (double)r.n);
-		cJSON_AddNumberToObject(j, "ok", ok);
-		cJSON_AddNumberToObject(j, "failed", failed);
-		cJSON_AddNumberToObject(j, "missing", missing);
-		cJSON_AddBoolToObject(j, "interrupted", r.cancelled);
-		cmd_json_line(j);
-	} else if (!r.n) {
-		fprintf(stderr, "l2dfs retry: nothing failed, nothing to retry\n");
-	} else {
-		fprintf(stderr, "l2dfs retry: %zu retried: %d downloaded, %d failed, %d not on the"
-				" origin%s\n",
-			r.n, ok, failed, missing, r.cancelled ? " (interrupted)" : "");
-	}
+	int failed = retry_report(&r);
 	rc = r.cancelled ? CLI_INTERRUPTED : failed ? CLI_FAILED : CLI_OK;
 out:
 	cli_env_close(&env);

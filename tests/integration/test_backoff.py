@@ -9,11 +9,9 @@ import sqlite3
 import subprocess
 import time
 
-from helpers import asset_row, costume
-from soundness import read_bytes, timed
+from helpers import TEX0 as TEX, asset_row, costume, read_file, timed
 
 NO_PREFETCH = {"prefetch": "off"}
-TEX = "textures/texture_00.png"
 
 
 def failing(mount, origin, env=None, cache_dir=None):
@@ -34,7 +32,7 @@ def test_503_loop_is_not_asked_again(mount, origin):
     origin.fault(path=re.escape(url) + "$", method="GET", kind="status", status=503)
     errs, t0 = [], time.monotonic()
     for _ in range(30):
-        errs.append(timed(read_bytes, c.path(m, TEX))[0])
+        errs.append(timed(read_file, c.path(m, TEX))[0])
     secs = time.monotonic() - t0
     gets = origin.count("GET", url)
     print("BACKOFF | 30 reads of an always-503 file | %d GETs | %.2f s" % (gets, secs))
@@ -51,17 +49,17 @@ def test_asked_again_after_the_backoff(mount, origin):
     m, c = failing(mount, origin, env={"L2DFS_RETRY_BACKOFF_MS": "500"})
     url = c.files[TEX]
     fid = origin.fault(path=re.escape(url) + "$", method="GET", kind="status", status=503)
-    assert timed(read_bytes, c.path(m, TEX))[0] == errno.EIO
+    assert timed(read_file, c.path(m, TEX))[0] == errno.EIO
     first = origin.count("GET", url)
-    err, _, secs = timed(read_bytes, c.path(m, TEX))
+    err, _, secs = timed(read_file, c.path(m, TEX))
     assert err == errno.EIO and secs < 0.5 and origin.count("GET", url) == first
     time.sleep(0.7)  # 500 ms + 25 % jitter at most
-    assert timed(read_bytes, c.path(m, TEX))[0] == errno.EIO
+    assert timed(read_file, c.path(m, TEX))[0] == errno.EIO
     assert origin.count("GET", url) > first
     assert row(m, c)["failures"] == 2
     origin.clear_fault(fid)
     time.sleep(1.1)  # the second back-off: 1 s + 25 %
-    assert read_bytes(c.path(m, TEX)) == origin.expected(url)
+    assert read_file(c.path(m, TEX)) == origin.expected(url)
     assert row(m, c)["failures"] == 0
 
 
@@ -69,12 +67,12 @@ def test_retry_asks_at_once_and_remount_remembers(mount, origin, tmp_path):
     m, c = failing(mount, origin)
     url = c.files[TEX]
     fid = origin.fault(path=re.escape(url) + "$", method="GET", kind="status", status=503)
-    assert timed(read_bytes, c.path(m, TEX))[0] == errno.EIO
+    assert timed(read_file, c.path(m, TEX))[0] == errno.EIO
     m.unmount()
     # The back-off is in the index: a new mount does not ask either.
     m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH)
     before = origin.count("GET", url)
-    assert timed(read_bytes, c.path(m2, TEX))[0] == errno.EIO
+    assert timed(read_file, c.path(m2, TEX))[0] == errno.EIO
     assert origin.count("GET", url) == before
     origin.clear_fault(fid)
     r = subprocess.run([m2.binary, "retry", "-o", "api_url=%s,assets_url=%s,cache_dir=%s" %
@@ -82,7 +80,7 @@ def test_retry_asks_at_once_and_remount_remembers(mount, origin, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert origin.count("GET", url) == before + 1
-    assert read_bytes(c.path(m2, TEX)) == origin.expected(url)
+    assert read_file(c.path(m2, TEX)) == origin.expected(url)
 
 
 def test_index_without_backoff_columns_is_migrated(mount, origin):
@@ -94,5 +92,5 @@ def test_index_without_backoff_columns_is_migrated(mount, origin):
     db.commit()
     db.close()
     m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH)
-    assert read_bytes(c.path(m2, TEX)) == origin.expected(c.files[TEX])
+    assert read_file(c.path(m2, TEX)) == origin.expected(c.files[TEX])
     assert row(m2, c)["failures"] == 0

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from helpers import costume, wait_for
-from soundness import assert_sound, read_bytes
+from helpers import TEX0, TEX1, costume, read_file, wait_for
+from soundness import assert_sound
 
 NO_PREFETCH = {"prefetch": "off"}
-TEXTURES = ["textures/texture_00.png", "textures/texture_01.png"]
+TEXTURES = [TEX0, TEX1]
 
 
 def slow_mount(mount, origin):
@@ -62,7 +62,7 @@ def test_reader_waiting_on_a_download_is_interruptible(mount, origin, sig):
     # The mount goes on serving: with full speed, the file reads whole.
     origin.config(bandwidth=0)
     for rel in TEXTURES:
-        assert read_bytes(c.path(m, rel)) == origin.expected(c.files[rel])
+        assert read_file(c.path(m, rel)) == origin.expected(c.files[rel])
     assert_sound(m.cache, origin)
 
 
@@ -71,7 +71,7 @@ def test_other_reader_of_the_same_file_keeps_waiting(mount, origin):
     rel = TEXTURES[0]
     p = waiting_cat(m, c, origin, rel)
     out = {}
-    t = threading.Thread(target=lambda: out.update(data=read_bytes(c.path(m, rel))))
+    t = threading.Thread(target=lambda: out.update(data=read_file(c.path(m, rel))))
     t.start()
     time.sleep(0.3)
     assert gone_after(p, signal.SIGKILL) < 1.0
@@ -94,7 +94,7 @@ def test_abandoned_download_stops(mount, origin):
     assert gone_after(p, signal.SIGINT) < 1.0
     assert wait_for(lambda: origin.stats()["in_flight"] == 0, 5), origin.stats()
     origin.config(bandwidth=0)
-    assert read_bytes(c.path(m, rel)) == origin.expected(c.files[rel])
+    assert read_file(c.path(m, rel)) == origin.expected(c.files[rel])
     assert origin.count("GET", c.files[rel]) == 2
 
 
