@@ -407,12 +407,20 @@ def test_a_failed_file_raises_and_a_later_call_finishes(l2dfs_bin, origin, tmp_p
         except RuntimeError as e:
             print(type(e).__name__, isinstance(e, L2dfsError), e.returncode, str(e))
     '''
-    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    # The first back-off after a failure, shortened (DESIGN §10).
+    env = {"L2DFS_RETRY_BACKOFF_MS": "1500"}
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("L2dfsError True 5 ") and "textures/texture_01.png" in r.stdout, r.stdout
     assert not (tmp_path / "app" / "models" / NAME / "textures" / "texture_01.png").exists()
     origin.clear_fault(fid)
-    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    # At once, the file is not asked again: the same error, no request sent.
+    before = origin.count("GET", url)
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
+    assert r.stdout.startswith("L2dfsError True 5 ") and origin.count("GET", url) == before
+    # Once the back-off has passed, a later call finishes the job.
+    time.sleep(2)
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
     assert r.stdout == "no error\n", r.stdout + r.stderr
     files, _ = tree(tmp_path / "app" / "models" / NAME)
     want, _ = pulled(l2dfs_bin, origin, tmp_path, NAME)
