@@ -146,7 +146,8 @@ int cmd_character_matches(struct cli_env *env, const struct cli_settings *s, con
 		free(m.v);
 		return rc;
 	}
-	qsort(m.v, m.n, sizeof(*m.v), match_cmp);
+	if (m.n) /* m.v may be NULL */
+		qsort(m.v, m.n, sizeof(*m.v), match_cmp);
 	*out = m.v;
 	*n = m.n;
 	return 0;

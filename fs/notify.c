@@ -75,7 +75,7 @@ static int names_take(struct fs *fs, struct fs_names *s)
 
 	if (rc == 0)
 		rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, -1, take_costume, s);
-	if (rc == 0)
+	if (rc == 0 && s->n)
 		qsort(s->v, s->n, sizeof(*s->v), name_cmp);
 	return rc;
 }
@@ -101,7 +101,8 @@ static void forget_name(struct fs *fs, const struct fs_name *e, fuse_ino_t *last
 static fuse_ino_t names_find(const struct fs_names *now, fuse_ino_t parent, const char *name)
 {
 	struct fs_name key = { parent, 0, (char *)name };
-	const struct fs_name *e = bsearch(&key, now->v, now->n, sizeof(*now->v), name_cmp);
+	const struct fs_name *e =
+		now->n ? bsearch(&key, now->v, now->n, sizeof(*now->v), name_cmp) : NULL;
 	return e ? e->ino : 0;
 }
 
@@ -115,7 +116,8 @@ static void names_check(struct fs *fs, const struct fs_names *now)
 	told = fs->served;
 	memset(&fs->served, 0, sizeof(fs->served));
 	pthread_mutex_unlock(&fs->lock);
-	qsort(told.v, told.n, sizeof(*told.v), name_cmp);
+	if (told.n)
+		qsort(told.v, told.n, sizeof(*told.v), name_cmp);
 	for (size_t i = 0; i < told.n; i++) {
 		struct fs_name *e = &told.v[i];
 		if (i && name_cmp(e, e - 1) == 0 && e->ino == e[-1].ino)

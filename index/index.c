@@ -580,7 +580,9 @@ static int named_suffix(struct idx_named *v)
  */
 int idx_names_unique(struct idx_named *v, size_t n)
 {
-	unsigned char *dup = calloc(n ? n : 1, 1);
+	if (n == 0)
+		return 0; /* v may be NULL */
+	unsigned char *dup = calloc(n, 1);
 	size_t nown = 0;
 	int rc = dup ? 0 : -ENOMEM;
 

@@ -531,7 +531,7 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 	}
 	int rc = fetch_drop_duplicates(cat->costumes, sizeof(*cat->costumes), &cat->ncostumes,
 				       costume_name_cmp, costume_drop, r);
-	if (rc == 0) /* for the join by name */
+	if (rc == 0 && cat->ncostumes) /* for the join by name */
 		qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_name_cmp);
 	return rc;
 }
@@ -580,8 +580,10 @@ static int parse_costume_index(const cJSON *root, struct fetch_catalogue *cat,
 					  "costumes %lld", (long long)id);
 		else {
 			struct fetch_costume key = { .live2d_name = bundle->valuestring };
-			struct fetch_costume *c = bsearch(&key, cat->costumes, cat->ncostumes,
-							  sizeof(*c), costume_name_cmp);
+			struct fetch_costume *c =
+				cat->ncostumes ? bsearch(&key, cat->costumes, cat->ncostumes,
+							 sizeof(*c), costume_name_cmp)
+					       : NULL;
 			if (c && c->costume_id < 0)
 				rc = join_costume(c, e, id, r);
 		}

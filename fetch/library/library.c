@@ -233,7 +233,8 @@ static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *ca
 
 	if (!chars || !cos)
 		goto out;
-	qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_rank_cmp);
+	if (cat->ncostumes)
+		qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_rank_cmp);
 	for (size_t i = 0; i < cat->ncharacters; i++) {
 		chars[i].id = cat->characters[i].id;
 		for (int l = 0; l < IDX_LANGS; l++)
