@@ -130,6 +130,8 @@ def test_read_is_lazy_and_cached(mount, origin):
     assert origin.count("GET", url) == 1
     assert origin.asset_gets() == {"GET " + url: 1}
     cached = c.cache_file(m.cache, rel)
+    # The reader is served before the commit; the file lands right after.
+    assert wait_for(lambda: os.path.exists(cached), 10)
     assert read_file(cached) == want
     assert [p for p in walk(m.cache) if ".tmp." in os.path.basename(p)] == []
     assert read_file(c.flat(m, rel)) == want
