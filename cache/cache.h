@@ -102,6 +102,10 @@ int cache_writer_write(struct cache_writer *w, const void *buf, size_t n);
 int cache_writer_reset(struct cache_writer *w);
 int64_t cache_writer_size(const struct cache_writer *w);
 int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size);
+/* A new read-only descriptor of the temporary (the caller's to close), with
+ * the shared lock cache_asset_open() takes: the inode commit then publishes,
+ * so it reads the bytes written so far before the commit and after it. */
+int cache_writer_reader(struct cache_writer *w, int *fd);
 void cache_writer_abort(struct cache_writer *w);
 
 /* Remove every CACHE_TEMP_PREFIX file under live2d/assets (left by a crash).

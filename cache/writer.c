@@ -4,9 +4,11 @@
 #include "cache_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 struct cache_writer {
@@ -105,6 +107,22 @@ int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int6
 		*size = w->size;
 	cache_writer_abort(w); /* frees; after a rename there is no temporary left */
 	return err;
+}
+
+int cache_writer_reader(struct cache_writer *w, int *fd)
+{
+	int f = openat(w->dfd, w->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (f < 0)
+		return -errno;
+	/* No one else knows the temporary: the lock is free. */
+	if (flock(f, LOCK_SH | LOCK_NB) < 0) {
+		int err = -errno;
+		close(f);
+		return err;
+	}
+	*fd = f;
+	return 0;
 }
 
 void cache_writer_abort(struct cache_writer *w)

@@ -62,27 +62,11 @@ static int generated_text(struct fs *fs, const struct idx_file *f, char **text, 
 	return fetch_costume_name_txt(fs->lib, f->costume_id, text, len);
 }
 
-/* Size of an asset-backed file, probing (or, failing that, downloading)
- * only when the index does not know it. */
+/* Size of an asset-backed file, asked of the library only when the index
+ * does not know it. */
 static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset *a)
 {
-	int rc = idx_asset_get(fs->idx, f->asset_id, a);
-
-	if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a)) {
-		fetch_costume_probe(fs->lib, f->costume_id, 0);
-		rc = idx_asset_get(fs->idx, f->asset_id, a);
-		if (rc == 0 && a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a)) {
-			int fd;
-			rc = fetch_asset_open(fs->lib, f->asset_id, &fd);
-			if (rc == 0) {
-				close(fd);
-				rc = idx_asset_get(fs->idx, f->asset_id, a);
-			}
-		}
-	}
-	if (rc == 0 && fetch_asset_missing(a))
-		rc = -ENOENT;
-	return rc;
+	return fetch_asset_stat(fs->lib, f->costume_id, f->asset_id, a);
 }
 
 static void dir_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
@@ -575,7 +559,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * each open drops the pages of an earlier rendering. */
 		rc = generated_text(fs, &f, &h->data, &h->len);
 	} else {
-		rc = fetch_asset_open(fs->lib, f.asset_id, &h->fd);
+		rc = fetch_asset_read(fs->lib, f.asset_id, &h->fd);
 		fi->keep_cache = 1;
 	}
 	wait_end(req, rc);

@@ -866,6 +866,47 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 	return http_submit(e, base, path, method, prio, 0, sink, done, arg);
 }
 
+/* Unlink the queued request of done and arg from queue p; the caller holds
+ * e->lock. */
+static struct req *unqueue(struct fetch_engine *e, int p, fetch_done_fn done, void *arg)
+{
+	struct req *prev = NULL;
+
+	for (struct req *r = e->head[p]; r; prev = r, r = r->next) {
+		if (r->done != done || r->arg != arg)
+			continue;
+		*(prev ? &prev->next : &e->head[p]) = r->next;
+		if (e->tail[p] == r)
+			e->tail[p] = prev;
+		r->next = NULL;
+		return r;
+	}
+	return NULL;
+}
+
+int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
+		  enum fetch_priority prio)
+{
+	struct req *r = NULL;
+
+	if (prio < FETCH_FOREGROUND || prio >= NPRIO)
+		return -EINVAL;
+	pthread_mutex_lock(&e->lock);
+	for (int p = prio + 1; !r && p < NPRIO; p++)
+		r = unqueue(e, p, done, arg);
+	if (r) {
+		r->prio = prio;
+		enqueue(e, r);
+		/* Foreground work starts at once, whatever the budget says. */
+		if (!e->stopping && !e->wake_pending) {
+			e->wake_pending = 1;
+			curl_multi_wakeup(e->multi);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return r != NULL;
+}
+
 int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		enum fetch_method method, enum fetch_priority prio, int decode,
 		const struct fetch_sink *sink, fetch_done_fn done, void *arg)

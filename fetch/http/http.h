@@ -110,6 +110,14 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		 enum fetch_method method, enum fetch_priority prio,
 		 const struct fetch_sink *sink, fetch_done_fn done, void *arg);
 
+/* Raise a request still waiting in its queue, the one submitted with this
+ * done and arg, to prio if that is ahead of its own: it goes before the
+ * requests queued below prio, and as FETCH_FOREGROUND it no longer waits for
+ * the request budget. Returns 1 if one was raised, 0 if none waits there
+ * (started already, ended, waiting for a retry, or at prio or ahead). */
+int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
+		  enum fetch_priority prio);
+
 /* A body gathered in memory: buf (malloc'd, the owner's to free) grows up
  * to max bytes; more fails the transfer with -EFBIG. */
 struct fetch_membuf {

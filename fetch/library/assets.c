@@ -16,6 +16,7 @@
 #include "library_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ struct fetch_transfer {
 	char bundle[IDX_BUNDLE_MAX + 1];
 	char file[IDX_NAME_MAX + 1];
 	pthread_cond_t ended;        /* with lock: done became 1 */
+	pthread_cond_t answered;     /* with lock: heard or done became 1 */
+	pthread_cond_t readable;     /* with lock: body_fd was set, or done became 1 */
 	/* The engine thread's while in flight, then the committing worker's. */
 	struct cache_writer *writer;
 	int64_t last_progress;
@@ -43,6 +46,13 @@ struct fetch_transfer {
 	atomic_int abandoned;        /* lock to set: no one wants it, the sink stops it */
 	int progress_queued;         /* lock: a progress job is queued */
 	int keep;                    /* lock: prefetch wants it, whoever waits */
+	enum fetch_priority prio;    /* lock: as asked for, or raised to */
+	int submitted;               /* lock: handed to the engine (or about to be) */
+	int heard;                   /* lock: the answer's headers came (content_length) */
+	/* lock: a read-only descriptor of the complete, checked body (the
+	 * temporary the commit then renames), from the check until the commit
+	 * ended; else -1. Readers take copies of it. */
+	int body_fd;
 	int waiters;                 /* lock */
 	int done;                    /* lock */
 	int err;                     /* lock: outcome once done; 1: was complete already */
@@ -123,13 +133,19 @@ static void transfer_unlink(struct fetch_library *lib, struct fetch_transfer *t)
 	}
 }
 
+static void transfer_free(struct fetch_transfer *t)
+{
+	pthread_cond_destroy(&t->ended);
+	pthread_cond_destroy(&t->answered);
+	pthread_cond_destroy(&t->readable);
+	free(t);
+}
+
 /* Drop one reference; the caller holds lib->lock. */
 static void transfer_put(struct fetch_transfer *t)
 {
-	if (--t->refs == 0) {
-		pthread_cond_destroy(&t->ended);
-		free(t);
-	}
+	if (--t->refs == 0)
+		transfer_free(t);
 }
 
 /* The transfer ended with err: wake its waiters, drop the flight's
@@ -137,14 +153,20 @@ static void transfer_put(struct fetch_transfer *t)
 static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, int err)
 {
 	pthread_mutex_lock(&lib->lock);
+	int body_fd = t->body_fd;
+	t->body_fd = -1;
 	t->err = err;
 	t->done = 1;
 	transfer_unlink(lib, t);
 	if (--lib->outstanding == 0 && lib->stopping)
 		pthread_cond_broadcast(&lib->job_ready);
 	pthread_cond_broadcast(&t->ended);
+	pthread_cond_broadcast(&t->answered);
+	pthread_cond_broadcast(&t->readable);
 	transfer_put(t);
 	pthread_mutex_unlock(&lib->lock);
+	if (body_fd >= 0)
+		close(body_fd); /* readers hold their own copies */
 }
 
 /* Queue a job for the workers (it holds a reference on its transfer); the
@@ -158,14 +180,26 @@ static void job_push(struct fetch_library *lib, struct fetch_job *job)
 
 /* ---- the sink: engine thread ---- */
 
+/* Hand a progress row to the workers, unless one is queued already. */
+static void progress_queue(struct fetch_transfer *t);
+
+/* The answer's headers: a stat waiting for the size has it now, and the
+ * index soon (a progress row carries it). */
 static int sink_begin(void *ctx, int64_t content_length)
 {
 	struct fetch_transfer *t = ctx;
+	struct fetch_library *lib = t->lib;
+
 	atomic_store(&t->content_length, content_length);
+	pthread_mutex_lock(&lib->lock);
+	t->heard = 1;
+	pthread_cond_broadcast(&t->answered);
+	pthread_mutex_unlock(&lib->lock);
+	if (content_length >= 0)
+		progress_queue(t);
 	return 0;
 }
 
-/* Hand a progress row to the workers, unless one is queued already. */
 static void progress_queue(struct fetch_transfer *t)
 {
 	struct fetch_library *lib = t->lib;
@@ -256,6 +290,33 @@ static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, 
 	}
 }
 
+/* The body is complete: if its length is right (what the Content-Length
+ * said, when there was one), hand readers a descriptor of it now, before
+ * the fsyncs and the index (DESIGN §9). 0, or -EIO (msg says why). */
+static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char *msg,
+		      size_t len)
+{
+	int64_t want = atomic_load(&t->content_length), got = cache_writer_size(t->writer);
+	int fd;
+
+	if (want >= 0 && got != want) {
+		snprintf(msg, len, "%lld bytes instead of the %lld the origin announced",
+			 (long long)got, (long long)want);
+		return -EIO;
+	}
+	if (cache_writer_reader(t->writer, &fd) < 0)
+		return 0; /* its readers wait for the commit instead */
+	pthread_mutex_lock(&lib->lock);
+	t->body_fd = fd;
+	pthread_cond_broadcast(&t->readable);
+	pthread_mutex_unlock(&lib->lock);
+	/* Test-only: L2DFS_TEST_COMMIT_DELAY_MS stretches the commit that
+	 * follows, so that a test sees readers served before it; 0 in use. */
+	if (lib->commit_delay_ms > 0)
+		usleep((useconds_t)lib->commit_delay_ms * 1000);
+	return 0;
+}
+
 static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 		   const struct fetch_result *res)
 {
@@ -263,7 +324,9 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 	int64_t size = 0, asset_id = t->asset_id;
 	int err = res->err;
 
-	if (err == 0) {
+	if (err == 0 && (err = serve_body(lib, t, msg, sizeof(msg))) < 0) {
+		cache_writer_abort(t->writer);
+	} else if (err == 0) {
 		err = cache_writer_commit(t->writer, hex, &size);
 		if (err == 0)
 			err = idx_asset_mark_completed(lib->idx, t->asset_id, size, hex, res->url);
@@ -355,12 +418,12 @@ void fetch_assets_stop(struct fetch_library *lib)
 
 /* ---- starting and waiting ---- */
 
-/* Set up and submit a transfer just linked; on any failure (or if the
- * asset turns out complete: err 1) end it. No lock held: this waits for
+/* Set up and submit a transfer just linked, at its priority; on any
+ * failure (or if the asset turns out complete: err 1) end it. No lock held: this waits for
  * SQLite and the disk. */
-static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t,
-			    enum fetch_priority prio)
+static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 {
+	enum fetch_priority prio;
 	struct idx_asset now;
 	char path[FETCH_URL_MAX], msg[IDX_TEXT_MAX + 1];
 	int rc;
@@ -384,6 +447,11 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t,
 	}
 	idx_asset_mark_downloading(lib->idx, t->asset_id, path);
 	const struct fetch_sink sink = { sink_begin, sink_write, sink_reset, t };
+	pthread_mutex_lock(&lib->lock);
+	prio = t->prio; /* raised meanwhile? */
+	t->submitted = 1;
+	t->refs++; /* it may end before the check below */
+	pthread_mutex_unlock(&lib->lock);
 	rc = fetch_submit(lib->engine, FETCH_ASSETS, path, FETCH_GET, prio, &sink, transfer_done,
 			  t);
 	if (rc < 0) {
@@ -391,16 +459,40 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t,
 		cache_writer_abort(t->writer);
 		idx_asset_mark_pending(lib->idx, t->asset_id);
 		transfer_end(lib, t, rc);
+	} else {
+		/* A raise between the read above and the submit found nothing
+		 * queued: do it now. */
+		pthread_mutex_lock(&lib->lock);
+		enum fetch_priority now = t->prio;
+		pthread_mutex_unlock(&lib->lock);
+		if (now < prio)
+			fetch_promote(lib->engine, transfer_done, t, now);
 	}
+	pthread_mutex_lock(&lib->lock);
+	transfer_put(t);
+	pthread_mutex_unlock(&lib->lock);
+}
+
+/* Raise t's request to prio unless it is there or ahead; the caller holds
+ * a reference on t, not the lock. */
+static void transfer_raise(struct fetch_library *lib, struct fetch_transfer *t,
+			   enum fetch_priority prio)
+{
+	pthread_mutex_lock(&lib->lock);
+	int raise = prio < t->prio && !t->done, submitted = t->submitted;
+	if (raise)
+		t->prio = prio;
+	pthread_mutex_unlock(&lib->lock);
+	/* Not submitted yet: transfer_launch() submits it at the new one. */
+	if (raise && submitted)
+		fetch_promote(lib->engine, transfer_done, t, prio);
 }
 
 /* A transfer never linked (no one else saw it). */
 static void transfer_free_unused(struct fetch_transfer *t)
 {
-	if (t) {
-		pthread_cond_destroy(&t->ended);
-		free(t);
-	}
+	if (t)
+		transfer_free(t);
 }
 
 static struct fetch_transfer *transfer_new(struct fetch_library *lib, const struct idx_asset *a)
@@ -414,6 +506,9 @@ static struct fetch_transfer *transfer_new(struct fetch_library *lib, const stru
 	snprintf(t->bundle, sizeof(t->bundle), "%s", a->bundle);
 	snprintf(t->file, sizeof(t->file), "%s", a->file);
 	pthread_cond_init(&t->ended, NULL);
+	pthread_cond_init(&t->answered, NULL);
+	pthread_cond_init(&t->readable, NULL);
+	t->body_fd = -1;
 	t->refs = 1;
 	return t;
 }
@@ -439,55 +534,105 @@ static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 	}
 	if (!t) {
 		t = fresh, created = 1;
+		t->prio = prio;
 		t->next = lib->transfers;
 		lib->transfers = t;
 		lib->outstanding++;
 	}
 	t->keep |= keep;
+	t->refs++; /* the waiter's, or ours until the raise below */
 	if (out) {
-		t->refs++;
 		t->waiters++;
 		atomic_store(&t->abandoned, 0);
 		*out = t;
 	}
 	pthread_mutex_unlock(&lib->lock);
-	if (!created)
+	if (created) {
+		transfer_launch(lib, t);
+	} else {
 		transfer_free_unused(fresh);
-	else
-		transfer_launch(lib, t, prio);
+		transfer_raise(lib, t, prio);
+	}
+	if (!out) {
+		pthread_mutex_lock(&lib->lock);
+		transfer_put(t);
+		pthread_mutex_unlock(&lib->lock);
+	}
 	return 0;
 }
 
-/* Wait for t to end (its outcome), for the library to stop (-ECANCELED) or
- * for this thread's cancel token (-EINTR); drops the waiter's reference.
- * A transfer left with no waiter and no prefetch interest is abandoned.
- * Caller holds lib->lock. */
-static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t)
-{
-	int rc = 0;
+/* What a waiter waits for: the transfer's end (the commit included), its
+ * answer's headers, or its body (complete, checked, not yet committed). */
+enum until { UNTIL_ENDED, UNTIL_ANSWERED, UNTIL_READABLE };
 
-	while (!t->done && !lib->stopping && rc == 0)
-		rc = fetch_wait(lib, &t->ended);
-	int err = t->done ? t->err : rc < 0 ? rc : -ECANCELED;
+/* 1 once what until names is there, short of the end. Caller holds lib->lock. */
+static int reached(const struct fetch_transfer *t, enum until until)
+{
+	return until == UNTIL_ANSWERED ? t->heard : until == UNTIL_READABLE && t->body_fd >= 0;
+}
+
+/*
+ * Wait (with lib->lock held) until t ends, or reaches until: then 2, with
+ * *fd a copy of its body's descriptor (UNTIL_READABLE; fcntl() does not
+ * wait for the disk). Else t's outcome, -ECANCELED once the library stops
+ * or -EINTR once this thread's cancel token fires. Drops the waiter's
+ * reference; a transfer left with no waiter and no prefetch interest is
+ * abandoned.
+ */
+static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t, enum until until,
+			 int *fd)
+{
+	pthread_cond_t *cond = until == UNTIL_ANSWERED	? &t->answered
+			       : until == UNTIL_READABLE ? &t->readable
+							 : &t->ended;
+	int rc = 0, err;
+
+	while (!t->done && !reached(t, until) && !lib->stopping && rc == 0)
+		rc = fetch_wait(lib, cond);
+	if (!t->done && reached(t, until)) {
+		err = 2;
+		if (until == UNTIL_READABLE) {
+			*fd = fcntl(t->body_fd, F_DUPFD_CLOEXEC, 0);
+			err = *fd < 0 ? -errno : 2;
+		}
+	} else {
+		err = t->done ? t->err : rc < 0 ? rc : -ECANCELED;
+	}
 	if (--t->waiters == 0 && !t->done && !t->keep)
 		atomic_store(&t->abandoned, 1);
 	transfer_put(t);
 	return err;
 }
 
-int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id)
+int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id)
 {
-	int rc = 0;
+	pthread_mutex_lock(&lib->lock);
+	int found = transfer_find(lib, asset_id) != NULL;
+	pthread_mutex_unlock(&lib->lock);
+	return found;
+}
+
+int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio,
+			 int64_t *size)
+{
+	struct fetch_transfer *t;
 
 	pthread_mutex_lock(&lib->lock);
-	struct fetch_transfer *t = transfer_find(lib, asset_id);
+	t = transfer_find(lib, asset_id);
 	if (t) {
-		t->refs++;
+		t->refs += 2; /* the waiter's, and one to read it after */
 		t->waiters++;
-		rc = transfer_wait(lib, t) == -EINTR ? -EINTR : 1;
 	}
 	pthread_mutex_unlock(&lib->lock);
-	return rc;
+	if (!t)
+		return 0;
+	transfer_raise(lib, t, prio);
+	pthread_mutex_lock(&lib->lock);
+	int rc = transfer_wait(lib, t, UNTIL_ANSWERED, NULL);
+	*size = rc == 2 ? atomic_load(&t->content_length) : -1;
+	transfer_put(t);
+	pthread_mutex_unlock(&lib->lock);
+	return rc == -EINTR ? -EINTR : 1;
 }
 
 int fetch_asset_missing(const struct idx_asset *a)
@@ -515,8 +660,10 @@ static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int
 }
 
 /* Download the asset (or join its transfer) and wait: 0 when it ended
- * well, 1 if it was complete already, else the error. */
-static int download_wait(struct fetch_library *lib, const struct idx_asset *a)
+ * well, 1 if it was complete already, 2 with *fd if early and its body is
+ * there before the commit, else the error. */
+static int download_wait(struct fetch_library *lib, const struct idx_asset *a, int early,
+			 int *fd)
 {
 	struct fetch_transfer *t;
 	int rc = transfer_start(lib, a, FETCH_FOREGROUND, 0, &t);
@@ -524,12 +671,12 @@ static int download_wait(struct fetch_library *lib, const struct idx_asset *a)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&lib->lock);
-	rc = transfer_wait(lib, t);
+	rc = transfer_wait(lib, t, early ? UNTIL_READABLE : UNTIL_ENDED, fd);
 	pthread_mutex_unlock(&lib->lock);
 	return rc;
 }
 
-static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
+static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, int *fd)
 {
 	struct idx_asset a;
 	int rc, made_room = 0;
@@ -553,7 +700,9 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 			return a.err == EFBIG ? -EFBIG : -EIO;
 		if (round == 3)
 			break;
-		rc = download_wait(lib, &a);
+		rc = download_wait(lib, &a, early, fd);
+		if (rc == 2)
+			return 0;
 		if (rc == 1 || rc == -EAGAIN)
 			continue; /* completed meanwhile, or start again */
 		if (rc == -ENOSPC && !made_room && fetch_budget_make_room(lib, a.size)) {
@@ -574,7 +723,17 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 	/* Pinned, a file downloaded for this reader is not evicted before the
 	 * reader has it open (and its lock). */
 	fetch_budget_pin(lib, asset_id, 1);
-	int rc = asset_open(lib, asset_id, fd);
+	int rc = asset_open(lib, asset_id, 0, fd);
+	fetch_budget_pin(lib, asset_id, 0);
+	return rc;
+}
+
+int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd)
+{
+	/* A body served before its commit is not evictable yet (its row is not
+	 * completed) and its lock keeps eviction away after. */
+	fetch_budget_pin(lib, asset_id, 1);
+	int rc = asset_open(lib, asset_id, 1, fd);
 	fetch_budget_pin(lib, asset_id, 0);
 	return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../../log/log.h"
 
@@ -22,12 +24,19 @@
 #define KEY_COSTUME(id) ((id) * 2)
 #define KEY_PROBE(id) ((id) * 2 + 1)
 
+/* Milliseconds from the environment variable name (1 to
+ * FETCH_BACKOFF_MAX_S s), else dflt. */
+static int64_t env_ms(const char *name, int64_t dflt)
+{
+	const char *s = getenv(name);
+	long long v = s ? strtoll(s, NULL, 10) : 0;
+	return v > 0 && v <= (long long)FETCH_BACKOFF_MAX_S * 1000 ? v : dflt;
+}
+
 /* The first back-off after a failed download: 5 s, or L2DFS_RETRY_BACKOFF_MS. */
 static int64_t backoff_first_ms(void)
 {
-	const char *s = getenv("L2DFS_RETRY_BACKOFF_MS");
-	long long v = s ? strtoll(s, NULL, 10) : 0;
-	return v > 0 && v <= (long long)FETCH_BACKOFF_MAX_S * 1000 ? v : 5000;
+	return env_ms("L2DFS_RETRY_BACKOFF_MS", 5000);
 }
 
 int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
@@ -45,6 +54,7 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	lib->idx = idx;
 	lib->cache = cache;
 	lib->backoff_ms = backoff_first_ms();
+	lib->commit_delay_ms = env_ms("L2DFS_TEST_COMMIT_DELAY_MS", 0);
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->key_released, NULL);
 	pthread_cond_init(&lib->docs_answered, NULL);
@@ -679,12 +689,14 @@ static void head_call_free(void *arg)
 	free(h);
 }
 
-/* The assets of l whose size is unknown into h (a transfer in flight is
- * waited for instead: it answers better than a HEAD). */
+/* The assets of l whose size is unknown into h. One in flight answers
+ * better than a HEAD: its answer's headers are waited for (hear), or it is
+ * left to tell its size when its headers come. */
 static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
-			 int optional_only, struct head_call *h)
+			 int optional_only, int hear, struct head_call *h)
 {
 	struct idx_asset a;
+	int64_t size;
 
 	h->paths = calloc(l->n + 1, sizeof(*h->paths));
 	h->ids = calloc(l->n + 1, sizeof(*h->ids));
@@ -695,9 +707,12 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 		if ((optional_only && !l->optional[i]) || idx_asset_get(lib->idx, l->ids[i], &a) < 0 ||
 		    !size_unknown(&a))
 			continue;
-		int rc = fetch_asset_wait_inflight(lib, a.id);
+		int rc = hear ? fetch_asset_answered(lib, a.id, FETCH_PROBE, &size)
+			      : fetch_asset_inflight(lib, a.id);
 		if (rc < 0)
 			return rc;
+		if (rc > 0 && hear && size >= 0)
+			idx_asset_mark_probed(lib->idx, a.id, size, 0, NULL);
 		if (rc > 0)
 			continue;
 		char *p = malloc(FETCH_URL_MAX);
@@ -728,7 +743,9 @@ static int probe_run(struct fetch_library *lib, struct head_call *h)
 	return rc;
 }
 
-int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only)
+/* fetch_costume_probe(); files in flight are heard, or else left out. */
+static int costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only,
+			 int hear)
 {
 	struct asset_list l = { 0 };
 	struct head_call *h = NULL;
@@ -740,7 +757,7 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optio
 	if (rc < 0)
 		goto out;
 	h = calloc(1, sizeof(*h));
-	rc = h ? probe_collect(lib, &l, optional_only, h) : -ENOMEM;
+	rc = h ? probe_collect(lib, &l, optional_only, hear, h) : -ENOMEM;
 	if (h)
 		h->engine = lib->engine;
 	if (rc == 0 && h->n) {
@@ -752,6 +769,53 @@ out:
 	if (h)
 		head_call_free(h);
 	asset_list_free(&l);
+	return rc;
+}
+
+int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only)
+{
+	return costume_probe(lib, costume_id, optional_only, 1);
+}
+
+/* The size of an asset whose index row does not know it (and neither a
+ * probe nor its transfer's headers could tell): read it whole. */
+static int size_from_body(struct fetch_library *lib, struct idx_asset *a)
+{
+	struct stat st;
+	int fd, rc = fetch_asset_read(lib, a->id, &fd);
+
+	if (rc < 0)
+		return rc;
+	rc = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (rc == 0)
+		rc = idx_asset_get(lib->idx, a->id, a);
+	if (rc == 0)
+		a->size = st.st_size; /* the row may not be committed yet */
+	return rc;
+}
+
+int fetch_asset_stat(struct fetch_library *lib, int64_t costume_id, int64_t asset_id,
+		     struct idx_asset *a)
+{
+	int64_t size;
+	int rc = idx_asset_get(lib->idx, asset_id, a);
+
+	if (rc == 0 && size_unknown(a)) {
+		/* Its download tells the size in its headers; else a HEAD
+		 * (with the costume's other files nobody fetches) does. */
+		rc = fetch_asset_answered(lib, asset_id, FETCH_FOREGROUND, &size);
+		if (rc > 0 && size >= 0)
+			idx_asset_mark_probed(lib->idx, asset_id, size, 0, NULL);
+		if (rc == 0)
+			rc = costume_probe(lib, costume_id, 0, 0);
+		if (rc != -EINTR)
+			rc = idx_asset_get(lib->idx, asset_id, a);
+	}
+	if (rc == 0 && size_unknown(a))
+		rc = size_from_body(lib, a);
+	if (rc == 0 && fetch_asset_missing(a))
+		rc = -ENOENT;
 	return rc;
 }
 

@@ -68,7 +68,8 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
 /* Make sure every file of the costume (only the optional ones: physics,
  * icon, if optional_only) has a known size or is known missing, probing the
  * unknown ones in one parallel batch (no bodies fetched). A file in flight
- * is waited for instead of probed. */
+ * is not probed: its request is raised to FETCH_PROBE and its answer's
+ * headers waited for (not its body). */
 int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only);
 
 /* Make sure the asset is complete in the cache (downloading it if needed,
@@ -80,6 +81,22 @@ int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optio
  * FETCH_BACKOFF_MAX_S, or the origin's Retry-After): -EIO at once until then.
  * -EINTR if this thread's cancel token fired. */
 int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
+
+/* fetch_asset_open() for a reader that only reads: a file it downloads (or
+ * joins in flight) is handed over as soon as its body is complete and its
+ * length checked, before the commit (fsync, rename, index) that follows on
+ * the commit workers; *fd is then on the same inode the commit publishes.
+ * A commit that fails after that fails later opens, not this one. */
+int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd);
+
+/* The index row of an asset of the costume, with its size known: from the
+ * index; else from the response headers of its download in flight (raised
+ * to FETCH_FOREGROUND, the body not waited for); else from a HEAD, sent
+ * with those of the costume's other unknown files nobody fetches; else
+ * (no Content-Length) from the body. -ENOENT if the origin lacks it;
+ * -EINTR if this thread's cancel token fired. */
+int fetch_asset_stat(struct fetch_library *lib, int64_t costume_id, int64_t asset_id,
+		     struct idx_asset *a);
 
 /* Longest back-off after failed downloads of one asset. */
 #define FETCH_BACKOFF_MAX_S 600

@@ -18,6 +18,10 @@
  *   with none of its locks held.
  *   Each predicate has its own condition variable, all used with lib->lock:
  *     transfer->ended     that transfer ended (or the library stops)
+ *     transfer->answered  its answer's headers came, or it ended (or the
+ *                         library stops)
+ *     transfer->readable  its body can be read (before the commit), or it
+ *                         ended (or the library stops)
  *     lib->job_ready      the commit queue got a job (or the library stops)
  *     lib->key_released   a busy key was given back
  *     lib->pass_over      an eviction pass ended
@@ -27,8 +31,8 @@
  *   A cancel token names the condition variable its thread sleeps on, so an
  *   interrupt wakes exactly that waiter (wait.c).
  *   Fields set before the workers start and never changed after (cfg,
- *   server, engine, idx, cache, backoff_ms) are read without the lock; so
- *   are a transfer's atomics and the fields its comments give to one thread
+ *   server, engine, idx, cache, backoff_ms, commit_delay_ms) are read
+ *   without the lock; so are a transfer's atomics and the fields its comments give to one thread
  *   at a time (the engine thread while in flight, then its commit worker).
  */
 #ifndef L2DFS_LIBRARY_INT_H
@@ -79,6 +83,7 @@ struct fetch_library {
 	struct idx *idx;
 	struct cache *cache;
 	int64_t backoff_ms; /* first back-off after a failed download */
+	int64_t commit_delay_ms; /* test-only: L2DFS_TEST_COMMIT_DELAY_MS (assets.c) */
 
 	pthread_mutex_t lock;              /* see above */
 	struct fetch_transfer *transfers;  /* lock: in flight, one per asset */
@@ -119,10 +124,16 @@ int fetch_asset_url_path(const char *server, const char *bundle, const char *fil
 int fetch_assets_start(struct fetch_library *lib);
 void fetch_assets_stop(struct fetch_library *lib);
 
-/* If the asset is in flight, wait for that transfer to end and return 1
- * (its outcome is then in the index); else return 0 at once. -EINTR if
- * this thread's cancel token fired. */
-int fetch_asset_wait_inflight(struct fetch_library *lib, int64_t asset_id);
+/* 1 if the asset is in flight, else 0. */
+int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id);
+
+/* If the asset is in flight: raise its request to prio (unless it is
+ * there or ahead), wait for the answer's headers and return 1, *size the
+ * Content-Length (-1 if there was none, or if the transfer ended first: its
+ * outcome is then in the index). 0 at once if it is not in flight; -EINTR
+ * if this thread's cancel token fired. */
+int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio,
+			 int64_t *size);
 
 /* 1 if a failed download of the asset is backing off (not to be asked
  * before its retry time). */

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 
-from helpers import index_rows, read_file, sha256
+from helpers import index_rows, read_file, sha256, wait_for
 
 TEMP_PREFIX = ".tmp."
 
@@ -96,7 +96,9 @@ def verify(l2dfs_bin, cache):
 
 
 def assert_sound(cache, origin):
-    """No temporary, no wrong byte, an index that agrees with the files."""
-    lost, what = wrong_bytes(cache, origin)
+    """No temporary, no wrong byte, an index that agrees with the files. A
+    reader is served before the commit: commits under way may finish first."""
+    lost, what = wait_for(lambda: (lambda r: None if r[1] else r)(wrong_bytes(cache, origin)), 10) or \
+        wrong_bytes(cache, origin)
     assert lost == 0 and not what, what
     assert index_problems(cache) == []

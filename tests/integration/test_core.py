@@ -130,6 +130,8 @@ def test_read_is_lazy_and_cached(mount, origin):
     assert origin.count("GET", url) == 1
     assert origin.asset_gets() == {"GET " + url: 1}
     cached = c.cache_file(m.cache, rel)
+    # The reader is served before the commit; the file lands right after.
+    assert wait_for(lambda: os.path.exists(cached), 10)
     assert read_file(cached) == want
     assert [p for p in walk(m.cache) if ".tmp." in os.path.basename(p)] == []
     assert read_file(c.flat(m, rel)) == want
@@ -256,9 +258,9 @@ def test_index_states_and_redownload(mount, origin):
     f = next(x for x in c.info["files"] if x["rel"] == rel)
     t0 = int(time.time())
     data = read_file(c.path(m, rel))
+    # Served before its commit: the row says completed right after.
+    assert wait_for(lambda: (asset_row(m.cache, f["bundle"], f["file"]) or {}).get("state") == "completed", 10)
     row = asset_row(m.cache, f["bundle"], f["file"])
-    assert row is not None, index_rows(m.cache, "SELECT server, bundle, file FROM assets")
-    assert row["state"] == "completed"
     assert row["size"] == len(data) == row["bytes_done"]
     assert row["sha256"] == sha256(data)
     assert row["err"] == 0
@@ -274,6 +276,7 @@ def test_index_states_and_redownload(mount, origin):
     m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH)
     assert read_file(c.path(m2, rel)) == data
     assert origin.count("GET", f["url"]) == 2
+    assert wait_for(lambda: os.path.exists(c.cache_file(m.cache, rel)), 10)
     assert read_file(c.cache_file(m.cache, rel)) == data
     assert asset_row(m.cache, f["bundle"], f["file"])["state"] == "completed"
 

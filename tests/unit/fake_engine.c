@@ -13,6 +13,7 @@ struct fake_req {
 	fetch_done_fn done;
 	void *arg;
 	int answered;
+	enum fetch_priority prio;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,13 +61,13 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		 enum fetch_method method, enum fetch_priority prio,
 		 const struct fetch_sink *sink, fetch_done_fn done, void *arg)
 {
-	(void)e, (void)base, (void)path, (void)method, (void)prio;
+	(void)e, (void)base, (void)path, (void)method;
 	pthread_mutex_lock(&lock);
 	if (nreqs == sizeof(reqs) / sizeof(reqs[0])) {
 		pthread_mutex_unlock(&lock);
 		return -EAGAIN;
 	}
-	reqs[nreqs++] = (struct fake_req){ *sink, done, arg, 0 };
+	reqs[nreqs++] = (struct fake_req){ *sink, done, arg, 0, prio };
 	pthread_cond_broadcast(&changed);
 	pthread_mutex_unlock(&lock);
 	return 0;
@@ -106,6 +107,40 @@ int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *c
 		res[i].size = 100;
 	}
 	return 0;
+}
+
+int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
+		  enum fetch_priority prio)
+{
+	int raised = 0;
+
+	(void)e;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nreqs; i++) {
+		struct fake_req *r = &reqs[i];
+		if (r->done == done && r->arg == arg && !r->answered && r->prio > prio) {
+			r->prio = prio;
+			raised = 1;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return raised;
+}
+
+int fake_begin(size_t i, int64_t content_length)
+{
+	pthread_mutex_lock(&lock);
+	struct fake_req r = reqs[i];
+	pthread_mutex_unlock(&lock);
+	return r.sink.begin(r.sink.ctx, content_length);
+}
+
+enum fetch_priority fake_prio(size_t i)
+{
+	pthread_mutex_lock(&lock);
+	enum fetch_priority p = reqs[i].prio;
+	pthread_mutex_unlock(&lock);
+	return p;
 }
 
 size_t fake_submitted(void)

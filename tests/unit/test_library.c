@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -104,6 +105,7 @@ struct reader {
 	int64_t asset_id;
 	struct fetch_cancel cancel;
 	int cancellable;
+	int early; /* fetch_asset_read() */
 	int rc;
 	char data[64];
 	volatile int finished;
@@ -116,7 +118,8 @@ static void *reader_run(void *arg)
 
 	if (r->cancellable)
 		fetch_cancel_enter(&r->cancel);
-	r->rc = fetch_asset_open(w.lib, r->asset_id, &fd);
+	r->rc = r->early ? fetch_asset_read(w.lib, r->asset_id, &fd)
+			 : fetch_asset_open(w.lib, r->asset_id, &fd);
 	fetch_cancel_enter(NULL);
 	if (fd >= 0) {
 		ssize_t n = read(fd, r->data, sizeof(r->data) - 1);
@@ -365,6 +368,88 @@ static void test_probe_wait_is_interruptible(void **state)
 	assert_int_equal(fetch_costume_probe(w.lib, co.id, 0), 0);
 }
 
+/* fetch_asset_stat() on its own thread. */
+struct stat_call {
+	pthread_t th;
+	int64_t costume, asset_id;
+	struct idx_asset a;
+	int rc;
+	volatile int finished;
+};
+
+static void *stat_run(void *arg)
+{
+	struct stat_call *c = arg;
+	c->rc = fetch_asset_stat(w.lib, c->costume, c->asset_id, &c->a);
+	c->finished = 1;
+	return NULL;
+}
+
+static void test_stat_hears_the_download(void **state)
+{
+	struct stat_call c = { 0 };
+	struct idx_costume co;
+	struct idx_asset row;
+
+	(void)state;
+	assert_int_equal(idx_costume_find(w.idx, "jp", 0, -1, "001_a", &co), 0);
+	fetch_asset_queue(w.lib, w.assets[1], FETCH_BACKGROUND);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	assert_int_equal(fake_prio(0), FETCH_BACKGROUND);
+	c.costume = co.id, c.asset_id = w.assets[1];
+	assert_int_equal(pthread_create(&c.th, NULL, stat_run, &c), 0);
+	settle();
+	/* Raised ahead of prefetch and the budget; waiting for its headers. */
+	assert_int_equal(fake_prio(0), FETCH_FOREGROUND);
+	assert_false(c.finished);
+	assert_int_equal(fake_begin(0, 1234), 0);
+	pthread_join(c.th, NULL);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.a.size, 1234);
+	assert_int_equal(fake_heads(), 0); /* no HEAD for a file being fetched */
+	assert_int_equal(idx_asset_get(w.idx, w.assets[1], &row), 0);
+	assert_int_equal(row.state, IDX_DOWNLOADING); /* the body did not come */
+	/* A file nobody fetches is probed. */
+	c = (struct stat_call){ .costume = co.id, .asset_id = w.assets[2] };
+	stat_run(&c);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(c.a.size, 100);
+	assert_true(fake_heads() > 0);
+	assert_int_equal(fake_submitted(), 1);
+}
+
+static void test_reader_served_before_commit(void **state)
+{
+	struct reader r = { .asset_id = 0 };
+	struct idx_asset row;
+	struct stat st;
+	char path[512];
+
+	(void)state;
+	w.lib->commit_delay_ms = 2000; /* before any transfer */
+	r.asset_id = w.assets[0];
+	r.early = 1;
+	fetch_cancel_init(&r.cancel, w.lib);
+	assert_int_equal(pthread_create(&r.th, NULL, reader_run, &r), 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	assert_int_equal(fake_answer(0, "moc bytes", 0, 0), 0);
+	pthread_join(r.th, NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.data, "moc bytes");
+	/* Served while the commit is still to come. */
+	snprintf(path, sizeof(path), "%s/live2d/assets/jp/live2d/chara/001_a/a.moc", dir);
+	assert_int_equal(idx_asset_get(w.idx, w.assets[0], &row), 0);
+	assert_int_equal(row.state, IDX_DOWNLOADING);
+	assert_int_equal(stat(path, &st), -1);
+	for (int i = 0; i < 500 && row.state != IDX_COMPLETED; i++) {
+		usleep(10 * 1000);
+		assert_int_equal(idx_asset_get(w.idx, w.assets[0], &row), 0);
+	}
+	assert_int_equal(row.state, IDX_COMPLETED);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +462,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pins_spare_eviction, setup_budget, teardown),
 		cmocka_unit_test_setup_teardown(test_probe_wait_is_interruptible, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stat_hears_the_download, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_served_before_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
