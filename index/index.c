@@ -131,6 +131,15 @@ int idx_exec(struct idx *idx, const char *sql)
 	return idx_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
 }
 
+int idx_log_truncate(struct idx *idx)
+{
+	pthread_mutex_lock(&idx->lock);
+	int rc = idx_errno(sqlite3_wal_checkpoint_v2(idx->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+						     NULL, NULL));
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
 int idx_run(struct idx *idx, const char *sql, int n, ...)
 {
 	sqlite3_stmt *st;
@@ -216,7 +225,10 @@ static int idx_setup(struct idx *idx)
 	int rc, version = 0, copy;
 
 	sqlite3_busy_timeout(idx->db, 10000);
-	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") < 0)
+	/* The log is cut back to 1 MiB after each checkpoint: the cache's disk
+	 * may be small, and the log otherwise keeps its largest size. */
+	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  " PRAGMA journal_size_limit=1048576;") < 0)
 		return -EIO;
 	if (idx_prepare(idx, &st, "PRAGMA quick_check") < 0)
 		return -EIO;

@@ -38,6 +38,11 @@ struct idx;
 int idx_open(struct idx **out, const char *path, int *recreated);
 void idx_close(struct idx *idx);
 
+/* Give the write-ahead log's space back to the filesystem (a checkpoint
+ * that truncates it), for a disk that is full. -EBUSY while another
+ * process reads from an old snapshot. */
+int idx_log_truncate(struct idx *idx);
+
 /* Seconds since the epoch; tests may shift it through L2DFS_TIME_OFFSET. */
 int64_t idx_now(void);
 

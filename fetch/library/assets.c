@@ -372,6 +372,7 @@ static void *commit_worker(void *arg)
 		lib->jobs = job->next;
 		if (!lib->jobs)
 			lib->jobs_tail = &lib->jobs;
+		lib->working++;
 		pthread_mutex_unlock(&lib->lock);
 		if (job->kind == JOB_COMMIT)
 			commit(lib, job->t, &job->res);
@@ -379,6 +380,8 @@ static void *commit_worker(void *arg)
 			progress_write(lib, job->t);
 		free(job);
 		pthread_mutex_lock(&lib->lock);
+		if (--lib->working == 0 && !lib->jobs)
+			pthread_cond_broadcast(&lib->jobs_idle);
 	}
 	/* The others may be waiting for the same condition. */
 	pthread_cond_broadcast(&lib->job_ready);
@@ -659,6 +662,18 @@ static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int
 	return -EAGAIN;
 }
 
+/* Wait until the commit workers are idle: 0, or -EINTR. */
+static int commits_wait(struct fetch_library *lib)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lib->lock);
+	while (rc == 0 && (lib->jobs || lib->working))
+		rc = fetch_wait(lib, &lib->jobs_idle);
+	pthread_mutex_unlock(&lib->lock);
+	return rc;
+}
+
 /* Download the asset (or join its transfer) and wait: 0 when it ended
  * well, 1 if it was complete already, 2 with *fd if early and its body is
  * there before the commit, else the error. */
@@ -682,7 +697,8 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, in
 	int rc, made_room = 0;
 
 	/* A few rounds: a cached file found bad is downloaded once more, a
-	 * download that ran out of space once room was made, one abandoned by
+	 * download that ran out of space after room was made (twice at most),
+	 * one abandoned by
 	 * its readers is started again. */
 	for (int round = 0; round < 4; round++) {
 		rc = idx_asset_get(lib->idx, asset_id, &a);
@@ -705,8 +721,11 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, in
 			return 0;
 		if (rc == 1 || rc == -EAGAIN)
 			continue; /* completed meanwhile, or start again */
-		if (rc == -ENOSPC && !made_room && fetch_budget_make_room(lib, a.size)) {
-			made_room = 1;
+		/* Bodies served before their commit become evictable once
+		 * committed: let those commits end before making room. */
+		if (rc == -ENOSPC && made_room < 2 && commits_wait(lib) == 0 &&
+		    fetch_budget_make_room(lib, a.size)) {
+			made_room++;
 			continue;
 		}
 		if (rc < 0)

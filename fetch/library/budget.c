@@ -122,5 +122,7 @@ int fetch_budget_make_room(struct fetch_library *lib, int64_t need)
 	pthread_mutex_unlock(&lib->lock);
 	if (below < target)
 		target = below > 0 ? below : 0;
-	return library_pass(lib, target, 0, 1) > 0;
+	/* The index's log shares the disk and keeps its largest size. */
+	int shrunk = idx_log_truncate(lib->idx) == 0;
+	return library_pass(lib, target, 0, 1) > 0 || shrunk;
 }

@@ -58,6 +58,7 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->key_released, NULL);
 	pthread_cond_init(&lib->docs_answered, NULL);
+	pthread_cond_init(&lib->jobs_idle, NULL);
 	pthread_cond_init(&lib->job_ready, NULL);
 	pthread_cond_init(&lib->pass_over, NULL);
 	pthread_cond_init(&lib->offload_over, NULL);
@@ -80,6 +81,7 @@ void fetch_library_free(struct fetch_library *lib)
 	pthread_mutex_destroy(&lib->lock);
 	pthread_cond_destroy(&lib->key_released);
 	pthread_cond_destroy(&lib->docs_answered);
+	pthread_cond_destroy(&lib->jobs_idle);
 	pthread_cond_destroy(&lib->job_ready);
 	pthread_cond_destroy(&lib->pass_over);
 	pthread_cond_destroy(&lib->offload_over);

@@ -26,6 +26,7 @@
  *     lib->key_released   a busy key was given back
  *     lib->pass_over      an eviction pass ended
  *     lib->docs_answered  a catalogue document's request ended
+ *     lib->jobs_idle      the commit workers have nothing queued or under way
  *     offload->answered   an offloaded call returned (wait.c)
  *     lib->offload_over   the last offloaded call ended
  *   A cancel token names the condition variable its thread sleeps on, so an
@@ -100,6 +101,8 @@ struct fetch_library {
 	int nworkers;
 	int stopping;                        /* lock */
 	int outstanding;                     /* lock: transfers not yet committed */
+	int working;                         /* lock: jobs taken by a worker, not done */
+	pthread_cond_t jobs_idle;            /* with lock: no job queued or being worked */
 
 	/* The cache_max budget (budget.c). */
 	int64_t care_total;     /* lock: completed bytes, as last counted + added since */
