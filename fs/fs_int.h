@@ -29,6 +29,7 @@ struct fs {
 	char *mountpoint;
 	int mounted;
 	time_t started;
+	int no_opendir;       /* set by init, before any request: the kernel opens folders */
 	struct fetch_library *lib;
 	struct idx *idx;
 	struct cache *cache;
@@ -41,12 +42,17 @@ struct fs {
 	uint32_t *free_slots;
 	size_t nslots, capslots, nfree;
 	struct fs_names served;   /* catalogue names the kernel may cache */
+	struct fs_listing *listings; /* FS_LISTINGS folders being read (handles.c) */
+	unsigned next_listing;       /* the slot the next new listing takes */
 	int follow_stop;          /* the catalogue follower is to end */
 	pthread_cond_t follow_wake;
 
 	pthread_t follower;       /* notify.c; started and joined by fs_serve */
 	int following;
 };
+
+/* How many folder listings are kept between the pieces of one readdir. */
+#define FS_LISTINGS 16
 
 /*
  * An open file or directory: a cache file's descriptor, or bytes in memory
@@ -73,6 +79,23 @@ void fs_handle_remove(struct fs *fs, uint64_t id);
 int fs_handle_text_len(struct fs *fs, fuse_ino_t ino, size_t *len);
 /* Free what is left at unmount. */
 void fs_handles_free(struct fs *fs);
+
+/*
+ * Listings: folders are read without opendir, so without a handle (the
+ * kernel caches what it read). The first piece of a listing (offset 0)
+ * builds it and stores it here; later pieces read the stored bytes, so
+ * one listing is built once however many pieces it takes.
+ */
+struct fs_listing {
+	fuse_ino_t ino;
+	int plus;             /* entries with attributes (readdirplus) */
+	struct fs_handle *h;  /* NULL: a free slot */
+};
+/* The listing of ino (plus or not) with a reference taken, or NULL. */
+struct fs_handle *fs_listing_get(struct fs *fs, fuse_ino_t ino, int plus);
+/* Store h (h->ino) as the newest listing, replacing an older one of the
+ * same folder or the oldest; takes a reference for the store. */
+void fs_listing_put(struct fs *fs, int plus, struct fs_handle *h);
 
 /* ---- inode numbers ----
  * 1 root, 2 characters/, 3 costumes/; otherwise kind << 56 | view << 55 | id.
