@@ -320,7 +320,7 @@ struct dirbuf {
 	int err;
 };
 
-/* 1 if the attributes of ino come from the index alone: never for a
+/* 1 if the attributes of file ino come from the index alone: never for a
  * generated file (its size is a rendering) nor for an asset not yet cached
  * (its size may need the network). The kernel looks those up itself. */
 static int attr_is_local(struct fs *fs, fuse_ino_t ino)
@@ -328,8 +328,6 @@ static int attr_is_local(struct fs *fs, fuse_ino_t ino)
 	struct idx_file f;
 	struct idx_asset a;
 
-	if (fs_ino_kind(ino) != FS_FILE)
-		return 1;
 	return idx_file_get(fs->idx, fs_ino_id(ino), &f) == 0 && f.asset_id &&
 	       idx_asset_get(fs->idx, f.asset_id, &a) == 0 && a.state == IDX_COMPLETED;
 }
@@ -339,19 +337,27 @@ static int attr_is_local(struct fs *fs, fuse_ino_t ino)
 static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t type,
 			 struct fuse_entry_param *e)
 {
-	double timeout;
+	struct stat st;
+	double timeout = fs->cfg.cache_timeout_s;
 
 	memset(e, 0, sizeof(*e));
-	if (strcmp(name, ".") && strcmp(name, "..") && attr_is_local(fs, ino) &&
-	    node_attr(fs, ino, &e->attr, &timeout) == 0) {
-		e->ino = ino;
-		e->attr_timeout = timeout;
-		e->entry_timeout = fs->cfg.cache_timeout_s;
-		return;
-	}
-	memset(&e->attr, 0, sizeof(e->attr));
 	e->attr.st_ino = ino;
 	e->attr.st_mode = type;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return;
+	if (fs_ino_kind(ino) != FS_FILE) {
+		/* The listing found it: a folder, no need to ask the index again. */
+		memset(&st, 0, sizeof(st));
+		st.st_uid = getuid();
+		st.st_gid = getgid();
+		dir_stat(fs, ino, &st);
+	} else if (!attr_is_local(fs, ino) || node_attr(fs, ino, &st, &timeout) < 0) {
+		return;
+	}
+	e->ino = ino;
+	e->attr = st;
+	e->attr_timeout = timeout;
+	e->entry_timeout = fs->cfg.cache_timeout_s;
 }
 
 /* Append one entry; its offset is the byte position of the next one, so

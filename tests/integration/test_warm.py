@@ -113,3 +113,25 @@ def test_reads_reach_last_access_in_batches(mount, origin, tmp_path):
     m.unmount()
     assert last_access("motions/bye01.mtn") > 1000
     assert last_access("expressions/default.exp.json") == 1000
+
+
+def test_listed_sizes_are_right_and_cost_no_probe(mount, origin):
+    """Listings carry attributes only where the index alone knows them: a
+    plain listing probes nothing more than before (the optional files, to
+    know whether they are listed), and a file whose size is not known yet
+    is looked up (and probed) when stat asks, never shown with a wrong size."""
+    c = costume(origin)
+    m = mount(opts={"prefetch": "off"}, args=["-d"])
+    mark = len(m.log_text())
+    for sub in ("", "textures", "motions", "expressions"):
+        os.listdir(c.path(m, sub))
+    optional = {"HEAD " + f["url"] for f in c.info["files"] if f["field"] in ("icon", "physics")}
+    asked = {k for k in origin.requests() if k.startswith("HEAD ")}
+    assert asked <= optional and origin.asset_gets() == {}
+    listed = requests(m, mark)
+    assert listed["READDIRPLUS"] + listed["READDIR"] > 0
+    mark = len(m.log_text())
+    for rel, url in c.files.items():
+        assert os.stat(c.path(m, rel)).st_size == len(origin.expected(url)), rel
+    # None is cached: each was looked up, none shown from the listing.
+    assert requests(m, mark)["LOOKUP"] == len(c.files)
