@@ -320,22 +320,11 @@ struct dirbuf {
 	int err;
 };
 
-/* 1 if the attributes of file ino come from the index alone: never for a
- * generated file (its size is a rendering) nor for an asset not yet cached
- * (its size may need the network). The kernel looks those up itself. */
-static int attr_is_local(struct fs *fs, fuse_ino_t ino)
-{
-	struct idx_file f;
-	struct idx_asset a;
-
-	return idx_file_get(fs->idx, fs_ino_id(ino), &f) == 0 && f.asset_id &&
-	       idx_asset_get(fs->idx, f.asset_id, &a) == 0 && a.state == IDX_COMPLETED;
-}
-
-/* A readdirplus entry: the attributes lookup would give, or none (ino 0,
- * which the kernel takes as "look it up") where they are not local. */
+/* A readdirplus entry: the attributes lookup would give where they come
+ * from the index alone (local), else none (ino 0: the kernel looks the
+ * name up itself). */
 static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t type,
-			 struct fuse_entry_param *e)
+			 int local, struct fuse_entry_param *e)
 {
 	struct stat st;
 	double timeout = fs->cfg.cache_timeout_s;
@@ -343,7 +332,7 @@ static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t
 	memset(e, 0, sizeof(*e));
 	e->attr.st_ino = ino;
 	e->attr.st_mode = type;
-	if (!strcmp(name, ".") || !strcmp(name, ".."))
+	if (!local || !strcmp(name, ".") || !strcmp(name, ".."))
 		return;
 	if (fs_ino_kind(ino) != FS_FILE) {
 		/* The listing found it: a folder, no need to ask the index again. */
@@ -351,7 +340,7 @@ static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t
 		st.st_uid = getuid();
 		st.st_gid = getgid();
 		dir_stat(fs, ino, &st);
-	} else if (!attr_is_local(fs, ino) || node_attr(fs, ino, &st, &timeout) < 0) {
+	} else if (node_attr(fs, ino, &st, &timeout) < 0) {
 		return;
 	}
 	e->ino = ino;
@@ -361,8 +350,9 @@ static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t
 }
 
 /* Append one entry; its offset is the byte position of the next one, so
- * readdir can resume anywhere and the kernel can cache the listing. */
-static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
+ * readdir can resume anywhere and the kernel can cache the listing. local:
+ * its attributes come from the index alone (see listed_entry). */
+static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type, int local)
 {
 	struct fuse_entry_param e;
 	size_t old = b->size, need;
@@ -370,7 +360,7 @@ static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 	if (b->err)
 		return;
 	if (b->plus) {
-		listed_entry(b->fs, name, ino, type, &e);
+		listed_entry(b->fs, name, ino, type, local, &e);
 		need = fuse_add_direntry_plus(b->req, NULL, 0, name, NULL, 0);
 	} else {
 		e.attr = (struct stat){ .st_ino = ino, .st_mode = type };
@@ -386,6 +376,12 @@ static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 		fuse_add_direntry_plus(b->req, b->p + old, need, name, &e, (off_t)b->size);
 	else
 		fuse_add_direntry(b->req, b->p + old, need, name, &e.attr, (off_t)b->size);
+}
+
+/* A folder the listing found. */
+static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
+{
+	dirbuf_put(b, name, ino, type, 1);
 }
 
 struct list_ctx {
@@ -412,7 +408,10 @@ static int list_costume(void *arg, const struct idx_costume *c)
 	return 0;
 }
 
-/* Files known to be missing on the origin are not listed. */
+/* Files known to be missing on the origin are not listed: 0. Else 1, or
+ * 2 when its attributes come from the index alone: a cached asset (never a
+ * generated file, whose size is a rendering, nor an asset whose size may
+ * need the network). */
 static int file_listed(struct fs *fs, const struct idx_file *f)
 {
 	struct idx_asset a;
@@ -420,28 +419,33 @@ static int file_listed(struct fs *fs, const struct idx_file *f)
 		return 1;
 	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
 		return 0;
-	return !fetch_asset_missing(&a);
+	if (fetch_asset_missing(&a))
+		return 0;
+	return a.state == IDX_COMPLETED ? 2 : 1;
 }
 
 static int list_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
+	int listed = file_listed(l->fs, f);
 
-	if (!file_listed(l->fs, f))
+	if (!listed)
 		return 0;
 	if (f->dir != IDX_DIR_ROOT) {
 		l->seen[f->dir] = 1;
 		return 0;
 	}
-	dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
 	return 0;
 }
 
 static int list_subdir_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
-	if (file_listed(l->fs, f))
-		dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	int listed = file_listed(l->fs, f);
+
+	if (listed)
+		dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
 	return 0;
 }
 
