@@ -29,6 +29,9 @@ struct fs {
 	char *mountpoint;
 	int mounted;
 	time_t started;
+	/* With auto_unmount, fusermount3 takes a mount for dead only when
+	 * opening its root fails (ENOTCONN): folders must be opened here. */
+	int need_opendir;     /* set by fs_mount */
 	int no_opendir;       /* set by init, before any request: the kernel opens folders */
 	struct fetch_library *lib;
 	struct idx *idx;
@@ -55,9 +58,9 @@ struct fs {
 #define FS_LISTINGS 16
 
 /*
- * An open file or directory: a cache file's descriptor, or bytes in memory
- * (generated text, a listing). fi->fh holds its id; requests take a
- * reference for as long as they use it.
+ * An open file (a cache file's descriptor, or generated text in memory;
+ * fi->fh holds its id) or a folder's listing (fs_listing_get). Requests
+ * take a reference for as long as they use it.
  */
 struct fs_handle {
 	fuse_ino_t ino;

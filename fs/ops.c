@@ -926,7 +926,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 /*
  * Zero-copy reads: let libfuse splice cache files to the device. Warm
  * reads ask the daemon as little as the kernel allows: folders opened by
- * the kernel (op_opendir), listings with attributes on every piece, not
+ * the kernel (op_opendir; not with auto_unmount), listings with attributes on every piece, not
  * only the first (readdirplus: no lookup per listed name), and "no ACL"
  * answers the kernel keeps (POSIX ACLs: ls -l asks for them on every file;
  * the tree has none; this also makes the kernel check the 0444/0555 modes
@@ -936,7 +936,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
 
-	fs->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	fs->no_opendir = !fs->need_opendir && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
