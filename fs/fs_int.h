@@ -29,6 +29,10 @@ struct fs {
 	char *mountpoint;
 	int mounted;
 	time_t started;
+	/* With auto_unmount, fusermount3 takes a mount for dead only when
+	 * opening its root fails (ENOTCONN): folders must be opened here. */
+	int need_opendir;     /* set by fs_mount */
+	int no_opendir;       /* set by init, before any request: the kernel opens folders */
 	struct fetch_library *lib;
 	struct idx *idx;
 	struct cache *cache;
@@ -41,6 +45,8 @@ struct fs {
 	uint32_t *free_slots;
 	size_t nslots, capslots, nfree;
 	struct fs_names served;   /* catalogue names the kernel may cache */
+	struct fs_listing *listings; /* FS_LISTINGS folders being read (handles.c) */
+	unsigned next_listing;       /* the slot the next new listing takes */
 	int follow_stop;          /* the catalogue follower is to end */
 	pthread_cond_t follow_wake;
 
@@ -48,10 +54,13 @@ struct fs {
 	int following;
 };
 
+/* How many folder listings are kept between the pieces of one readdir. */
+#define FS_LISTINGS 16
+
 /*
- * An open file or directory: a cache file's descriptor, or bytes in memory
- * (generated text, a listing). fi->fh holds its id; requests take a
- * reference for as long as they use it.
+ * An open file (a cache file's descriptor, or generated text in memory;
+ * fi->fh holds its id) or a folder's listing (fs_listing_get). Requests
+ * take a reference for as long as they use it.
  */
 struct fs_handle {
 	fuse_ino_t ino;
@@ -73,6 +82,23 @@ void fs_handle_remove(struct fs *fs, uint64_t id);
 int fs_handle_text_len(struct fs *fs, fuse_ino_t ino, size_t *len);
 /* Free what is left at unmount. */
 void fs_handles_free(struct fs *fs);
+
+/*
+ * Listings: folders are read without opendir, so without a handle (the
+ * kernel caches what it read). The first piece of a listing (offset 0)
+ * builds it and stores it here; later pieces read the stored bytes, so
+ * one listing is built once however many pieces it takes.
+ */
+struct fs_listing {
+	fuse_ino_t ino;
+	int plus;             /* entries with attributes (readdirplus) */
+	struct fs_handle *h;  /* NULL: a free slot */
+};
+/* The listing of ino (plus or not) with a reference taken, or NULL. */
+struct fs_handle *fs_listing_get(struct fs *fs, fuse_ino_t ino, int plus);
+/* Store h (h->ino) as the newest listing, replacing an older one of the
+ * same folder or the oldest; takes a reference for the store. */
+void fs_listing_put(struct fs *fs, int plus, struct fs_handle *h);
 
 /* ---- inode numbers ----
  * 1 root, 2 characters/, 3 costumes/; otherwise kind << 56 | view << 55 | id.

@@ -116,8 +116,52 @@ int fs_handle_text_len(struct fs *fs, fuse_ino_t ino, size_t *len)
 	return rc;
 }
 
+struct fs_handle *fs_listing_get(struct fs *fs, fuse_ino_t ino, int plus)
+{
+	struct fs_handle *h = NULL;
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; fs->listings && i < FS_LISTINGS && !h; i++)
+		if (fs->listings[i].h && fs->listings[i].ino == ino && fs->listings[i].plus == plus) {
+			h = fs->listings[i].h;
+			h->refs++;
+		}
+	pthread_mutex_unlock(&fs->lock);
+	return h;
+}
+
+void fs_listing_put(struct fs *fs, int plus, struct fs_handle *h)
+{
+	struct fs_handle *old = NULL;
+	size_t slot;
+
+	pthread_mutex_lock(&fs->lock);
+	if (!fs->listings)
+		fs->listings = calloc(FS_LISTINGS, sizeof(*fs->listings));
+	if (!fs->listings) {
+		pthread_mutex_unlock(&fs->lock);
+		return; /* each piece then builds the listing again */
+	}
+	for (slot = 0; slot < FS_LISTINGS; slot++)
+		if (fs->listings[slot].h && fs->listings[slot].ino == h->ino &&
+		    fs->listings[slot].plus == plus)
+			break;
+	if (slot == FS_LISTINGS)
+		slot = fs->next_listing++ % FS_LISTINGS;
+	old = fs->listings[slot].h;
+	fs->listings[slot] = (struct fs_listing){ h->ino, plus, h };
+	h->refs++;
+	pthread_mutex_unlock(&fs->lock);
+	if (old)
+		fs_handle_put(fs, old);
+}
+
 void fs_handles_free(struct fs *fs)
 {
+	for (size_t i = 0; fs->listings && i < FS_LISTINGS; i++)
+		if (fs->listings[i].h)
+			handle_free(fs->listings[i].h);
+	free(fs->listings);
 	for (size_t i = 0; i < fs->nslots; i++)
 		if (fs->slots[i])
 			handle_free(fs->slots[i]);

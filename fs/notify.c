@@ -5,7 +5,8 @@
  * gave the kernel in a catalogue folder (found or not found) against the
  * catalogue now and tells the kernel which entries and listings to
  * forget. The same thread fetches the catalogue again once it is older
- * than catalogue_ttl (DESIGN §11). It runs outside any request,
+ * than catalogue_ttl (DESIGN §11), and writes the reads recorded in
+ * memory to the index every few seconds. It runs outside any request,
  * so the kernel never waits on it while it notifies.
  */
 #include "fs_int.h"
@@ -14,9 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../log/log.h"
 #include "../util/util.h"
 
 #define FOLLOW_MS 1000
+/* Reads are written to the index as last_access every this many ticks. */
+#define TOUCH_TICKS 5
 
 static void names_add(struct fs_names *s, fuse_ino_t parent, const char *name, fuse_ino_t ino)
 {
@@ -194,15 +198,29 @@ static int follow_sleep(struct fs *fs, int ms)
 	return stop;
 }
 
+/* Write the reads recorded since the last time as last_access. */
+static void touch_flush(struct fs *fs)
+{
+	int n = idx_asset_touch_flush(fs->idx);
+
+	if (n < 0)
+		log_warn("cannot record reads in the index: %s", strerror(-n));
+	else if (n > 0)
+		log_debug("last_access written for %d reads", n);
+}
+
 static void *follow(void *arg)
 {
 	struct fs *fs = arg;
 	time_t refresh_at = time(NULL) + fs->cfg.catalogue_ttl_s;
 	int64_t gen = 0, now_gen;
-	int again = 0;
+	int again = 0, ticks = 0;
 
 	idx_catalogue_generation(fs->idx, &gen);
 	while (!follow_sleep(fs, FOLLOW_MS)) {
+		/* One transaction for many reads: an open never writes. */
+		if (++ticks % TOUCH_TICKS == 0)
+			touch_flush(fs);
 		/* Cheap when called often: it asks the origin only when due. */
 		if (time(NULL) >= refresh_at)
 			fetch_catalogue_ensure(fs->lib);
@@ -241,4 +259,5 @@ void fs_follow_stop(struct fs *fs)
 	pthread_join(fs->follower, NULL);
 	fs->following = 0;
 	names_free(&fs->served);
+	touch_flush(fs); /* the reads of the last few seconds */
 }

@@ -196,12 +196,19 @@ static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_
 		}
 		rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, -1, name, &c);
 		if (rc == 0)
+			rc = fetch_costume_ensure(fs->lib, c.id);
+		if (rc == 0)
 			*child = fs_ino(FS_COSTUME, 0, c.id);
 		return rc;
 	case FS_CHARACTER:
 		rc = fetch_catalogue_wait(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, id, name, &c);
+		/* A costume without buildData does not exist (DESIGN §9): said
+		 * here, as folders are read without opendir and glibc takes a
+		 * listing's ENOENT for its end. */
+		if (rc == 0)
+			rc = fetch_costume_ensure(fs->lib, c.id);
 		if (rc == 0)
 			*child = fs_ino(FS_COSTUME, 1, c.id);
 		return rc;
@@ -290,27 +297,75 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 struct dirbuf {
 	fuse_req_t req;
+	struct fs *fs;
+	int plus; /* readdirplus: entries carry attributes */
 	char *p;
 	size_t size, cap;
 	int err;
 };
 
-/* Append one entry; its offset is the byte position of the next one, so
- * readdir can resume anywhere and the kernel can cache the listing. */
-static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
+/* A readdirplus entry: the attributes lookup would give where they come
+ * from the index alone (local), else none (ino 0: the kernel looks the
+ * name up itself). */
+static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t type,
+			 int local, struct fuse_entry_param *e)
 {
-	struct stat st = { .st_ino = ino, .st_mode = type };
-	size_t old = b->size, need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
+	struct stat st;
+	double timeout = fs->cfg.cache_timeout_s;
+
+	memset(e, 0, sizeof(*e));
+	e->attr.st_ino = ino;
+	e->attr.st_mode = type;
+	if (!local || !strcmp(name, ".") || !strcmp(name, ".."))
+		return;
+	if (fs_ino_kind(ino) != FS_FILE) {
+		/* The listing found it: a folder, no need to ask the index again. */
+		memset(&st, 0, sizeof(st));
+		st.st_uid = getuid();
+		st.st_gid = getgid();
+		dir_stat(fs, ino, &st);
+	} else if (node_attr(fs, ino, &st, &timeout) < 0) {
+		return;
+	}
+	e->ino = ino;
+	e->attr = st;
+	e->attr_timeout = timeout;
+	e->entry_timeout = fs->cfg.cache_timeout_s;
+}
+
+/* Append one entry; its offset is the byte position of the next one, so
+ * readdir can resume anywhere and the kernel can cache the listing. local:
+ * its attributes come from the index alone (see listed_entry). */
+static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type, int local)
+{
+	struct fuse_entry_param e;
+	size_t old = b->size, need;
 
 	if (b->err)
 		return;
+	if (b->plus) {
+		listed_entry(b->fs, name, ino, type, local, &e);
+		need = fuse_add_direntry_plus(b->req, NULL, 0, name, NULL, 0);
+	} else {
+		e.attr = (struct stat){ .st_ino = ino, .st_mode = type };
+		need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
+	}
 	/* Doubling: a folder of 100,000 entries costs no quadratic copying. */
 	if (util_grow(&b->p, &b->cap, old + need, 1) < 0) {
 		b->err = -ENOMEM;
 		return;
 	}
 	b->size = old + need;
-	fuse_add_direntry(b->req, b->p + old, need, name, &st, (off_t)b->size);
+	if (b->plus)
+		fuse_add_direntry_plus(b->req, b->p + old, need, name, &e, (off_t)b->size);
+	else
+		fuse_add_direntry(b->req, b->p + old, need, name, &e.attr, (off_t)b->size);
+}
+
+/* A folder the listing found. */
+static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
+{
+	dirbuf_put(b, name, ino, type, 1);
 }
 
 struct list_ctx {
@@ -337,7 +392,10 @@ static int list_costume(void *arg, const struct idx_costume *c)
 	return 0;
 }
 
-/* Files known to be missing on the origin are not listed. */
+/* Files known to be missing on the origin are not listed: 0. Else 1, or
+ * 2 when its attributes come from the index alone: a cached asset (never a
+ * generated file, whose size is a rendering, nor an asset whose size may
+ * need the network). */
 static int file_listed(struct fs *fs, const struct idx_file *f)
 {
 	struct idx_asset a;
@@ -345,28 +403,33 @@ static int file_listed(struct fs *fs, const struct idx_file *f)
 		return 1;
 	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
 		return 0;
-	return !fetch_asset_missing(&a);
+	if (fetch_asset_missing(&a))
+		return 0;
+	return a.state == IDX_COMPLETED ? 2 : 1;
 }
 
 static int list_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
+	int listed = file_listed(l->fs, f);
 
-	if (!file_listed(l->fs, f))
+	if (!listed)
 		return 0;
 	if (f->dir != IDX_DIR_ROOT) {
 		l->seen[f->dir] = 1;
 		return 0;
 	}
-	dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
 	return 0;
 }
 
 static int list_subdir_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
-	if (file_listed(l->fs, f))
-		dirbuf_add(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG);
+	int listed = file_listed(l->fs, f);
+
+	if (listed)
+		dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
 	return 0;
 }
 
@@ -452,41 +515,74 @@ static void reply_from_memory(fuse_req_t req, const struct fs_handle *h, size_t 
 			       h->len - (size_t)off < size ? h->len - (size_t)off : size);
 }
 
+/* Folders need no handle: listings are built by readdir. Where the kernel
+ * can open folders itself, ENOSYS tells it to, and it then sends neither
+ * opendir nor releasedir again, and keeps listings as if cache_readdir. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct dirbuf b = { .req = req };
-	struct fs_handle *h;
-	struct fetch_cancel c;
-
-	wait_begin(req, &c);
-	int rc = wait_end(req, build_listing(fs, ino, &b));
-
-	h = rc == 0 ? calloc(1, sizeof(*h)) : NULL;
-	if (!h) {
-		free(b.p);
-		fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
+	(void)ino;
+	if (fs_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	*h = (struct fs_handle){ .ino = ino, .fd = -1, .data = b.p, .len = b.size };
+	fi->fh = 0;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	reply_open(req, fi, h);
+	fuse_reply_open(req, fi);
+}
+
+/* The listing of ino: built at offset 0 (a new read of the folder), else
+ * the one the first piece stored. NULL with *rc on failure. */
+static struct fs_handle *listing(fuse_req_t req, fuse_ino_t ino, off_t off, int plus, int *rc)
+{
+	struct fs *fs = fs_of(req);
+	struct dirbuf b = { .req = req, .fs = fs, .plus = plus };
+	struct fs_handle *h = off ? fs_listing_get(fs, ino, plus) : NULL;
+	struct fetch_cancel c;
+
+	if (h)
+		return h;
+	wait_begin(req, &c);
+	*rc = wait_end(req, build_listing(fs, ino, &b));
+	h = *rc == 0 ? calloc(1, sizeof(*h)) : NULL;
+	if (!h) {
+		free(b.p);
+		*rc = *rc < 0 ? *rc : -ENOMEM;
+		return NULL;
+	}
+	*h = (struct fs_handle){ .ino = ino, .fd = -1, .data = b.p, .len = b.size, .refs = 1 };
+	fs_listing_put(fs, plus, h);
+	return h;
+}
+
+static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct fs *fs = fs_of(req); /* req is gone once answered */
+	int rc;
+	struct fs_handle *h = listing(req, ino, off, plus, &rc);
+
+	if (!h) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* An entry cut at the end is dropped by the kernel and asked again
+	 * from its offset. */
+	reply_from_memory(req, h, size, off);
+	fs_handle_put(fs, h);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req); /* req is gone once answered */
-	struct fs_handle *h = fs_handle_get(fs, fi->fh);
+	(void)fi;
+	reply_listing(req, ino, size, off, 0);
+}
 
-	(void)ino;
-	if (!h) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	reply_from_memory(req, h, size, off);
-	fs_handle_put(fs, h);
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)fi;
+	reply_listing(req, ino, size, off, 1);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -811,10 +907,25 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, EROFS);
 }
 
-/* Zero-copy reads: let libfuse splice cache files to the device. */
+/*
+ * Zero-copy reads: let libfuse splice cache files to the device. Warm
+ * reads ask the daemon as little as the kernel allows: folders opened by
+ * the kernel (op_opendir; not with auto_unmount), listings with attributes on every piece, not
+ * only the first (readdirplus: no lookup per listed name), and "no ACL"
+ * answers the kernel keeps (POSIX ACLs: ls -l asks for them on every file;
+ * the tree has none; this also makes the kernel check the 0444/0555 modes
+ * itself, which allow every read this tree serves).
+ */
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
+
+	fs->no_opendir = !fs->need_opendir && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
@@ -827,7 +938,7 @@ const struct fuse_lowlevel_ops fs_lowlevel_ops = {
 	.getattr = op_getattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
-	.releasedir = op_release,
+	.readdirplus = op_readdirplus,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,

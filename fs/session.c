@@ -14,6 +14,17 @@
 
 #include "../log/log.h"
 
+/* 1 if the comma-separated options opts hold name. */
+static int has_option(const char *opts, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = opts; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == opts || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* "l2dfs -ofsname=...,subtype=...,ro[,flags] [-d]" for fuse_session_new(). */
 static int fuse_mount_args(struct fuse_args *args, const struct fs_config *cfg)
 {
@@ -59,6 +70,7 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	snprintf(fs->server, sizeof(fs->server), "%s", cfg->server);
 	fs->cfg.server = fs->server;
 	fs->started = time(NULL);
+	fs->need_opendir = has_option(cfg->fuse_flags, "auto_unmount");
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->follow_wake, NULL);
 	fs->mountpoint = strdup(mountpoint);

@@ -4,8 +4,12 @@
 #include "index_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../util/util.h"
 
 /* Insert the asset if new; return its id. Caller holds the lock. */
 static int asset_upsert(struct idx *idx, const char *server, const char *bundle,
@@ -379,8 +383,9 @@ int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const ch
 {
 	const int64_t v[] = { size, size };
 	const char *t[] = { sha256, url };
+	/* Just downloaded is just used: last_access in the same write. */
 	return asset_update(idx, id,
-			    "UPDATE assets SET updated_at=?, state='completed', size=?,"
+			    "UPDATE assets SET updated_at=?1, last_access=?1, state='completed', size=?,"
 			    " bytes_done=?, sha256=?, url=?, err=0, error='', failures=0, retry_at=0"
 			    " WHERE id=?",
 			    "iitt", v, t);
@@ -451,24 +456,59 @@ int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
 	return rc == -ENOENT ? 0 : rc;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int idx_asset_touch(struct idx *idx, int64_t id)
 {
-	sqlite3_stmt *st;
-	int rc;
-	int64_t now = idx_now();
+	int rc = 0;
 
-	/* Minute resolution keeps a read-heavy mount from writing on every open. */
-	pthread_mutex_lock(&idx->lock);
-	rc = idx_prepare(idx, &st,
-			 "UPDATE assets SET last_access=?1 WHERE id=?2 AND last_access<?1-60");
-	if (rc == 0) {
-		sqlite3_bind_int64(st, 1, now);
-		sqlite3_bind_int64(st, 2, id);
-		rc = idx_errno(sqlite3_step(st));
-		idx_done(idx, st);
+	pthread_mutex_lock(&idx->touch_lock);
+	/* Before the list grows, repeats go: it holds each asset once. */
+	if (idx->ntouched == idx->captouched && idx->ntouched) {
+		size_t k = 0;
+		qsort(idx->touched, idx->ntouched, sizeof(*idx->touched), id_cmp);
+		for (size_t i = 0; i < idx->ntouched; i++)
+			if (!k || idx->touched[k - 1] != idx->touched[i])
+				idx->touched[k++] = idx->touched[i];
+		idx->ntouched = k;
 	}
-	pthread_mutex_unlock(&idx->lock);
+	if (util_grow(&idx->touched, &idx->captouched, idx->ntouched + 1, sizeof(*idx->touched)) < 0)
+		rc = -ENOMEM;
+	else
+		idx->touched[idx->ntouched++] = id;
+	pthread_mutex_unlock(&idx->touch_lock);
 	return rc;
+}
+
+int idx_asset_touch_flush(struct idx *idx)
+{
+	int64_t *ids, now = idx_now();
+	size_t n;
+	int rc;
+
+	pthread_mutex_lock(&idx->touch_lock);
+	ids = idx->touched, n = idx->ntouched;
+	idx->touched = NULL, idx->ntouched = idx->captouched = 0;
+	pthread_mutex_unlock(&idx->touch_lock);
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_exec(idx, "BEGIN IMMEDIATE");
+	/* Minute resolution: a row read again within one is not rewritten. */
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = idx_run(idx, "UPDATE assets SET last_access=?1 WHERE id=?2 AND last_access<?1-60",
+			     2, now, ids[i]);
+	if (rc == 0)
+		rc = idx_exec(idx, "COMMIT");
+	if (rc < 0)
+		idx_exec(idx, "ROLLBACK");
+	pthread_mutex_unlock(&idx->lock);
+	free(ids);
+	return rc < 0 ? rc : (int)(n < INT_MAX ? n : INT_MAX);
 }
 
 int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
@@ -518,6 +558,7 @@ int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn 
 	struct idx_asset a;
 	int rc, step;
 
+	idx_asset_touch_flush(idx); /* the order below counts this process's reads */
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_prepare(idx, &st,
 			 state < 0 ? "SELECT " ASSET_COLUMNS " WHERE ?1 IS NULL OR server=?1"

@@ -304,6 +304,7 @@ int idx_open(struct idx **out, const char *path, int *recreated)
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&idx->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	pthread_mutex_init(&idx->touch_lock, NULL);
 	if (recreated)
 		*recreated = 0;
 	rc = idx_try_open(idx, path);
@@ -316,6 +317,7 @@ int idx_open(struct idx **out, const char *path, int *recreated)
 	}
 	if (rc < 0) {
 		pthread_mutex_destroy(&idx->lock);
+		pthread_mutex_destroy(&idx->touch_lock);
 		free(idx);
 		return rc;
 	}
@@ -327,9 +329,12 @@ void idx_close(struct idx *idx)
 {
 	if (!idx)
 		return;
+	idx_asset_touch_flush(idx);
 	idx_stmts_free(idx);
 	sqlite3_close_v2(idx->db);
 	pthread_mutex_destroy(&idx->lock);
+	pthread_mutex_destroy(&idx->touch_lock);
+	free(idx->touched);
 	free(idx);
 }
 

@@ -211,6 +211,7 @@ int idx_asset_find(struct idx *idx, const char *server, const char *bundle, cons
 /* State changes. Each stamps updated_at. */
 int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url);
 int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int64_t size);
+/* completed also stamps last_access (a download is a use). */
 int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const char *sha256,
 			     const char *url);
 int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
@@ -225,8 +226,15 @@ int idx_asset_mark_pending(struct idx *idx, int64_t id);
 /* A probe's answer: size >= 0 present; err > 0 failed with that errno. */
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
 			  const char *error);
-/* Record a read (LRU for eviction); cheap when called often. */
+/* Record a read (LRU for eviction): kept in memory, no SQL, so a reader
+ * never waits on a write; idx_asset_touch_flush() writes it. */
 int idx_asset_touch(struct idx *idx, int64_t id);
+/* Write the reads recorded since the last call as last_access (minutes:
+ * a row read within the last minute is left alone), in one transaction.
+ * Run every few seconds by a mount, and by idx_close(). On failure the
+ * reads are dropped (eviction order is a hint) and the error returned;
+ * else the number of reads written (repeats included). */
+int idx_asset_touch_flush(struct idx *idx);
 /* A file found in the cache folder with no row: insert it completed. */
 int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 		    const char *file, int64_t size, const char *sha256);
@@ -234,7 +242,8 @@ int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 int idx_asset_reset_downloading(struct idx *idx, int *n);
 
 /* Assets of a server (NULL: every server) in a state (state < 0: any),
- * ordered by last_access ascending (least recently used first). */
+ * ordered by last_access ascending (least recently used first); reads
+ * recorded and not yet written are written first. */
 typedef int (*idx_asset_fn)(void *arg, const struct idx_asset *a);
 int idx_asset_list(struct idx *idx, const char *server, int state, idx_asset_fn fn, void *arg);
 

@@ -23,6 +23,10 @@ struct idx {
 	pthread_mutex_t lock; /* recursive: list callbacks may query again */
 	struct idx_stmt stmts[IDX_STMT_CACHE];
 	int nstmts;
+	/* Reads recorded by idx_asset_touch(), written by idx_asset_touch_flush(). */
+	pthread_mutex_t touch_lock; /* guards touched, ntouched, captouched */
+	int64_t *touched;
+	size_t ntouched, captouched;
 };
 
 /* SQLite result code -> 0 or a negative errno. */

@@ -865,6 +865,50 @@ static void test_asset_list_by_server_and_state(void **state)
 	idx_close(idx);
 }
 
+static void test_touch_is_written_in_a_batch(void **state)
+{
+	struct idx *idx = open_fresh();
+	int64_t id = motion_asset(idx, costume_with_files(idx));
+	struct idx_asset a;
+
+	(void)state;
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	int64_t before = a.last_access;
+	assert_int_equal(idx_asset_touch(idx, id), 0);
+	assert_int_equal(idx_asset_touch(idx, id), 0);
+	/* Recorded, not written: a read costs no SQL write. */
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	assert_int_equal(a.last_access, before);
+	assert_int_equal(idx_asset_touch_flush(idx), 2);
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	assert_true(a.last_access >= idx_now() - 1);
+	assert_int_equal(idx_asset_touch_flush(idx), 0);
+	idx_close(idx);
+}
+
+static void test_touch_is_written_before_an_lru_listing_and_at_close(void **state)
+{
+	struct idx *idx = open_fresh();
+	int64_t costume = costume_with_files(idx), id = motion_asset(idx, costume);
+	struct idx_asset a;
+	struct idx_file f;
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(idx_asset_touch(idx, id), 0);
+	assert_int_equal(idx_asset_list(idx, NULL, -1, count_asset, &n), 0);
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	assert_true(a.last_access >= idx_now() - 1);
+
+	assert_int_equal(idx_file_find(idx, costume, IDX_DIR_ROOT, "x.moc", &f), 0);
+	assert_int_equal(idx_asset_touch(idx, f.asset_id), 0);
+	idx_close(idx);
+	assert_int_equal(idx_open(&idx, path, NULL), 0);
+	assert_int_equal(idx_asset_get(idx, f.asset_id, &a), 0);
+	assert_true(a.last_access >= idx_now() - 1);
+	idx_close(idx);
+}
+
 static void test_costume_status_counts_asset_files(void **state)
 {
 	struct idx *idx = open_fresh();
@@ -941,7 +985,9 @@ int main(void)
 		T(test_pending_forgets_size_and_hash),
 		T(test_adopt_inserts_a_completed_row),
 		T(test_asset_list_by_server_and_state),
-		T(test_costume_status_counts_asset_files),
+		T(test_touch_is_written_in_a_batch),
+	T(test_touch_is_written_before_an_lru_listing_and_at_close),
+	T(test_costume_status_counts_asset_files),
 		T(test_state_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

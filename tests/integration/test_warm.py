@@ -1,0 +1,137 @@
+"""Warm reads: what a cached costume still costs the daemon. The kernel keeps
+entries, attributes, listings and pages; the requests it still sends are
+counted from libfuse's debug output (-d)."""
+
+import collections
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+
+from helpers import asset_row, costume, read_file, wait_for
+
+OPCODE = re.compile(r"^unique: \d+, opcode: (\w+) \(\d+\), nodeid: (\d+)", re.M)
+
+
+def requests(m, since=0):
+    """Counter of the opcodes the daemon received after log offset since."""
+    return collections.Counter(op for op, _ in OPCODE.findall(m.log_text()[since:]))
+
+
+def cached_mount(mount, origin, tmp_path):
+    """Every costume of a character made whole in a cache, then a fresh
+    mount of that cache (with libfuse's debug output)."""
+    c = costume(origin)
+    first = mount(opts={"prefetch": "off"})
+    subprocess.run(["cp", "-r", os.path.join(first.path, "characters", c.character), str(tmp_path / "warmup")], check=True)
+    first.unmount()
+    shutil.rmtree(tmp_path / "warmup")
+    return c, mount(cache_dir=first.cache, args=["-d"], opts={"prefetch": "off"})
+
+
+def test_second_cp_asks_only_for_generated_files(mount, origin, tmp_path):
+    c, m = cached_mount(mount, origin, tmp_path)
+    subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "one")], check=True)
+    mark = len(m.log_text())
+    subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "two")], check=True)
+    seen = requests(m, mark)
+    print("second cp -r:", dict(seen))
+    assert seen["OPENDIR"] == 0 and seen["RELEASEDIR"] == 0
+    assert seen["LOOKUP"] == 0 and seen["READDIR"] == 0 and seen["READDIRPLUS"] == 0
+    assert seen["FLUSH"] == 0
+    # Asset files keep their pages: only the generated files (rendered at
+    # each open, size asked at each stat) are read and asked again.
+    files = sum(len(f) for _, _, f in os.walk(tmp_path / "one"))
+    assert seen["READ"] <= 2 and seen["GETATTR"] <= 5 * 2
+    assert seen["OPEN"] == files and seen["RELEASE"] == files
+    shutil.rmtree(tmp_path / "one")
+    shutil.rmtree(tmp_path / "two")
+
+
+def test_ls_lR_of_a_cached_character(mount, origin, tmp_path):
+    c, m = cached_mount(mount, origin, tmp_path)
+    chara = os.path.join(m.path, "characters", c.character)
+    mark = len(m.log_text())
+    subprocess.run(["ls", "-lR", chara], check=True, capture_output=True)
+    first = requests(m, mark)
+    print("first ls -lR:", dict(first))
+    mark = len(m.log_text())
+    subprocess.run(["ls", "-lR", chara], check=True, capture_output=True)
+    second = requests(m, mark)
+    print("second ls -lR:", dict(second))
+    # One opendir answers that the kernel opens folders itself.
+    assert first["OPENDIR"] <= 1 and first["RELEASEDIR"] == 0
+    # Listed names come with their attributes: only the path down to the
+    # character and generated files (model.json, name.txt: their size is a
+    # rendering) are looked up.
+    assert first["LOOKUP"] <= 2 + 2 * len(os.listdir(chara))
+    assert second["OPENDIR"] == 0 and second["READDIR"] + second["READDIRPLUS"] == 0
+    assert second["LOOKUP"] == 0
+    # The kernel keeps "no ACL"; what is left is one security.* question a
+    # file (ls -l asks each) and the attributes of generated files.
+    entries = sum(len(d) + len(f) for _, d, f in os.walk(chara))
+    folders = sum(len(d) for _, d, _ in os.walk(chara)) + 1
+    assert second["GETXATTR"] <= entries + folders
+    assert second["GETATTR"] <= 2 * len(os.listdir(chara))
+
+
+def bundle_of(c, rel):
+    return next(f["bundle"] for f in c.info["files"] if f["rel"] == rel)
+
+
+def file_of(c, rel):
+    return next(f["file"] for f in c.info["files"] if f["rel"] == rel)
+
+
+def set_last_access(cache, value):
+    db = sqlite3.connect(os.path.join(cache, "index.db"), timeout=10)
+    with db:
+        db.execute("UPDATE assets SET last_access=?", (value,))
+    db.close()
+
+
+def test_reads_reach_last_access_in_batches(mount, origin, tmp_path):
+    c = costume(origin)
+    first = mount(opts={"prefetch": "off"})
+    subprocess.run(["cp", "-r", c.path(first), str(tmp_path / "warmup")], check=True)
+    first.unmount()
+    set_last_access(first.cache, 1000)
+    m = mount(cache_dir=first.cache, opts={"prefetch": "off"})
+
+    def last_access(rel):
+        return asset_row(m.cache, bundle_of(c, rel), file_of(c, rel))["last_access"]
+
+    read_file(c.path(m, "textures/texture_00.png"))
+    flushed = "last_access written" in m.log_text()
+    # The open wrote nothing: the read is written later, in a batch.
+    assert last_access("textures/texture_00.png") == 1000 or flushed
+    assert wait_for(lambda: last_access("textures/texture_00.png") > 1000, 10)
+    assert "last_access written" in m.log_text()
+    # At unmount, what was read since the last batch is written too.
+    read_file(c.path(m, "motions/bye01.mtn"))
+    m.unmount()
+    assert last_access("motions/bye01.mtn") > 1000
+    assert last_access("expressions/default.exp.json") == 1000
+
+
+def test_listed_sizes_are_right_and_cost_no_probe(mount, origin):
+    """Listings carry attributes only where the index alone knows them: a
+    plain listing probes nothing more than before (the optional files, to
+    know whether they are listed), and a file whose size is not known yet
+    is looked up (and probed) when stat asks, never shown with a wrong size."""
+    c = costume(origin)
+    m = mount(opts={"prefetch": "off"}, args=["-d"])
+    mark = len(m.log_text())
+    for sub in ("", "textures", "motions", "expressions"):
+        os.listdir(c.path(m, sub))
+    optional = {"HEAD " + f["url"] for f in c.info["files"] if f["field"] in ("icon", "physics")}
+    asked = {k for k in origin.requests() if k.startswith("HEAD ")}
+    assert asked <= optional and origin.asset_gets() == {}
+    listed = requests(m, mark)
+    assert listed["READDIRPLUS"] + listed["READDIR"] > 0
+    mark = len(m.log_text())
+    for rel, url in c.files.items():
+        assert os.stat(c.path(m, rel)).st_size == len(origin.expected(url)), rel
+    # None is cached: each was looked up, none shown from the listing.
+    assert requests(m, mark)["LOOKUP"] == len(c.files)
