@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from helpers import TEX1 as TEX, costume, sha256
+from helpers import TEX1 as TEX, costume, sha256, wait_for
 from test_cli_helpers import cache_path, cli, json_lines  # noqa: F401 (fixture)
 
 NAME = "036_live_event_307_ssr"
@@ -133,6 +133,8 @@ def test_mount_status_attributes(cli, mount, origin):
     assert before["user.l2dfs.state"] == "pending" and before["user.l2dfs.progress"] == "0"
     with open(path, "rb") as f:
         body = f.read()
+    # Served before its commit (DESIGN §9): the state follows.
+    assert wait_for(lambda: getfattr(path)["user.l2dfs.state"] == "completed", 10)
     a = getfattr(path)
     assert a["user.l2dfs.state"] == "completed" and a["user.l2dfs.progress"] == "100"
     assert a["user.l2dfs.size"] == str(len(body))
@@ -201,16 +203,19 @@ def test_costume_state_attribute(cli, mount, origin):
     assert "user.l2dfs.state" in os.listxattr(c.flat(m))
     with open(c.flat(m, TEX), "rb") as f:
         f.read()
-    assert os.getxattr(c.path(m), "user.l2dfs.state") == b"partial"
+    # Readers are served before the commit (DESIGN §9): the state follows.
+    assert wait_for(lambda: os.getxattr(c.path(m), "user.l2dfs.state") == b"partial", 10)
     for rel in c.files:
         with open(c.flat(m, rel), "rb") as f:
             f.read()
-    assert os.getxattr(c.flat(m), "user.l2dfs.state") == b"completed"
+    # Readers are served before the commit (DESIGN §9): the state follows.
+    assert wait_for(lambda: os.getxattr(c.flat(m), "user.l2dfs.state") == b"completed", 10)
     assert json_lines(cli("status", "--json", c.flat(m)).stdout)[0]["state"] == "completed"
     winter = costume(origin, "036_school_winter-2023")
     for rel in winter.files:
         with open(winter.flat(m, rel), "rb") as f:
             f.read()
+    assert wait_for(lambda: getfattr(winter.flat(m))["user.l2dfs.state"] == "completed", 10)
     d = getfattr(winter.flat(m))
     assert d["user.l2dfs.state"] == "completed", d
     assert d["user.l2dfs.files_done"] == d["user.l2dfs.files_total"] == str(len(winter.files))

@@ -124,6 +124,8 @@ def test_broken_transfer_is_retried_or_refused(mount, origin, kind):
         assert not os.path.exists(c.cache_file(m.cache, TEX0))
         return
     assert read_file(c.path(m, TEX0)) == want
+    # Served before its commit (DESIGN §9): the cache file follows.
+    assert wait_for(lambda: os.path.exists(c.cache_file(m.cache, TEX0)), 10)
     assert sha256(read_file(c.cache_file(m.cache, TEX0))) == sha256(want)
 
 
