@@ -81,12 +81,46 @@ static void dir_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
  * Attributes of a node. *timeout gets how long the kernel may keep them:
  * long for immutable things, 0 for generated files whose content can change.
  */
+/* A file's mode, times and size: a generated one's from its text, an
+ * asset's from the index (probed or heard from its download if unknown). */
+static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, struct stat *st,
+		     double *timeout)
+{
+	struct idx_asset a;
+	int rc;
+
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+	if (!f->asset_id) {
+		char *text;
+		size_t len;
+		/* While it is open, the text it reads is the size: a web server
+		 * sends fstat's size as Content-Length of what it then reads. */
+		if (fs_handle_text_len(fs, ino, &len) < 0) {
+			rc = generated_text(fs, f, &text, &len);
+			if (rc < 0)
+				return rc;
+			free(text);
+		}
+		st->st_size = (off_t)len;
+		*timeout = 0;
+		return 0;
+	}
+	rc = asset_size(fs, f, &a);
+	if (rc < 0)
+		return rc;
+	st->st_size = a.size;
+	st->st_mtime = st->st_ctime = st->st_atime = a.created_at;
+	return 0;
+}
+
 static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *timeout)
 {
 	int64_t id = fs_ino_id(ino);
 	struct idx_costume c;
 	struct idx_file f;
-	struct idx_asset a;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
@@ -118,32 +152,10 @@ static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *tim
 		return -ENOENT;
 	}
 	rc = idx_file_get(fs->idx, id, &f);
+	if (rc == 0)
+		rc = file_attr(fs, ino, &f, st, timeout);
 	if (rc < 0)
 		return rc;
-	st->st_ino = ino;
-	st->st_mode = S_IFREG | 0444;
-	st->st_nlink = 1;
-	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
-	if (!f.asset_id) {
-		char *text;
-		size_t len;
-		/* While it is open, the text it reads is the size: a web server
-		 * sends fstat's size as Content-Length of what it then reads. */
-		if (fs_handle_text_len(fs, ino, &len) < 0) {
-			rc = generated_text(fs, &f, &text, &len);
-			if (rc < 0)
-				return rc;
-			free(text);
-		}
-		st->st_size = (off_t)len;
-		*timeout = 0;
-	} else {
-		rc = asset_size(fs, &f, &a);
-		if (rc < 0)
-			return rc;
-		st->st_size = a.size;
-		st->st_mtime = st->st_ctime = st->st_atime = a.created_at;
-	}
 	st->st_blksize = 65536;
 	st->st_blocks = (st->st_size + 511) / 512;
 	return 0;
@@ -166,76 +178,89 @@ static int count_file(void *arg, const struct idx_file *f)
 	return 1; /* one is enough */
 }
 
+/* The costume called name under a character (-1: under costumes/). A
+ * costume without buildData does not exist (DESIGN §9): said here, as
+ * folders are read without opendir and glibc takes a listing's ENOENT for
+ * its end. */
+static int resolve_costume(struct fs *fs, int64_t character, int view, const char *name,
+			   fuse_ino_t *child)
+{
+	struct idx_costume c;
+	int rc = fetch_catalogue_wait(fs->lib);
+
+	if (rc == 0)
+		rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, character, name, &c);
+	if (rc == 0)
+		rc = fetch_costume_ensure(fs->lib, c.id);
+	if (rc == 0)
+		*child = fs_ino(FS_COSTUME, view, c.id);
+	return rc;
+}
+
+/* A name in the root, characters/ or costumes/. */
+static int resolve_top(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *child)
+{
+	int64_t cid;
+	int rc;
+
+	if (parent == FS_INO_ROOT) {
+		if (strcmp(name, "characters") == 0)
+			*child = FS_INO_CHARACTERS;
+		else if (strcmp(name, "costumes") == 0)
+			*child = FS_INO_COSTUMES;
+		else
+			return -ENOENT;
+		return 0;
+	}
+	if (parent != FS_INO_CHARACTERS)
+		return resolve_costume(fs, -1, 0, name, child);
+	rc = fetch_catalogue_wait(fs->lib);
+	if (rc == 0)
+		rc = idx_character_find(fs->idx, fs->server, fs->cfg.lang, name, &cid);
+	if (rc == 0)
+		*child = fs_ino(FS_CHARACTER, 1, cid);
+	return rc;
+}
+
+/* A name in a costume's folder dir (IDX_DIR_ROOT: the costume's own). */
+static int resolve_in_costume(struct fs *fs, int64_t costume, int view, int dir,
+			      const char *name, fuse_ino_t *child)
+{
+	struct idx_file f;
+	int rc = fetch_costume_ensure(fs->lib, costume);
+	int d = dir == IDX_DIR_ROOT ? find_subdir(name) : 0;
+
+	if (rc < 0)
+		return rc;
+	if (d > 0) {
+		int n = 0;
+		idx_file_list(fs->idx, costume, d, count_file, &n);
+		if (!n)
+			return -ENOENT;
+		*child = fs_subdir_ino(view, costume, d);
+		return 0;
+	}
+	rc = idx_file_find(fs->idx, costume, (enum idx_dir)dir, name, &f);
+	if (rc == 0)
+		*child = fs_ino(FS_FILE, view, f.id);
+	return rc;
+}
+
 /* Resolve name in parent to a child inode. */
 static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *child)
 {
-	int64_t id = fs_ino_id(parent), cid;
-	int view = fs_ino_view(parent), rc, d;
-	struct idx_costume c;
-	struct idx_file f;
+	int64_t id = fs_ino_id(parent);
+	int view = fs_ino_view(parent);
 
 	switch (fs_ino_kind(parent)) {
 	case FS_SPECIAL:
-		if (parent == FS_INO_ROOT) {
-			if (strcmp(name, "characters") == 0)
-				*child = FS_INO_CHARACTERS;
-			else if (strcmp(name, "costumes") == 0)
-				*child = FS_INO_COSTUMES;
-			else
-				return -ENOENT;
-			return 0;
-		}
-		rc = fetch_catalogue_wait(fs->lib);
-		if (rc < 0)
-			return rc;
-		if (parent == FS_INO_CHARACTERS) {
-			rc = idx_character_find(fs->idx, fs->server, fs->cfg.lang, name, &cid);
-			if (rc == 0)
-				*child = fs_ino(FS_CHARACTER, 1, cid);
-			return rc;
-		}
-		rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, -1, name, &c);
-		if (rc == 0)
-			rc = fetch_costume_ensure(fs->lib, c.id);
-		if (rc == 0)
-			*child = fs_ino(FS_COSTUME, 0, c.id);
-		return rc;
+		return resolve_top(fs, parent, name, child);
 	case FS_CHARACTER:
-		rc = fetch_catalogue_wait(fs->lib);
-		if (rc == 0)
-			rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, id, name, &c);
-		/* A costume without buildData does not exist (DESIGN §9): said
-		 * here, as folders are read without opendir and glibc takes a
-		 * listing's ENOENT for its end. */
-		if (rc == 0)
-			rc = fetch_costume_ensure(fs->lib, c.id);
-		if (rc == 0)
-			*child = fs_ino(FS_COSTUME, 1, c.id);
-		return rc;
+		return resolve_costume(fs, id, 1, name, child);
 	case FS_COSTUME:
-		rc = fetch_costume_ensure(fs->lib, id);
-		if (rc < 0)
-			return rc;
-		d = find_subdir(name);
-		if (d > 0) {
-			int n = 0;
-			idx_file_list(fs->idx, id, d, count_file, &n);
-			if (!n)
-				return -ENOENT;
-			*child = fs_subdir_ino(view, id, d);
-			return 0;
-		}
-		rc = idx_file_find(fs->idx, id, IDX_DIR_ROOT, name, &f);
-		if (rc == 0)
-			*child = fs_ino(FS_FILE, view, f.id);
-		return rc;
+		return resolve_in_costume(fs, id, view, IDX_DIR_ROOT, name, child);
 	case FS_SUBDIR:
-		rc = fetch_costume_ensure(fs->lib, id / 4);
-		if (rc == 0)
-			rc = idx_file_find(fs->idx, id / 4, (enum idx_dir)(id % 4), name, &f);
-		if (rc == 0)
-			*child = fs_ino(FS_FILE, view, f.id);
-		return rc;
+		return resolve_in_costume(fs, id / 4, view, (int)(id % 4), name, child);
 	default:
 		return -ENOTDIR;
 	}
