@@ -278,7 +278,7 @@ def test_index_states_and_redownload(mount, origin):
     assert origin.count("GET", f["url"]) == 2
     assert wait_for(lambda: os.path.exists(c.cache_file(m.cache, rel)), 10)
     assert read_file(c.cache_file(m.cache, rel)) == data
-    assert asset_row(m.cache, f["bundle"], f["file"])["state"] == "completed"
+    assert wait_for(lambda: asset_row(m.cache, f["bundle"], f["file"])["state"] == "completed", 10)
 
 
 def test_shared_files_are_cached_once(mount, origin):

@@ -96,7 +96,7 @@ def test_server_errors_then_recovery(mount, origin):
     origin.clear_fault(fid)
     data = wait_for(lambda: read_file(c.path(m, TEX0)) if read_errno(c.path(m, TEX0)) == 0 else None, 10, 0.2)
     assert data == origin.expected(url)
-    assert asset_row(m.cache, f["bundle"], f["file"])["state"] == "completed"
+    assert wait_for(lambda: asset_row(m.cache, f["bundle"], f["file"])["state"] == "completed", 10)
 
 
 def test_retry_after(mount, origin):

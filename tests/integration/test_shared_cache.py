@@ -30,4 +30,4 @@ def test_status_beside_a_mount_leaves_its_downloads_alone(mount, origin, l2dfs_b
     assert all(t.exists() for t in temps), "the mount's temporary was removed"
     reader.join(20)
     assert got["data"] == origin.expected(url)
-    assert asset_row(m.cache, bundle, file)["state"] == "completed"
+    assert wait_for(lambda: asset_row(m.cache, bundle, file)["state"] == "completed", 10)
