@@ -401,6 +401,7 @@ static int add_file(void *arg, const struct idx_file *f)
 	if (util_grow(&p->files, &p->capfiles, p->nfiles + 1, sizeof(*p->files)) < 0)
 		return -ENOMEM;
 	struct pull_file *x = &p->files[p->nfiles++];
+	*x = (struct pull_file){ 0 }; /* realloc'd: queued and the rest start at 0 */
 	x->pc = l->pc;
 	snprintf(x->rel, sizeof(x->rel), "%s%s%s", idx_dir_names[f->dir], f->dir ? "/" : "",
 		 f->name);
