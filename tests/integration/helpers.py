@@ -230,6 +230,12 @@ def asset_row(cache_dir, bundle, file, server="jp"):
     return rows[0] if rows else None
 
 
+def file_row(m, c, rel):
+    """The index's asset row behind the file rel of costume c in mount m."""
+    f = next(x for x in c.info["files"] if x["rel"] == rel)
+    return asset_row(m.cache, f["bundle"], f["file"])
+
+
 def mount_fstype(path):
     """The fstype /proc/self/mountinfo gives for a mount point, or None."""
     want = os.fsencode(os.path.realpath(path))

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import time
 
-from helpers import TEX0 as TEX, asset_row, costume, read_file, timed
+from helpers import TEX0 as TEX, costume, file_row, read_file, timed
 
 NO_PREFETCH = {"prefetch": "off"}
 
@@ -22,8 +22,7 @@ def failing(mount, origin, env=None, cache_dir=None):
 
 
 def row(m, c):
-    f = next(x for x in c.info["files"] if x["rel"] == TEX)
-    return asset_row(m.cache, f["bundle"], f["file"])
+    return file_row(m, c, TEX)
 
 
 def test_503_loop_is_not_asked_again(mount, origin):

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import TEX0 as TEX, TEX1, asset_row, costume, errname, read_file as read_bytes, sha256, timed, wait_for
+from helpers import TEX0 as TEX, TEX1, costume, file_row, errname, read_file as read_bytes, sha256, timed, wait_for
 from soundness import assert_sound, temps, wrong_bytes
 
 NO_PREFETCH = {"prefetch": "off"}
@@ -40,8 +40,7 @@ def prepared(mount, origin, **opts):
 
 
 def tex_row(m, c):
-    f = next(x for x in c.info["files"] if x["rel"] == TEX)
-    return asset_row(m.cache, f["bundle"], f["file"])
+    return file_row(m, c, TEX)
 
 
 def recovers(m, c, origin, within=10):

@@ -3,12 +3,7 @@ the commit (the hearing of sizes in flight: tests/unit/test_library.c)."""
 
 import os
 
-from helpers import TEX0, TEX1, asset_row, costume, read_file, wait_for
-
-
-def row(m, c, rel):
-    f = next(x for x in c.info["files"] if x["rel"] == rel)
-    return asset_row(m.cache, f["bundle"], f["file"])
+from helpers import TEX0, TEX1, costume, file_row, read_file, wait_for
 
 
 def test_stat_of_a_file_nobody_fetches_uses_head(mount, origin):
@@ -26,9 +21,9 @@ def test_reader_served_before_the_commit(mount, origin):
     url = c.files[TEX0]
     cached = c.cache_file(m.cache, TEX0)
     assert read_file(c.path(m, TEX0)) == origin.expected(url)
-    assert row(m, c, TEX0)["state"] == "downloading"
+    assert file_row(m, c, TEX0)["state"] == "downloading"
     assert not os.path.exists(cached)
     assert wait_for(lambda: os.path.exists(cached), 15)
-    assert wait_for(lambda: row(m, c, TEX0)["state"] == "completed", 15)
+    assert wait_for(lambda: file_row(m, c, TEX0)["state"] == "completed", 15)
     assert read_file(cached) == origin.expected(url)
     assert [p for p in os.listdir(os.path.dirname(cached)) if p.startswith(".tmp.")] == []
