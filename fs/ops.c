@@ -796,7 +796,12 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 	struct idx_file f;
 	struct idx_asset a;
 	if (fs_ino_kind(ino) != FS_FILE || idx_file_get(fs->idx, fs_ino_id(ino), &f) < 0 ||
-	    !f.asset_id || idx_asset_get(fs->idx, f.asset_id, &a) < 0)
+	    !f.asset_id)
+		return -ENODATA;
+	int rc = fetch_asset_settle(fs->lib, f.asset_id);
+	if (rc < 0)
+		return rc;
+	if (idx_asset_get(fs->idx, f.asset_id, &a) < 0)
 		return -ENODATA;
 	if (strcmp(name, "state") == 0) {
 		snprintf(buf, len, "%s", idx_state_name(a.state));
@@ -821,7 +826,10 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char value[IDX_TEXT_MAX + 64];
-	int rc = xattr_value(fs_of(req), ino, name, value, sizeof(value));
+	struct fetch_cancel c;
+
+	wait_begin(req, &c);
+	int rc = wait_end(req, xattr_value(fs_of(req), ino, name, value, sizeof(value)));
 	size_t len = rc < 0 ? 0 : strlen(value); /* value is unset on failure */
 
 	if (rc < 0)

@@ -638,6 +638,21 @@ int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum fetch
 	return rc == -EINTR ? -EINTR : 1;
 }
 
+int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lib->lock);
+	struct fetch_transfer *t = transfer_find(lib, asset_id);
+	if (t && t->body_fd >= 0 && !t->done) {
+		t->refs++;
+		t->waiters++;
+		rc = transfer_wait(lib, t, UNTIL_ENDED, NULL);
+	}
+	pthread_mutex_unlock(&lib->lock);
+	return rc == -EINTR ? -EINTR : 0;
+}
+
 int fetch_asset_missing(const struct idx_asset *a)
 {
 	return a->state == IDX_FAILED && a->err == ENOENT &&

@@ -89,6 +89,12 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
  * A commit that fails after that fails later opens, not this one. */
 int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd);
 
+/* Wait for the commit of the asset's body if one was already served
+ * (fetch_asset_read) and its row lags it: status read after a read then
+ * shows what that reader got. A download still under way is not waited
+ * for. 0, or -EINTR if this thread's cancel token fired. */
+int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id);
+
 /* The index row of an asset of the costume, with its size known: from the
  * index; else from the response headers of its download in flight (raised
  * to FETCH_FOREGROUND, the body not waited for); else from a HEAD, sent

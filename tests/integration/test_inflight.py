@@ -27,3 +27,16 @@ def test_reader_served_before_the_commit(mount, origin):
     assert wait_for(lambda: file_row(m, c, TEX0)["state"] == "completed", 15)
     assert read_file(cached) == origin.expected(url)
     assert [p for p in os.listdir(os.path.dirname(cached)) if p.startswith(".tmp.")] == []
+
+
+def test_status_after_a_read_waits_for_its_commit(mount, origin):
+    m = mount(opts={"prefetch": "off"}, env={"L2DFS_TEST_COMMIT_DELAY_MS": "1500"})
+    c = costume(origin)
+    url = c.files[TEX0]
+    path = c.path(m, TEX0)
+    assert read_file(path) == origin.expected(url)
+    assert file_row(m, c, TEX0)["state"] == "downloading"
+    # The row lags the read; the file's status attributes do not.
+    assert os.getxattr(path, "user.l2dfs.state") == b"completed"
+    assert os.getxattr(path, "user.l2dfs.url").decode() == origin.url + url
+    assert file_row(m, c, TEX0)["state"] == "completed"
