@@ -280,7 +280,7 @@ static const struct opt_spec options[] = {
 	  "up to 8 site roots serving /api and /assets, tried in order", set_mirror },
 	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
 	{ "prefetch", OPT_CHOICE, "costume|off", 0, 0, "costume",
-	  "fetch a costume's files once one is opened", set_prefetch },
+	  "fetch a costume's files once one is read", set_prefetch },
 	{ "cache_max", OPT_SIZE, "SIZE", 0, 0, "0: no limit",
 	  "evict least recently used files above SIZE", set_cache_max },
 	{ "max_file_size", OPT_SIZE, "SIZE", 1, 0, "512M", "refuse larger downloads",

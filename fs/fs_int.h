@@ -33,6 +33,9 @@ struct fs {
 	 * opening its root fails (ENOTCONN): folders must be opened here. */
 	int need_opendir;     /* set by fs_mount */
 	int no_opendir;       /* set by init, before any request: the kernel opens folders */
+	int need_open;        /* set by fs_mount: L2DFS_TEST_DAEMON_OPEN, as on kernels
+			       * without no-open support (tests of that path) */
+	int no_open;          /* set by init, before any request: the kernel opens files */
 	struct fetch_library *lib;
 	struct idx *idx;
 	struct cache *cache;
@@ -59,8 +62,9 @@ struct fs {
 
 /*
  * An open file (a cache file's descriptor, or generated text in memory;
- * fi->fh holds its id) or a folder's listing (fs_listing_get). Requests
- * take a reference for as long as they use it.
+ * fi->fh holds its id; or, read without an open, for one read), or a
+ * folder's listing (fs_listing_get). Requests take a reference for as long
+ * as they use it.
  */
 struct fs_handle {
 	fuse_ino_t ino;

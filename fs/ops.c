@@ -62,6 +62,16 @@ static int generated_text(struct fs *fs, const struct idx_file *f, char **text, 
 	return fetch_costume_name_txt(fs->lib, f->costume_id, text, len);
 }
 
+/* FNV-1a: tells one rendering of a generated file from another. */
+static uint32_t text_hash(const char *text, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)text[i]) * 16777619u;
+	return h;
+}
+
 /* Size of an asset-backed file, asked of the library only when the index
  * does not know it. */
 static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset *a)
@@ -94,7 +104,7 @@ static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, st
 	st->st_nlink = 1;
 	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
 	if (!f->asset_id) {
-		char *text;
+		char *text = NULL;
 		size_t len;
 		/* While it is open, the text it reads is the size: a web server
 		 * sends fstat's size as Content-Length of what it then reads. */
@@ -102,6 +112,10 @@ static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, st
 			rc = generated_text(fs, f, &text, &len);
 			if (rc < 0)
 				return rc;
+			/* A changed text changes the mtime: the kernel drops the
+			 * pages of the old one (auto_inval_data), and asks for
+			 * these attributes before each read (timeout 0). */
+			st->st_mtim.tv_nsec = (long)(text_hash(text, len) % 1000000000u);
 			free(text);
 		}
 		st->st_size = (off_t)len;
@@ -642,6 +656,33 @@ static void maybe_prefetch(struct fs *fs, int64_t costume)
 		fetch_costume_prefetch(fs->lib, costume);
 }
 
+/*
+ * What a read of the file f (inode ino) reads into h: its text (generated)
+ * or its cache file's descriptor, downloading it if needed. The first use
+ * of a costume's file queues it first and the rest of the costume behind
+ * it (DESIGN §7). Interruptible.
+ */
+static int file_content(fuse_req_t req, fuse_ino_t ino, const struct idx_file *f,
+			struct fs_handle *h)
+{
+	struct fs *fs = fs_of(req);
+	struct fetch_cancel c;
+	int rc;
+
+	*h = (struct fs_handle){ .ino = ino, .fd = -1, .refs = 1 };
+	wait_begin(req, &c);
+	if (f->asset_id && fs->cfg.prefetch)
+		fetch_asset_queue(fs->lib, f->asset_id, FETCH_FOREGROUND);
+	maybe_prefetch(fs, f->costume_id);
+	if (f->asset_id)
+		rc = fetch_asset_read(fs->lib, f->asset_id, &h->fd);
+	else
+		rc = generated_text(fs, f, &h->data, &h->len);
+	return wait_end(req, rc);
+}
+
+/* Where the kernel cannot open files itself: a handle per open, its id in
+ * fi->fh (handles.c). */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -649,6 +690,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct idx_file f;
 	int rc;
 
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS); /* the kernel opens files from now on */
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -658,50 +703,60 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = idx_file_get(fs->idx, fs_ino_id(ino), &f);
+	h = rc == 0 ? malloc(sizeof(*h)) : NULL;
+	if (rc == 0 && !h)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = file_content(req, ino, &f, h);
 	if (rc < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	h->fd = -1;
-	h->ino = ino;
-	struct fetch_cancel c;
-	wait_begin(req, &c);
-	/* This file first, then the rest of the costume behind it. */
-	if (f.asset_id && fs->cfg.prefetch)
-		fetch_asset_queue(fs->lib, f.asset_id, FETCH_FOREGROUND);
-	maybe_prefetch(fs, f.costume_id);
-	if (!f.asset_id) {
-		/* Through the page cache, so that mmap works; no keep_cache:
-		 * each open drops the pages of an earlier rendering. */
-		rc = generated_text(fs, &f, &h->data, &h->len);
-	} else {
-		rc = fetch_asset_read(fs->lib, f.asset_id, &h->fd);
-		fi->keep_cache = 1;
-	}
-	wait_end(req, rc);
-	if (rc < 0) {
-		free(h->data);
+		if (h)
+			free(h->data);
 		free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* Through the page cache, so that mmap works. An asset's pages stay;
+	 * a generated file's are dropped at each open (its text may change). */
+	fi->keep_cache = f.asset_id != 0;
 	reply_open(req, fi, h);
+}
+
+/*
+ * The handle one read without an open uses (fs->no_open): the cache file
+ * opened (downloaded if needed) for this read only, so that its lock keeps
+ * eviction away while it is read and no longer (a later read opens it
+ * again, and downloads it again if it was evicted meanwhile); a generated
+ * text is rendered afresh, and its attributes (file_attr) tell the kernel
+ * when its pages are stale. NULL with *rc on failure.
+ */
+static struct fs_handle *file_for_read(fuse_req_t req, fuse_ino_t ino, int *rc)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_handle *h = NULL;
+	struct idx_file f;
+
+	*rc = idx_file_get(fs->idx, fs_ino_id(ino), &f);
+	if (*rc == 0 && !(h = malloc(sizeof(*h))))
+		*rc = -ENOMEM;
+	if (*rc == 0)
+		*rc = file_content(req, ino, &f, h);
+	if (*rc < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req); /* req is gone once answered */
-	struct fs_handle *h = fs_handle_get(fs, fi->fh);
+	int rc = -EBADF;
+	/* fh 0 is no id (ids start at generation 1): a read without an open. */
+	struct fs_handle *h = fi->fh ? fs_handle_get(fs, fi->fh) : file_for_read(req, ino, &rc);
 
-	(void)ino;
 	if (!h) {
-		fuse_reply_err(req, EBADF);
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (h->fd < 0) {
@@ -942,9 +997,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /*
  * Zero-copy reads: let libfuse splice cache files to the device. Warm
- * reads ask the daemon as little as the kernel allows: folders opened by
- * the kernel (op_opendir; not with auto_unmount), listings with attributes on every piece, not
- * only the first (readdirplus: no lookup per listed name), and "no ACL"
+ * reads ask the daemon as little as the kernel allows: files opened by the
+ * kernel (op_open: no open, release or flush; pages kept; reads come by
+ * inode, file_for_read), folders too (op_opendir; not with auto_unmount),
+ * listings with attributes on every piece, not only the first (readdirplus: no lookup per listed name), and "no ACL"
  * answers the kernel keeps (POSIX ACLs: ls -l asks for them on every file;
  * the tree has none; this also makes the kernel check the 0444/0555 modes
  * itself, which allow every read this tree serves).
@@ -954,6 +1010,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 
 	fs->no_opendir = !fs->need_opendir && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	fs->no_open = !fs->need_open && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	/* Without opens, a read may wait for a download: it must be the
+	 * reader's own request, which a signal interrupts (DESIGN §7), not
+	 * background readahead that no one can interrupt. */
+	if (fs->no_open)
+		conn->want &= ~FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;

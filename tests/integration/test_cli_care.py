@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from helpers import TEX0, costume, index_rows
+from helpers import TEX0, costume, index_rows, read_file
 from test_cli_helpers import cache_path, cached_bytes, cli, json_lines, temporaries  # noqa: F401
 
 NAME = "036_live_event_307_ssr"
@@ -56,7 +56,9 @@ def test_verify_finds_damage_and_repair_heals_it(cli, mount, origin, tmp_path):
 
 
 def test_gc_keeps_a_file_open_through_the_mount(cli, mount, origin):
-    m = mount(cache_dir=cli.cache, opts={"prefetch": "off"})
+    """Where the daemon opens files (kernels without no-open support), an
+    open file's handle holds its lock: gc leaves it alone."""
+    m = mount(cache_dir=cli.cache, opts={"prefetch": "off"}, env={"L2DFS_TEST_DAEMON_OPEN": "1"})
     c = costume(origin)
     for rel in c.files:
         with open(c.flat(m, rel), "rb") as f:
@@ -84,6 +86,25 @@ def test_gc_keeps_a_file_open_through_the_mount(cli, mount, origin):
     for rel, url in c.files.items():
         with open(c.flat(m, rel), "rb") as f:
             assert f.read() == origin.expected(url), rel
+
+
+def test_gc_under_a_file_opened_by_the_kernel(cli, mount, origin):
+    """Where the kernel opens files, only a read in progress holds a file:
+    gc may evict an open file, and its reader still reads the right bytes
+    (from the kernel's pages, or downloaded again)."""
+    m = mount(cache_dir=cli.cache, opts={"prefetch": "off"})
+    c = costume(origin)
+    for rel in c.files:
+        read_file(c.flat(m, rel))
+    with open(c.flat(m, TEX0), "rb") as held:
+        r = cli("gc", "--max-size", 1, "--low-water", "10", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        rep = json_lines(r.stdout)[0]
+        assert rep["kept_open"] == 0 and rep["evicted"] == len(c.files)
+        assert not os.path.exists(cache_path(cli.cache, c.files[TEX0]))
+        os.posix_fadvise(held.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        assert held.read() == origin.expected(c.files[TEX0])
+    assert origin.count("GET", c.files[TEX0]) == 2
 
 
 def test_gc_keeps_files_hardlinked_elsewhere(cli, origin, tmp_path):
