@@ -762,12 +762,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (h->fd < 0) {
 		reply_from_memory(req, h, size, off);
 	} else {
-		/* Zero-copy where the kernel allows: libfuse splices from the fd. */
+		/* Spliced from the fd, copied (not moved) into the kernel's pages:
+		 * moving would steal them from the cache file's page cache, and
+		 * the next read of it would go to the disk. */
 		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].fd = h->fd;
 		buf.buf[0].pos = off;
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		fuse_reply_data(req, &buf, 0);
 	}
 	fs_handle_put(fs, h);
 }
@@ -996,7 +998,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 /*
- * Zero-copy reads: let libfuse splice cache files to the device. Warm
+ * Reads: libfuse splices cache files to the device (op_read). Warm
  * reads ask the daemon as little as the kernel allows: files opened by the
  * kernel (op_open: no open, release or flush; pages kept; reads come by
  * inode, file_for_read), folders too (op_opendir; not with auto_unmount),
@@ -1023,8 +1025,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
 }
 
 const struct fuse_lowlevel_ops fs_lowlevel_ops = {

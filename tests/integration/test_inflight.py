@@ -40,3 +40,27 @@ def test_status_after_a_read_waits_for_its_commit(mount, origin):
     assert os.getxattr(path, "user.l2dfs.state") == b"completed"
     assert os.getxattr(path, "user.l2dfs.url").decode() == origin.url + url
     assert file_row(m, c, TEX0)["state"] == "completed"
+
+
+def test_stat_of_a_file_being_fetched_sends_no_head(mount, origin):
+    """The motions' sizes stay unknown (their HEADs fail); reading a texture
+    queues the costume (prefetch); a stat of a motion whose GET is under way
+    takes the size from that GET's answer: no HEAD, and no wait for the body
+    (which then trickles at 1 KB/s)."""
+    m = mount()
+    c = costume(origin)
+    sizes = {rel: len(origin.expected(url)) for rel, url in c.files.items() if rel.startswith("motions/")}
+    big = [rel for rel, n in sizes.items() if n > 4096]
+    assert big, "no motion takes seconds to trickle"
+    origin.fault(path=r"\.mtn$", method="HEAD", kind="status", status=503)
+    origin.fault(path=r"\.mtn$", method="GET", kind="latency", ms=1000)
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
+    heads = {rel: origin.count("HEAD", c.files[rel]) for rel in sizes}
+    origin.config(bandwidth=1024)  # every answer from here on, the origin's own too
+    try:
+        assert {rel: os.stat(c.path(m, rel)).st_size for rel in sizes} == sizes
+        assert not any(os.path.exists(c.cache_file(m.cache, rel)) for rel in big)
+    finally:
+        origin.config(bandwidth=0)
+    assert {rel: origin.count("HEAD", c.files[rel]) for rel in sizes} == heads
+    assert all(origin.count("GET", c.files[rel]) == 1 for rel in sizes)

@@ -3,13 +3,15 @@ entries, attributes, listings and pages; the requests it still sends are
 counted from libfuse's debug output (-d)."""
 
 import collections
+import errno
+import json
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
 
-from helpers import asset_row, costume, read_file, wait_for
+from helpers import TEX0, TEX1, asset_row, costume, oserror, read_file, wait_for
 
 OPCODE = re.compile(r"^unique: \d+, opcode: (\w+) \(\d+\), nodeid: (\d+)", re.M)
 
@@ -155,3 +157,42 @@ def test_listed_sizes_are_right_and_cost_no_probe(mount, origin):
         assert os.stat(c.path(m, rel)).st_size == len(origin.expected(url)), rel
     # None is cached: each was looked up, none shown from the listing.
     assert requests(m, mark)["LOOKUP"] == len(c.files)
+
+
+def test_kept_pages_of_model_json_follow_its_text(mount, origin):
+    """The kernel keeps model.json's pages; once a texture turns out to be
+    missing at the origin, the next read gets the new text, not the kept
+    pages of the old one."""
+    c = costume(origin)
+    m = mount(opts={"prefetch": "off"})
+    path = c.path(m, "model.json")
+    with open(path, "rb") as held:
+        before = json.loads(held.read())
+        assert before["textures"] == [TEX0, TEX1]
+        origin.fault(path=c.files[TEX1] + "$", kind="html")
+        assert oserror(read_file, c.path(m, TEX1)) == errno.ENOENT
+        held.seek(0)
+        assert json.loads(held.read()) == dict(c.model_json, textures=[TEX0])
+    assert json.loads(read_file(path)) == dict(c.model_json, textures=[TEX0])
+
+
+def resident_pages(path):
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "PAGES", path],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def test_a_read_leaves_the_cache_file_in_memory(mount, origin):
+    """Bytes are copied into the mount's pages, never moved out of the cache
+    file's: reading it again (another mount, `pull`) needs no disk."""
+    c = costume(origin)
+    first = mount(opts={"prefetch": "off"})
+    read_file(c.path(first, TEX0))
+    first.unmount()
+    m = mount(cache_dir=first.cache, opts={"prefetch": "off"})
+    cached = c.cache_file(m.cache, TEX0)
+    pages = (os.path.getsize(cached) + 4095) // 4096
+    assert read_file(cached) == origin.expected(c.files[TEX0])
+    assert resident_pages(cached) == pages
+    assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
+    assert resident_pages(cached) == pages
