@@ -543,6 +543,26 @@ int idx_catalogue_generation(struct idx *idx, int64_t *generation)
 	return rc;
 }
 
+int idx_version(struct idx *idx, uint64_t *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&idx->lock);
+	rc = idx_prepare(idx, &st, "PRAGMA data_version");
+	if (rc == 0) {
+		int step = sqlite3_step(st);
+		rc = step == SQLITE_ROW ? 0 : idx_errno(step);
+		/* data_version counts the others' commits, not this handle's. */
+		if (rc == 0)
+			*version = (uint64_t)sqlite3_column_int64(st, 0) << 40 ^
+				   (uint64_t)sqlite3_total_changes64(idx->db);
+		idx_done(idx, st);
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
 int idx_catalogue_present(struct idx *idx, const char *server)
 {
 	sqlite3_stmt *st;

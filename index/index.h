@@ -83,6 +83,11 @@ int idx_catalogue_store(struct idx *idx, const char *server,
  * this database (0 before the first): cheap enough to poll every second. */
 int idx_catalogue_generation(struct idx *idx, int64_t *generation);
 
+/* A number that changes whenever the database does: a row written through
+ * this handle, or a commit by any other connection. What was read from the
+ * index is still true while it stays the same. */
+int idx_version(struct idx *idx, uint64_t *version);
+
 /* 1 if the server has any costume stored, else 0. */
 int idx_catalogue_present(struct idx *idx, const char *server);
 

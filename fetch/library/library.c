@@ -87,6 +87,8 @@ void fetch_library_free(struct fetch_library *lib)
 	pthread_cond_destroy(&lib->offload_over);
 	free(lib->busy.v);
 	free(lib->pins.v);
+	for (int i = 0; i < FETCH_MODEL_MEMOS; i++)
+		free(lib->memo[i].text);
 	free(lib);
 }
 
@@ -856,8 +858,56 @@ static int collect_present(void *arg, const struct idx_file *f)
 	return 0;
 }
 
-int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
-			     size_t *len)
+/* A copy of the costume's rendering made at index version v, if one is
+ * kept and young enough: 1 with *text (malloc'd) and *len, else 0. */
+static int memo_get(struct fetch_library *lib, int64_t costume_id, uint64_t v, char **text,
+		    size_t *len)
+{
+	int found = 0;
+	int64_t now = idx_now();
+
+	pthread_mutex_lock(&lib->lock);
+	for (int i = 0; i < FETCH_MODEL_MEMOS && !found; i++) {
+		struct fetch_model_memo *m = &lib->memo[i];
+		if (!m->text || m->costume_id != costume_id || m->version != v ||
+		    now - m->at >= FETCH_MODEL_MEMO_S)
+			continue;
+		found = 1;
+		*text = malloc(m->len + 1);
+		if (*text) {
+			memcpy(*text, m->text, m->len + 1);
+			*len = m->len;
+		}
+	}
+	pthread_mutex_unlock(&lib->lock);
+	return found && *text;
+}
+
+/* Keep a copy of a rendering made at index version v (a failed copy keeps
+ * nothing). */
+static void memo_put(struct fetch_library *lib, int64_t costume_id, uint64_t v,
+		     const char *text, size_t len)
+{
+	char *copy = malloc(len + 1), *old = NULL;
+
+	if (!copy)
+		return;
+	memcpy(copy, text, len + 1);
+	pthread_mutex_lock(&lib->lock);
+	int slot = 0;
+	while (slot < FETCH_MODEL_MEMOS && !(lib->memo[slot].text &&
+					     lib->memo[slot].costume_id == costume_id))
+		slot++;
+	if (slot == FETCH_MODEL_MEMOS)
+		slot = (int)(lib->memo_next++ % FETCH_MODEL_MEMOS);
+	old = lib->memo[slot].text;
+	lib->memo[slot] = (struct fetch_model_memo){ costume_id, v, idx_now(), copy, len };
+	pthread_mutex_unlock(&lib->lock);
+	free(old);
+}
+
+static int costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
+			      size_t *len)
 {
 	struct asset_list all = { 0 };
 	struct spec_list l = { lib, NULL, NULL, 0, 0 };
@@ -886,6 +936,27 @@ out:
 	free(l.files);
 	free(l.paths);
 	asset_list_free(&all);
+	return rc;
+}
+
+/*
+ * Rendering model.json asks the index about every file of the costume
+ * (and may probe the origin); a stat asks for it before each read. The
+ * text depends on the index alone (and on time, for files found missing):
+ * while idx_version() stays where it was before a rendering, that
+ * rendering is still right.
+ */
+int fetch_costume_model_json(struct fetch_library *lib, int64_t costume_id, char **text,
+			     size_t *len)
+{
+	uint64_t v;
+	int versioned = idx_version(lib->idx, &v) == 0;
+
+	if (versioned && memo_get(lib, costume_id, v, text, len))
+		return 0;
+	int rc = costume_model_json(lib, costume_id, text, len);
+	if (rc == 0 && versioned)
+		memo_put(lib, costume_id, v, *text, *len);
 	return rc;
 }
 

@@ -74,6 +74,12 @@ int fetch_offload(struct fetch_library *lib, int (*fn)(void *arg), void *arg,
 /* Wait for offloaded calls to end (before freeing the library). */
 void fetch_offload_drain(struct fetch_library *lib);
 
+/* How many model.json renderings are kept, and for how long at most: a
+ * file found missing is trusted for FETCH_MISSING_RECHECK_S only, and
+ * that lapse writes nothing to the index. */
+#define FETCH_MODEL_MEMOS 16
+#define FETCH_MODEL_MEMO_S 60
+
 struct fetch_transfer; /* one asset download in flight (assets.c) */
 struct fetch_job;      /* work for the commit workers (assets.c) */
 
@@ -113,6 +119,17 @@ struct fetch_library {
 
 	int offloaded;             /* lock: fetch_offload() threads running */
 	pthread_cond_t offload_over; /* with lock: offloaded went to 0 */
+
+	/* model.json renderings, reused while the index stays the same
+	 * (library.c). */
+	struct fetch_model_memo {
+		int64_t costume_id;
+		uint64_t version; /* idx_version() before it was rendered */
+		int64_t at;       /* idx_now() then */
+		char *text;       /* NULL: a free slot */
+		size_t len;
+	} memo[FETCH_MODEL_MEMOS]; /* lock */
+	unsigned memo_next;        /* lock: the slot the next rendering takes */
 };
 
 /* Take a key (wait while another thread holds it) / give it back. */

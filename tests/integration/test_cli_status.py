@@ -219,3 +219,18 @@ def test_costume_state_attribute(cli, mount, origin):
     d = getfattr(winter.flat(m))
     assert d["user.l2dfs.state"] == "completed", d
     assert d["user.l2dfs.files_done"] == d["user.l2dfs.files_total"] == str(len(winter.files))
+
+
+def test_a_retry_beside_the_mount_reaches_its_model_json(cli, mount, origin):
+    """model.json leaves out a file missing at the origin; once `l2dfs retry`
+    (another process) brings it, the mount lists it again."""
+    c = costume(origin)
+    fid = origin.fault(path=c.files[TEX] + "$", kind="html")
+    m = mount(cache_dir=cli.cache, opts={"prefetch": "off"})
+    path = c.path(m, "model.json")
+    assert TEX not in json.loads(open(path, "rb").read())["textures"]
+    assert TEX not in json.loads(open(path, "rb").read())["textures"]
+    origin.clear_fault(fid)
+    r = cli("retry", NAME)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+    assert json.loads(open(path, "rb").read()) == c.model_json

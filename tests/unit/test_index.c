@@ -478,6 +478,32 @@ static void test_catalogue_generation_goes_up_with_each_store(void **state)
 	idx_close(idx);
 }
 
+static void test_version_changes_with_any_write(void **state)
+{
+	struct idx *idx = open_fresh(), *other;
+	uint64_t v0, v1, v2, v3;
+	struct idx_costume c;
+
+	(void)state;
+	store_small_catalogue(idx);
+	assert_int_equal(idx_open(&other, path, NULL), 0);
+	assert_int_equal(idx_version(idx, &v0), 0);
+	/* Reads change nothing. */
+	idx_costume_find(idx, "jp", 0, -1, "001_b", &c);
+	assert_int_equal(idx_version(idx, &v1), 0);
+	assert_true(v1 == v0);
+	/* A write through this handle. */
+	store_small_catalogue(idx);
+	assert_int_equal(idx_version(idx, &v2), 0);
+	assert_true(v2 != v1);
+	/* A commit through another. */
+	store_small_catalogue(other);
+	assert_int_equal(idx_version(idx, &v3), 0);
+	assert_true(v3 != v2);
+	idx_close(other);
+	idx_close(idx);
+}
+
 /* ---- a costume's files ---- */
 
 static const struct idx_file_in files4[] = {
@@ -965,6 +991,7 @@ int main(void)
 		T(test_catalogue_of_one_server_leaves_the_others),
 		T(test_deleted_costume_id_is_never_given_again),
 		T(test_catalogue_generation_goes_up_with_each_store),
+		T(test_version_changes_with_any_write),
 		T(test_files_store_marks_the_costume_listed),
 		T(test_catalogue_store_marks_costumes_unlisted),
 		T(test_file_find_looks_in_one_folder),
