@@ -633,9 +633,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- files ---- */
 
-/* Queue the costume's files once per mount when one of them is opened. */
-static void maybe_prefetch(struct fs *fs, int64_t costume)
+/* The first read of one of a costume's files in this mount queues that
+ * file, then the rest of the costume behind it (DESIGN §9). */
+static void maybe_prefetch(struct fs *fs, const struct idx_file *f)
 {
+	int64_t costume = f->costume_id;
 	size_t i;
 
 	if (!fs->cfg.prefetch)
@@ -652,15 +654,16 @@ static void maybe_prefetch(struct fs *fs, int64_t costume)
 			fs->prefetched[fs->nprefetched++] = costume;
 	}
 	pthread_mutex_unlock(&fs->lock);
-	if (first)
-		fetch_costume_prefetch(fs->lib, costume);
+	if (!first)
+		return;
+	if (f->asset_id)
+		fetch_asset_queue(fs->lib, f->asset_id, FETCH_FOREGROUND);
+	fetch_costume_prefetch(fs->lib, costume);
 }
 
 /*
  * What a read of the file f (inode ino) reads into h: its text (generated)
- * or its cache file's descriptor, downloading it if needed. The first use
- * of a costume's file queues it first and the rest of the costume behind
- * it (DESIGN §7). Interruptible.
+ * or its cache file's descriptor, downloading it if needed. Interruptible.
  */
 static int file_content(fuse_req_t req, fuse_ino_t ino, const struct idx_file *f,
 			struct fs_handle *h)
@@ -671,9 +674,7 @@ static int file_content(fuse_req_t req, fuse_ino_t ino, const struct idx_file *f
 
 	*h = (struct fs_handle){ .ino = ino, .fd = -1, .refs = 1 };
 	wait_begin(req, &c);
-	if (f->asset_id && fs->cfg.prefetch)
-		fetch_asset_queue(fs->lib, f->asset_id, FETCH_FOREGROUND);
-	maybe_prefetch(fs, f->costume_id);
+	maybe_prefetch(fs, f);
 	if (f->asset_id)
 		rc = fetch_asset_read(fs->lib, f->asset_id, &h->fd);
 	else
