@@ -742,6 +742,8 @@ static struct fs_handle *file_for_read(fuse_req_t req, fuse_ino_t ino, int *rc)
 	if (*rc == 0)
 		*rc = file_content(req, ino, &f, h);
 	if (*rc < 0) {
+		if (h)
+			free(h->data);
 		free(h);
 		return NULL;
 	}
@@ -828,12 +830,10 @@ int fs_costume_status(struct idx *idx, int64_t costume_id, struct fs_costume_sta
 	return 0;
 }
 
-/* The value of one status attribute into buf (NUL-terminated). */
+/* The value of the status attribute XATTR_PREFIX name into buf
+ * (NUL-terminated). */
 static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *buf, size_t len)
 {
-	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0)
-		return -ENODATA;
-	name += strlen(XATTR_PREFIX);
 	if (fs_ino_kind(ino) == FS_COSTUME) {
 		struct fs_costume_status cs;
 		int rc = fetch_costume_ensure(fs->lib, fs_ino_id(ino));
@@ -885,9 +885,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	char value[IDX_TEXT_MAX + 64];
 	struct fetch_cancel c;
+	int rc = -ENODATA;
 
-	wait_begin(req, &c);
-	int rc = wait_end(req, xattr_value(fs_of(req), ino, name, value, sizeof(value)));
+	/* ls -l asks security.* of every file: answered without more ado. */
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
+		wait_begin(req, &c);
+		rc = wait_end(req, xattr_value(fs_of(req), ino, name + strlen(XATTR_PREFIX), value,
+					       sizeof(value)));
+	}
 	size_t len = rc < 0 ? 0 : strlen(value); /* value is unset on failure */
 
 	if (rc < 0)
@@ -1003,7 +1008,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
  * reads ask the daemon as little as the kernel allows: files opened by the
  * kernel (op_open: no open, release or flush; pages kept; reads come by
  * inode, file_for_read), folders too (op_opendir; not with auto_unmount),
- * listings with attributes on every piece, not only the first (readdirplus: no lookup per listed name), and "no ACL"
+ * listings with attributes on every piece, not only the first
+ * (readdirplus: no lookup per listed name), and "no ACL"
  * answers the kernel keeps (POSIX ACLs: ls -l asks for them on every file;
  * the tree has none; this also makes the kernel check the 0444/0555 modes
  * itself, which allow every read this tree serves).
