@@ -54,7 +54,10 @@ def wrong_bytes(cache, origin):
     what they are."""
     lost, what = 0, []
     for p in temps(cache):
-        lost += os.lstat(p).st_size
+        try:
+            lost += os.lstat(p).st_size
+        except FileNotFoundError:
+            continue  # committed (renamed) since it was listed
         what.append("temporary " + p)
     for url, p in cached_files(cache).items():
         data = read_file(p)
