@@ -873,11 +873,8 @@ static int memo_get(struct fetch_library *lib, int64_t costume_id, uint64_t v, c
 		    now - m->at >= FETCH_MODEL_MEMO_S)
 			continue;
 		found = 1;
-		*text = malloc(m->len + 1);
-		if (*text) {
-			memcpy(*text, m->text, m->len + 1);
-			*len = m->len;
-		}
+		*text = strdup(m->text);
+		*len = m->len;
 	}
 	pthread_mutex_unlock(&lib->lock);
 	return found && *text;
@@ -888,11 +885,10 @@ static int memo_get(struct fetch_library *lib, int64_t costume_id, uint64_t v, c
 static void memo_put(struct fetch_library *lib, int64_t costume_id, uint64_t v,
 		     const char *text, size_t len)
 {
-	char *copy = malloc(len + 1), *old = NULL;
+	char *copy = strdup(text), *old = NULL;
 
 	if (!copy)
 		return;
-	memcpy(copy, text, len + 1);
 	pthread_mutex_lock(&lib->lock);
 	int slot = 0;
 	while (slot < FETCH_MODEL_MEMOS && !(lib->memo[slot].text &&
