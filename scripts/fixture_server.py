@@ -14,6 +14,9 @@ URL layout, as on the real site:
   /assets/<server>/thumb/costume/group<costume id // 50>_rip/<name>.png
 Anything else answers 200 with the site's HTML page, as the real site does; a
 URL ending in ".bytes" is missing. HEAD answers the same headers, no body.
+A file served whole carries an ETag (its SHA-256, quoted) and a Last-Modified
+(2024-01-01, one second later for each change made through the control API);
+If-None-Match or If-Modified-Since that match answer 304 without a body.
 
 Catalogues (--catalogue):
   small    characters 1, 2, 36 and 37 with 2-4 costumes each and their
@@ -69,6 +72,7 @@ Control API (JSON; never counted in the stats):
 
 import argparse
 import base64
+import email.utils
 import functools
 import gzip
 import hashlib
@@ -729,12 +733,16 @@ class Origin:
         self.cat = cat
         self.lock = threading.Lock()
         self.overrides = {}  # URL path -> bytes, or None for missing
+        self.changes = {}    # URL path -> how often its override was set (Last-Modified)
         self.latency_ms, self.bandwidth = latency_ms, bandwidth
         self.gzip = False
         self.reset()
 
     def reset(self):
         with self.lock:
+            # Requests begun before a reset end without touching the new
+            # counters (their end() carries the old epoch).
+            self.epoch = getattr(self, "epoch", 0) + 1
             self.requests, self.total = {}, 0
             self.in_flight = self.max_concurrent = 0
             self.faults, self.next_fault = [], 1
@@ -748,8 +756,9 @@ class Origin:
         return self.cat.resolve(path)
 
     def begin(self, method, path, accept=""):
-        """Count and log a request; return the fault that applies (or None)
-        and the extra latency of the matching latency faults."""
+        """Count and log a request; return the fault that applies (or None),
+        the extra latency of the matching latency faults, and the token
+        end() takes."""
         with self.lock:
             k = "%s %s" % (method, path)
             self.log.append([round(time.monotonic() - self.t0, 4), method, path, accept])
@@ -773,11 +782,12 @@ class Origin:
                     delay += float(f.get("ms", 0))
                 else:
                     chosen = f
-            return chosen, delay / 1000.0
+            return chosen, delay / 1000.0, self.epoch
 
-    def end(self):
+    def end(self, epoch):
         with self.lock:
-            self.in_flight -= 1
+            if epoch == self.epoch:
+                self.in_flight -= 1
 
     def add_fault(self, spec):
         f = dict(spec)
@@ -816,8 +826,15 @@ class Origin:
             else:
                 raw = str(spec.get("raw", "")).encode()
             self.overrides[path] = raw
+            self.changes[path] = self.changes.get(path, 0) + 1
         if "json" in spec:
             self.cat.register_build(spec["json"])
+
+    def last_modified(self, path):
+        """Seconds since the epoch: a fixed date, one second later for each
+        change of the path's bytes."""
+        with self.lock:
+            return LAST_MODIFIED + self.changes.get(path, 0)
 
     def costume_info(self, name, server):
         """A costume as the origin serves it now: files, URLs, model.json."""
@@ -870,6 +887,26 @@ class Origin:
                 chars.setdefault(k, {"names": cat.roster[k]["characterName"], "costumes": []})
                 chars[k]["costumes"].append(n)
         return {"catalogue": cat.kind, "seed": cat.seed, "characters": chars, "costumes": costumes}
+
+
+# 2024-01-01T00:00:00Z: when every generated file was "last modified".
+LAST_MODIFIED = 1704067200
+
+
+def not_modified(headers, etag, modified):
+    """1 if the conditional request headers say the client's copy is current
+    (If-None-Match wins over If-Modified-Since, RFC 9110 13.2.2)."""
+    inm = headers.get("If-None-Match")
+    if inm is not None:
+        return any(t.strip() in ("*", etag, "W/" + etag) for t in inm.split(","))
+    ims = headers.get("If-Modified-Since")
+    if ims is None:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(ims).timestamp()
+    except (TypeError, ValueError):
+        return False
+    return modified <= since
 
 
 FAULT_KINDS = ("status", "html", "reset", "short", "long", "stall", "hang", "badjson", "body",
@@ -950,7 +987,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/__"):
             self.control(method)
             return
-        fault, delay = self.origin.begin(method, path, self.headers.get("Accept-Encoding", ""))
+        fault, delay, epoch = self.origin.begin(method, path, self.headers.get("Accept-Encoding", ""))
         try:
             if delay > 0:
                 time.sleep(delay)
@@ -958,7 +995,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            self.origin.end()
+            self.origin.end(epoch)
 
     def answer(self, method, path, fault):
         head = method == "HEAD"
@@ -1000,9 +1037,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind in (None, "latency") or (head and kind == "stall"):
             if kind == "stall":
                 time.sleep(float(fault.get("seconds", 1)))
-            extra = []
+            etag = '"%s"' % hashlib.sha256(body).hexdigest()
+            modified = self.origin.last_modified(path)
+            extra = [("ETag", etag), ("Last-Modified", email.utils.formatdate(modified, usegmt=True))]
+            if not_modified(self.headers, etag, modified):
+                self.send_response(304)
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                return
             if self.origin.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
-                body, extra = gzip.compress(body), [("Content-Encoding", "gzip")]
+                body = gzip.compress(body)
+                extra.append(("Content-Encoding", "gzip"))
             self.send(200, ctype, body, head, extra)
             return
         self.send_response(200)

@@ -1,6 +1,7 @@
 """The fixture origin itself: layout, determinism, knobs and faults."""
 
 import concurrent.futures
+import hashlib
 import http.client
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURE_SERVER, Origin, costume
+from helpers import FIXTURE_SERVER, Origin, costume, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 TEX = "/assets/jp/live2d/chara/036_live_event_307_ssr_rip/texture_00.png"
@@ -179,11 +180,32 @@ def test_stats_and_reset(origin):
 
 
 def test_max_concurrent(origin):
-    origin.config(latency_ms=300)
+    # Long enough for 8 threads to start on a busy machine.
+    origin.config(latency_ms=2000)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: get(origin, TEX), range(8)))
+    # A response is read before its server thread counts it ended.
+    assert wait_for(lambda: origin.stats()["in_flight"] == 0, 10), origin.stats()
     st = origin.stats()
-    assert st["max_concurrent"] == 8 and st["in_flight"] == 0 and st["total"] == 8
+    assert st["max_concurrent"] == 8 and st["total"] == 8
+
+
+def test_in_flight_stays_right_across_a_reset(origin):
+    origin.fault(path="texture", kind="stall", seconds=1)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        done = [pool.submit(get, origin, TEX) for _ in range(4)]
+        assert wait_for(lambda: origin.stats()["in_flight"] == 4, 10), origin.stats()
+        origin.reset()
+        seen = []
+        while not all(f.done() for f in done):
+            seen.append(origin.stats()["in_flight"])
+        for f in done:
+            assert f.result()[0] == 200
+    # The requests begun before the reset end uncounted: never below 0.
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        seen.append(origin.stats()["in_flight"])
+    assert min(seen) == 0 and max(seen) == 0, seen
 
 
 def test_fault_status_count_and_method(origin):
@@ -291,6 +313,29 @@ def test_overrides(origin):
     assert get(origin, "/api/characters/all.2.json")[2].startswith(b"<!doctype")
     origin.document("/api/characters/all.2.json", clear=True)
     assert "36" in json.loads(get(origin, "/api/characters/all.2.json")[2])
+
+
+def conditional(origin, path, **headers):
+    conn = http.client.HTTPConnection("127.0.0.1", origin.port, timeout=10)
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    out = r.status, r.getheader("ETag"), r.getheader("Last-Modified"), r.read()
+    conn.close()
+    return out
+
+
+def test_conditional_requests(origin):
+    status, etag, modified, body = conditional(origin, TEX)
+    assert status == 200 and etag == '"%s"' % hashlib.sha256(body).hexdigest() and modified
+    assert conditional(origin, TEX, **{"If-None-Match": etag})[0::3] == (304, b"")
+    assert conditional(origin, TEX, **{"If-Modified-Since": modified})[0] == 304
+    assert conditional(origin, TEX, **{"If-None-Match": '"other"', "If-Modified-Since": modified})[0] == 200
+    origin.document(TEX, raw="changed")
+    status, etag2, modified2, body = conditional(origin, TEX, **{"If-None-Match": etag})
+    assert (status, body) == (200, b"changed") and etag2 != etag
+    assert conditional(origin, TEX, **{"If-Modified-Since": modified})[0] == 200
+    assert conditional(origin, TEX, **{"If-Modified-Since": modified2})[0] == 304
+    assert origin.count("GET", TEX) == 7
 
 
 def test_restart_on_same_port(origin):
