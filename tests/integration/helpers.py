@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_SERVER = REPO / "scripts" / "fixture_server.py"
+FAULT_PROXY = REPO / "scripts" / "fault_proxy.py"
 DEFAULT_COSTUME = "036_live_event_307_ssr"
 TEX0, TEX1 = "textures/texture_00.png", "textures/texture_01.png"  # DEFAULT_COSTUME's textures
 LANGS = {"ja": 0, "en": 1, "zh-hant": 2, "zh-hans": 3, "ko": 4}
@@ -71,6 +72,8 @@ def reap(proc, timeout):
 class Origin:
     """A fixture_server.py process (see that script for the control API)."""
 
+    script = FIXTURE_SERVER
+
     def __init__(self, workdir, args=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,7 @@ class Origin:
             port_file.unlink()
         self.log = open(self.workdir / "origin.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(FIXTURE_SERVER), "--port", str(self.port), "--port-file", str(port_file)]
+            [sys.executable, str(self.script), "--port", str(self.port), "--port-file", str(port_file)]
             + self.args, stdout=self.log, stderr=subprocess.STDOUT)
         if not wait_for(lambda: port_file.exists() or self.proc.poll() is not None, 10):
             raise RuntimeError("fixture server did not start")
@@ -177,6 +180,26 @@ class Origin:
 
     def costume(self, name, server="jp"):
         return self.control("GET", "/__control/costume?" + urllib.parse.urlencode({"name": name, "server": server}))
+
+
+class FaultProxy(Origin):
+    """A fault_proxy.py process in front of an origin: mount through it as
+    through the origin itself (its .api and .assets)."""
+
+    script = FAULT_PROXY
+
+    def __init__(self, workdir, origin, rate=0.2, kinds=None, stall=2.0, seed=1):
+        args = ["--upstream", str(origin.port), "--rate", str(rate), "--stall", str(stall),
+                "--seed", str(seed)]
+        if kinds is not None:
+            args += ["--kinds", ",".join(kinds)]
+        Origin.__init__(self, workdir, args)
+
+    def stats(self):
+        return self.control("GET", "/__proxy/stats")
+
+    def config(self, **kw):
+        return self.control("POST", "/__proxy/config", kw)
 
 
 def display_name(names, lang="zh-hans"):
