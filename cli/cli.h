@@ -34,11 +34,11 @@ struct cli_settings {
 	char server[8];
 	int lang;
 	char cache_dir[CLI_PATH_MAX];
-	char api_url[FETCH_URL_MAX];
-	char assets_url[FETCH_URL_MAX];
-	char proxy[FETCH_URL_MAX];
-	char mirror_buf[FETCH_URL_MAX * 2]; /* the mirrors' strings, NUL-separated */
-	struct fetch_config fetch;          /* points into the buffers above */
+	char api_url[HTTP_URL_MAX];
+	char assets_url[HTTP_URL_MAX];
+	char proxy[HTTP_URL_MAX];
+	char mirror_buf[HTTP_URL_MAX * 2]; /* the mirrors' strings, NUL-separated */
+	struct http_config fetch;          /* points into the buffers above */
 	int prefetch;
 	int64_t cache_max;
 	enum log_level log_level;
@@ -85,7 +85,7 @@ int cli_parse_duration(const char *s, int64_t *out);
 struct cli_env {
 	struct cache *cache;
 	struct idx *idx;
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	struct fetch_library *lib;
 };
 

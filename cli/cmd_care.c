@@ -46,10 +46,10 @@ static const char gc_usage[] =
 int cli_cmd_gc(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "--max-size", "--low-water", NULL };
-	struct care_opts o = { -1, FETCH_CARE_LOW_WATER, 0, 0 };
+	struct care_opts o = { -1, CARE_LOW_WATER, 0, 0 };
 	const struct cmd_switch sw[] = { { "--json", &o.json }, { NULL, NULL } };
 	const struct cmd_spec spec = { gc_usage, sw, value_flags, gc_flag, &o, 0, 0 };
-	struct fetch_care_report r;
+	struct care_report r;
 	struct cli_settings s;
 	struct cli_env env;
 	char b[5][32];
@@ -64,7 +64,7 @@ int cli_cmd_gc(int argc, char **argv)
 	rc = cli_env_open(&env, &s, 0);
 	if (rc)
 		return rc;
-	rc = fetch_care_gc(env.idx, env.cache, o.max_size, (int)o.low_pct, &r);
+	rc = care_gc(env.idx, env.cache, o.max_size, (int)o.low_pct, &r);
 	cli_env_close(&env);
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs gc: %s\n", strerror(-rc));
@@ -105,7 +105,7 @@ struct verify_out {
 };
 
 static void print_problem(void *arg, const struct idx_asset *a,
-			  enum fetch_verify_problem problem, int64_t found_size, int repaired)
+			  enum care_verify_problem problem, int64_t found_size, int repaired)
 {
 	static const char *const names[] = { "missing", "truncated", "corrupted" };
 	struct verify_out *v = arg;
@@ -127,7 +127,7 @@ static void print_problem(void *arg, const struct idx_asset *a,
 		return;
 	}
 	printf("%-9s %s", names[problem], path);
-	if (problem == FETCH_VERIFY_TRUNCATED)
+	if (problem == CARE_VERIFY_TRUNCATED)
 		printf(" (%lld bytes, the index says %lld)", (long long)found_size, (long long)a->size);
 	printf("%s\n", repaired ? ": removed, downloaded again when next read" : "");
 }
@@ -150,7 +150,7 @@ int cli_cmd_verify(int argc, char **argv)
 					 { "--json", &o.json },
 					 { NULL, NULL } };
 	const struct cmd_spec spec = { verify_usage, sw, NULL, NULL, NULL, 0, 0 };
-	struct fetch_verify_report r;
+	struct care_verify_report r;
 	struct cli_settings s;
 	struct cli_env env;
 	char b[32];
@@ -159,7 +159,7 @@ int cli_cmd_verify(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	struct verify_out v = { &env, o.json };
-	rc = fetch_care_verify(env.idx, env.cache, o.repair, print_problem, &v, &r);
+	rc = care_verify(env.idx, env.cache, o.repair, print_problem, &v, &r);
 	cli_env_close(&env);
 	if (rc < 0) {
 		fprintf(stderr, "l2dfs verify: %s\n", strerror(-rc));

@@ -220,7 +220,7 @@ void cmd_cancel_downloads(struct cli_env *env)
 		return;
 	if (env->lib)
 		fetch_library_stop(env->lib);
-	fetch_engine_free(env->engine);
+	http_engine_free(env->engine);
 	env->engine = NULL;
 }
 

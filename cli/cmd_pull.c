@@ -329,7 +329,7 @@ static void queue_ahead(struct pull *p, int max_transfers)
 		    fetch_asset_missing(&a) || !claim(p, f->asset_id))
 			continue;
 		f->queued = 1;
-		fetch_asset_queue(env->lib, f->asset_id, FETCH_FOREGROUND);
+		fetch_asset_queue(env->lib, f->asset_id, HTTP_FOREGROUND);
 		n++;
 	}
 }

@@ -144,7 +144,7 @@ static int print_file_status(struct cli_env *env, const struct target *t, int js
 		cJSON_AddStringToObject(j, "costume", t->c.live2d_name);
 		cJSON_AddStringToObject(j, "rel_path", t->rel);
 		cJSON_AddStringToObject(j, "state", state);
-		cJSON_AddNumberToObject(j, "progress", t->f.asset_id ? fetch_asset_progress(&a) : 100);
+		cJSON_AddNumberToObject(j, "progress", t->f.asset_id ? care_asset_progress(&a) : 100);
 		cJSON_AddNumberToObject(j, "size", (double)a.size);
 		cJSON_AddStringToObject(j, "cache_path", path);
 		cJSON_AddStringToObject(j, "sha256", a.sha256);
@@ -159,7 +159,7 @@ static int print_file_status(struct cli_env *env, const struct target *t, int js
 		printf("(made from the catalogue when read; nothing is downloaded)\n");
 		return 0;
 	}
-	printf("progress:   %d\n", fetch_asset_progress(&a));
+	printf("progress:   %d\n", care_asset_progress(&a));
 	printf("size:       %lld\n", (long long)a.size);
 	printf("cache_path: %s\n", path);
 	printf("sha256:     %s\n", a.sha256);

@@ -23,7 +23,7 @@ void cli_settings_defaults(struct cli_settings *s)
 	else
 		snprintf(s->cache_dir, sizeof(s->cache_dir), "%s/.cache/l2dfs",
 			 home && home[0] ? home : ".");
-	fetch_config_defaults(&s->fetch);
+	http_config_defaults(&s->fetch);
 	snprintf(s->api_url, sizeof(s->api_url), "%s", s->fetch.api_url);
 	snprintf(s->assets_url, sizeof(s->assets_url), "%s", s->fetch.assets_url);
 	s->fetch.api_url = s->api_url;
@@ -115,7 +115,7 @@ static int add_mirror(struct cli_settings *s, const char *v)
 	size_t used = 0;
 	for (int i = 0; i < s->fetch.nmirrors; i++)
 		used += strlen(s->fetch.mirrors[i]) + 1;
-	if (s->fetch.nmirrors >= FETCH_MAX_MIRRORS || used + strlen(v) + 1 > sizeof(s->mirror_buf))
+	if (s->fetch.nmirrors >= HTTP_MAX_MIRRORS || used + strlen(v) + 1 > sizeof(s->mirror_buf))
 		return -EINVAL;
 	if (set_url(s->mirror_buf + used, sizeof(s->mirror_buf) - used, v) < 0)
 		return -EINVAL;
@@ -195,11 +195,11 @@ SETTER(set_catalogue_ttl, catalogue_ttl_s)
 
 static int set_server(struct cli_settings *s, const struct opt_value *v)
 {
-	return fetch_server_is_valid(v->text) ? COPY(s->server, v->text) : -EINVAL;
+	return bd_server_is_valid(v->text) ? COPY(s->server, v->text) : -EINVAL;
 }
 static int set_lang(struct cli_settings *s, const struct opt_value *v)
 {
-	return fetch_parse_lang(v->text, &s->lang);
+	return bd_parse_lang(v->text, &s->lang);
 }
 static int set_log_level(struct cli_settings *s, const struct opt_value *v)
 {
@@ -505,12 +505,12 @@ static int adopt_file(void *arg, const char *bundle, const char *file, const str
 /* A fresh index over an existing cache: take the files back by hashing them. */
 static void rebuild_assets(struct cli_env *env)
 {
-	for (int i = 0; i < FETCH_NSERVERS; i++) {
-		struct adopt_ctx a = { env, fetch_server_names[i], 0 };
-		cache_walk(env->cache, fetch_server_names[i], adopt_file, &a);
+	for (int i = 0; i < BD_NSERVERS; i++) {
+		struct adopt_ctx a = { env, bd_server_names[i], 0 };
+		cache_walk(env->cache, bd_server_names[i], adopt_file, &a);
 		if (a.n)
 			log_warn("index rebuilt: %d cached %s files taken back", a.n,
-				 fetch_server_names[i]);
+				 bd_server_names[i]);
 	}
 }
 
@@ -550,7 +550,7 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 	}
 	if (!with_network)
 		return CLI_OK;
-	rc = fetch_engine_new(&env->engine, &s->fetch);
+	rc = http_engine_new(&env->engine, &s->fetch);
 	if (rc == 0) {
 		struct fetch_library_config lc = { s->server, s->lang, s->prefetch, s->cache_max,
 						   s->catalogue_ttl_s };
@@ -568,7 +568,7 @@ void cli_env_close(struct cli_env *env)
 {
 	/* The engine first: it cancels transfers the library still waits on. */
 	if (env->engine)
-		fetch_engine_free(env->engine);
+		http_engine_free(env->engine);
 	if (env->lib)
 		fetch_library_free(env->lib);
 	if (env->idx)

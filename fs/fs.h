@@ -51,7 +51,7 @@ int fs_daemonize(struct fs *fs, int foreground);
  * When the session ends, the library and the engine are stopped so that
  * readers waiting on the network return at once. engine, lib, idx and
  * cache must outlive the call. Returns 0 or a negative errno. */
-int fs_serve(struct fs *fs, struct fetch_engine *engine, struct fetch_library *lib,
+int fs_serve(struct fs *fs, struct http_engine *engine, struct fetch_library *lib,
 	     struct idx *idx, struct cache *cache);
 
 /* 1 if an optional file (physics, icon) is one the origin lacks (it

@@ -657,7 +657,7 @@ static void maybe_prefetch(struct fs *fs, const struct idx_file *f)
 	if (!first)
 		return;
 	if (f->asset_id)
-		fetch_asset_queue(fs->lib, f->asset_id, FETCH_FOREGROUND);
+		fetch_asset_queue(fs->lib, f->asset_id, HTTP_FOREGROUND);
 	fetch_costume_prefetch(fs->lib, costume);
 }
 
@@ -864,7 +864,7 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 	if (strcmp(name, "state") == 0) {
 		snprintf(buf, len, "%s", idx_state_name(a.state));
 	} else if (strcmp(name, "progress") == 0) {
-		snprintf(buf, len, "%d", fetch_asset_progress(&a));
+		snprintf(buf, len, "%d", care_asset_progress(&a));
 	} else if (strcmp(name, "size") == 0) {
 		snprintf(buf, len, "%lld", (long long)a.size);
 	} else if (strcmp(name, "sha256") == 0) {

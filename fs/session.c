@@ -112,7 +112,7 @@ int fs_daemonize(struct fs *fs, int foreground)
 
 struct watcher {
 	struct fs *fs;
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int done; /* the loop has returned */
@@ -142,11 +142,11 @@ static void *watch_session(void *arg)
 	pthread_mutex_unlock(&w->lock);
 	fetch_library_stop(w->fs->lib);
 	/* Lookups wait on probes and documents too: cancel those as well. */
-	fetch_engine_stop(w->engine);
+	http_engine_stop(w->engine);
 	return NULL;
 }
 
-int fs_serve(struct fs *fs, struct fetch_engine *engine, struct fetch_library *lib,
+int fs_serve(struct fs *fs, struct http_engine *engine, struct fetch_library *lib,
 	     struct idx *idx, struct cache *cache)
 {
 	struct watcher w = { fs, engine, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };

@@ -16,31 +16,31 @@
 
 #include "../../index/index.h" /* the kinds of a costume's files */
 
-#define FETCH_LANGS 5 /* ja, en, zh-hant, zh-hans, ko: characterName's slots */
+#define BD_LANGS 5 /* ja, en, zh-hant, zh-hans, ko: characterName's slots */
 
 /* The game servers, by the name their asset paths use. */
-#define FETCH_NSERVERS 5
-extern const char *const fetch_server_names[FETCH_NSERVERS]; /* jp en tw cn kr */
+#define BD_NSERVERS 5
+extern const char *const bd_server_names[BD_NSERVERS]; /* jp en tw cn kr */
 
 /* "ja|en|zh-hant|zh-hans|ko" -> 0..4; "jp|en|tw|cn|kr" checked. */
-int fetch_parse_lang(const char *s, int *lang);
-int fetch_server_is_valid(const char *s); /* 1 if valid, else 0 */
+int bd_parse_lang(const char *s, int *lang);
+int bd_server_is_valid(const char *s); /* 1 if valid, else 0 */
 
 /* Names rejected while parsing, each with a reason, for the caller to log. */
-struct fetch_rejects {
+struct bd_rejects {
 	char **lines; /* "textures[3] \"../x\": path component '..'" */
 	size_t n;
 };
-void fetch_rejects_free(struct fetch_rejects *r);
+void bd_rejects_free(struct bd_rejects *r);
 
-struct fetch_character {
+struct bd_character {
 	int64_t id;
 	/* Display-safe names, NFC (a '/' is replaced by U+FF0F; control bytes,
 	 * empty, "." and ".." or over 200 bytes make the slot NULL). */
-	char *names[FETCH_LANGS];
+	char *names[BD_LANGS];
 };
 
-struct fetch_costume {
+struct bd_costume {
 	char *live2d_name;     /* a safe bundle name, not ending in "general" */
 	/* The costume index's characterId, else the name's first all-digit
 	 * '_' field ("036_..." -> 36, "bili_001_collabo_r" -> 1), else -1: in
@@ -49,16 +49,16 @@ struct fetch_costume {
 	int64_t costume_id;    /* from the costume index, -1 if absent */
 	/* As sent (name.txt's bytes); NULL where absent or not text (control
 	 * bytes, empty, "." and "..", over 1000 bytes). */
-	char *desc[FETCH_LANGS];
+	char *desc[BD_LANGS];
 };
 
-struct fetch_catalogue {
-	struct fetch_character *characters;
+struct bd_catalogue {
+	struct bd_character *characters;
 	size_t ncharacters;
-	struct fetch_costume *costumes;
+	struct bd_costume *costumes;
 	size_t ncostumes;
 };
-void fetch_catalogue_free(struct fetch_catalogue *cat);
+void bd_catalogue_free(struct bd_catalogue *cat);
 
 /*
  * Build the catalogue from the three documents: the roster
@@ -69,12 +69,12 @@ void fetch_catalogue_free(struct fetch_catalogue *cat);
  * characters (DESIGN §4). Character names are NFC; descriptions are kept as
  * sent. -EBADMSG if a document is not the JSON it should be (a wrong type in a field only drops that entry, with a reject).
  */
-int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
+int bd_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
 			  size_t asset_index_len, const char *costume_index,
-			  size_t costume_index_len, struct fetch_catalogue *out,
-			  struct fetch_rejects *rejects);
+			  size_t costume_index_len, struct bd_catalogue *out,
+			  struct bd_rejects *rejects);
 
-struct fetch_file_spec {
+struct bd_file_spec {
 	enum idx_file_kind kind; /* IDX_KIND_MODEL .. IDX_KIND_EXPRESSION */
 	char *rel_path; /* "x.moc", "textures/texture_00.png", "motions/idle01.mtn"... */
 	char *bundle;   /* "live2d/chara/001_general" */
@@ -82,25 +82,25 @@ struct fetch_file_spec {
 	int optional;   /* physics */
 };
 
-struct fetch_costume_files {
-	struct fetch_file_spec *files; /* buildData order: model, physics, textures, motions, expressions */
+struct bd_costume_files {
+	struct bd_file_spec *files; /* buildData order: model, physics, textures, motions, expressions */
 	size_t n;
 };
-void fetch_costume_files_free(struct fetch_costume_files *f);
+void bd_costume_files_free(struct bd_costume_files *f);
 
 /* buildData.asset -> the costume's files per DESIGN §3. Unsafe names and a
  * file listed again (same path, bundle and file) are left out and reported in
  * rejects; other entries on one rel_path are numbered ("texture_00-2.png",
  * never onto a name an entry has as its own). -EBADMSG if the JSON or
  * Base/model is unusable. */
-int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
-			   struct fetch_rejects *rejects);
+int bd_parse_build_data(const char *json, size_t len, struct bd_costume_files *out,
+			   struct bd_rejects *rejects);
 
 /* model.json for the files given (those that exist, buildData order), as
  * DESIGN §3. Returns malloc'd NUL-terminated text, or NULL on ENOMEM. */
-char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n);
+char *bd_render_model_json(const struct bd_file_spec *files, size_t n);
 
 /* Order of costumes within a character (DESIGN §4): qsort-style. */
-int fetch_costume_cmp(const char *a, const char *b);
+int bd_costume_cmp(const char *a, const char *b);
 
 #endif

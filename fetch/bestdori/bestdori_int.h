@@ -12,13 +12,13 @@
 #include "../../util/util.h"
 #include "bestdori.h"
 
-int fetch_json_parse(const char *text, size_t len, cJSON **out);
-int fetch_utf8_valid(const char *s);
-int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r);
-int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
+int bd_json_parse(const char *text, size_t len, cJSON **out);
+int bd_utf8_valid(const char *s);
+int bd_json_array(const cJSON *v, const char *where, struct bd_rejects *r);
+int bd_reject(struct bd_rejects *r, const char *name, const char *why, const char *fmt,
 		 ...) __attribute__((format(printf, 4, 5)));
-int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
+int bd_drop_duplicates(void *arr, size_t size, size_t *n,
 			  int (*cmp)(const void *a, const void *b),
-			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r);
+			  int (*drop)(void *item, struct bd_rejects *r), struct bd_rejects *r);
 
 #endif

@@ -18,12 +18,12 @@
 #define QUOTE_BYTES 64  /* bytes of an untrusted name shown in a reject line */
 #define ID_DIGITS 18    /* fits int64_t */
 
-static const char *const lang_names[FETCH_LANGS] = { "ja", "en", "zh-hant", "zh-hans", "ko" };
-const char *const fetch_server_names[FETCH_NSERVERS] = { "jp", "en", "tw", "cn", "kr" };
+static const char *const lang_names[BD_LANGS] = { "ja", "en", "zh-hant", "zh-hans", "ko" };
+const char *const bd_server_names[BD_NSERVERS] = { "jp", "en", "tw", "cn", "kr" };
 
-int fetch_parse_lang(const char *s, int *lang)
+int bd_parse_lang(const char *s, int *lang)
 {
-	for (int i = 0; i < FETCH_LANGS; i++) {
+	for (int i = 0; i < BD_LANGS; i++) {
 		if (strcmp(s, lang_names[i]) == 0) {
 			*lang = i;
 			return 0;
@@ -33,10 +33,10 @@ int fetch_parse_lang(const char *s, int *lang)
 }
 
 /* Returns 1 for a known server name, else 0. */
-int fetch_server_is_valid(const char *s)
+int bd_server_is_valid(const char *s)
 {
-	for (size_t i = 0; i < FETCH_NSERVERS; i++)
-		if (strcmp(s, fetch_server_names[i]) == 0)
+	for (size_t i = 0; i < BD_NSERVERS; i++)
+		if (strcmp(s, bd_server_names[i]) == 0)
 			return 1;
 	return 0;
 }
@@ -49,7 +49,7 @@ int fetch_server_is_valid(const char *s)
  * Parse untrusted text that must be exactly one JSON value (whitespace
  * around it allowed). -EBADMSG if it is not, -ENOMEM.
  */
-int fetch_json_parse(const char *text, size_t len, cJSON **out)
+int bd_json_parse(const char *text, size_t len, cJSON **out)
 {
 	/* cJSON may look one byte past the length it is given: hand it a
 	 * NUL-terminated copy. */
@@ -106,7 +106,7 @@ static size_t utf8_seq_len(unsigned char c)
 
 /* 1 if s is well-formed UTF-8 (no overlong forms, surrogates or values
  * beyond U+10FFFF), else 0. */
-int fetch_utf8_valid(const char *s)
+int bd_utf8_valid(const char *s)
 {
 	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
 	const unsigned char *p = (const unsigned char *)s;
@@ -140,7 +140,7 @@ static int is_control(const unsigned char *p)
 static void quote(char *out, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	int utf8 = fetch_utf8_valid(s);
+	int utf8 = bd_utf8_valid(s);
 	size_t i = 0, o = 0;
 
 	while (p[i]) {
@@ -163,7 +163,7 @@ static void quote(char *out, const char *s)
  * Append one line "<where> \"<name>\": <why>" (name NULL: "<where>: <why>")
  * to r, where is printf-formatted. r NULL drops the line. -ENOMEM.
  */
-int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, const char *fmt,
+int bd_reject(struct bd_rejects *r, const char *name, const char *why, const char *fmt,
 		 ...)
 {
 	if (!r)
@@ -206,16 +206,16 @@ int fetch_reject(struct fetch_rejects *r, const char *name, const char *why, con
  * array to walk, 0 when there is none (a wrong type is rejected as where),
  * or -ENOMEM.
  */
-int fetch_json_array(const cJSON *v, const char *where, struct fetch_rejects *r)
+int bd_json_array(const cJSON *v, const char *where, struct bd_rejects *r)
 {
 	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (cJSON_IsArray(v))
 		return 1;
-	return fetch_reject(r, NULL, "not an array", "%s", where);
+	return bd_reject(r, NULL, "not an array", "%s", where);
 }
 
-void fetch_rejects_free(struct fetch_rejects *r)
+void bd_rejects_free(struct bd_rejects *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		free(r->lines[i]);
@@ -246,9 +246,9 @@ static int dup_order(const void *a, const void *b, void *arg)
  * drop(item, r) is called for each one removed: it rejects and frees it.
  * O(n log n). -ENOMEM (arr unchanged) or drop's error.
  */
-int fetch_drop_duplicates(void *arr, size_t size, size_t *n,
+int bd_drop_duplicates(void *arr, size_t size, size_t *n,
 			  int (*cmp)(const void *a, const void *b),
-			  int (*drop)(void *item, struct fetch_rejects *r), struct fetch_rejects *r)
+			  int (*drop)(void *item, struct bd_rejects *r), struct bd_rejects *r)
 {
 	size_t *order = malloc((*n ? *n : 1) * sizeof(*order));
 	unsigned char *dup = calloc(*n ? *n : 1, 1);
@@ -313,7 +313,7 @@ static int display_name(const char *s, int path, char **out, const char **why)
 
 	*out = NULL;
 	*why = NULL;
-	if (!fetch_utf8_valid(s)) {
+	if (!bd_utf8_valid(s)) {
 		*why = "not UTF-8";
 		return 0;
 	}
@@ -354,31 +354,31 @@ static int display_name(const char *s, int path, char **out, const char **why)
 }
 
 /*
- * names[0..FETCH_LANGS) from a JSON array of string|null (where: the field,
+ * names[0..BD_LANGS) from a JSON array of string|null (where: the field,
  * for reject lines; path: see display_name()). A missing or null field gives
  * no names; a field or a slot of the wrong type, or a name that cannot be
  * shown, is rejected.
  */
-static int parse_names(const cJSON *arr, int path, char *names[FETCH_LANGS], const char *where,
-		       struct fetch_rejects *r)
+static int parse_names(const cJSON *arr, int path, char *names[BD_LANGS], const char *where,
+		       struct bd_rejects *r)
 {
-	int rc = fetch_json_array(arr, where, r);
+	int rc = bd_json_array(arr, where, r);
 	if (rc <= 0)
 		return rc;
 
 	int slot = 0;
 	const cJSON *e;
 	cJSON_ArrayForEach(e, arr) {
-		if (slot == FETCH_LANGS)
+		if (slot == BD_LANGS)
 			break;
 		const char *why = NULL;
 		rc = 0;
 		if (cJSON_IsString(e)) {
 			rc = display_name(e->valuestring, path, &names[slot], &why);
 			if (rc == 0 && why)
-				rc = fetch_reject(r, e->valuestring, why, "%s[%d]", where, slot);
+				rc = bd_reject(r, e->valuestring, why, "%s[%d]", where, slot);
 		} else if (!cJSON_IsNull(e)) {
-			rc = fetch_reject(r, NULL, "not a string", "%s[%d]", where, slot);
+			rc = bd_reject(r, NULL, "not a string", "%s[%d]", where, slot);
 		}
 		if (rc < 0)
 			return rc;
@@ -391,20 +391,20 @@ static int parse_names(const cJSON *arr, int path, char *names[FETCH_LANGS], con
 /* The three documents                                                 */
 /* ------------------------------------------------------------------ */
 
-static void character_free(struct fetch_character *c)
+static void character_free(struct bd_character *c)
 {
-	for (int l = 0; l < FETCH_LANGS; l++)
+	for (int l = 0; l < BD_LANGS; l++)
 		free(c->names[l]);
 }
 
-static void costume_free(struct fetch_costume *c)
+static void costume_free(struct bd_costume *c)
 {
 	free(c->live2d_name);
-	for (int l = 0; l < FETCH_LANGS; l++)
+	for (int l = 0; l < BD_LANGS; l++)
 		free(c->desc[l]);
 }
 
-void fetch_catalogue_free(struct fetch_catalogue *cat)
+void bd_catalogue_free(struct bd_catalogue *cat)
 {
 	for (size_t i = 0; i < cat->ncharacters; i++)
 		character_free(&cat->characters[i]);
@@ -417,34 +417,34 @@ void fetch_catalogue_free(struct fetch_catalogue *cat)
 
 static int character_id_cmp(const void *a, const void *b)
 {
-	const struct fetch_character *x = a, *y = b;
+	const struct bd_character *x = a, *y = b;
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static int costume_name_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct fetch_costume *)a)->live2d_name,
-		      ((const struct fetch_costume *)b)->live2d_name);
+	return strcmp(((const struct bd_costume *)a)->live2d_name,
+		      ((const struct bd_costume *)b)->live2d_name);
 }
 
-static int character_drop(void *item, struct fetch_rejects *r)
+static int character_drop(void *item, struct bd_rejects *r)
 {
-	struct fetch_character *c = item;
-	int rc = fetch_reject(r, NULL, "an id seen before", "characters %lld", (long long)c->id);
+	struct bd_character *c = item;
+	int rc = bd_reject(r, NULL, "an id seen before", "characters %lld", (long long)c->id);
 	character_free(c);
 	return rc;
 }
 
-static int costume_drop(void *item, struct fetch_rejects *r)
+static int costume_drop(void *item, struct bd_rejects *r)
 {
-	struct fetch_costume *c = item;
-	int rc = fetch_reject(r, c->live2d_name, "a name seen before", "live2d.chara");
+	struct bd_costume *c = item;
+	int rc = bd_reject(r, c->live2d_name, "a name seen before", "live2d.chara");
 	costume_free(c);
 	return rc;
 }
 
 /* The roster: {"<id>": {"characterName": [5 x string|null], ...}, ...}. */
-static int parse_roster(const cJSON *root, struct fetch_catalogue *cat, struct fetch_rejects *r)
+static int parse_roster(const cJSON *root, struct bd_catalogue *cat, struct bd_rejects *r)
 {
 	int rc = 0;
 	cat->characters = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof(*cat->characters));
@@ -455,11 +455,11 @@ static int parse_roster(const cJSON *root, struct fetch_catalogue *cat, struct f
 	cJSON_ArrayForEach(e, root) {
 		int64_t id;
 		if (parse_id(e->string, strlen(e->string), &id) < 0)
-			rc = fetch_reject(r, e->string, "id is not a number", "characters");
+			rc = bd_reject(r, e->string, "id is not a number", "characters");
 		else if (!cJSON_IsObject(e))
-			rc = fetch_reject(r, NULL, "not an object", "characters %lld", (long long)id);
+			rc = bd_reject(r, NULL, "not an object", "characters %lld", (long long)id);
 		else {
-			struct fetch_character *c = &cat->characters[cat->ncharacters++];
+			struct bd_character *c = &cat->characters[cat->ncharacters++];
 			char where[64];
 			c->id = id;
 			snprintf(where, sizeof(where), "characters %lld characterName", (long long)id);
@@ -469,7 +469,7 @@ static int parse_roster(const cJSON *root, struct fetch_catalogue *cat, struct f
 		if (rc < 0)
 			return rc;
 	}
-	return fetch_drop_duplicates(cat->characters, sizeof(*cat->characters),
+	return bd_drop_duplicates(cat->characters, sizeof(*cat->characters),
 				     &cat->ncharacters, character_id_cmp, character_drop, r);
 }
 
@@ -495,8 +495,8 @@ static int64_t character_of_name(const char *name)
 }
 
 /* The asset index: {"live2d": {"chara": {"<bundle>": <file count>, ...}}}. */
-static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
-			     struct fetch_rejects *r)
+static int parse_asset_index(const cJSON *root, struct bd_catalogue *cat,
+			     struct bd_rejects *r)
 {
 	const cJSON *chara = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(root, "live2d"), "chara");
@@ -511,14 +511,14 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 		const char *name = e->string;
 		int rc = 0;
 
-		if (!cache_name_is_safe(name) || !fetch_utf8_valid(name))
-			rc = fetch_reject(r, name, "unsafe name", "live2d.chara");
+		if (!cache_name_is_safe(name) || !bd_utf8_valid(name))
+			rc = bd_reject(r, name, "unsafe name", "live2d.chara");
 		else if (util_ends_with(name, "general", 0))
 			continue; /* shared motions and expressions, not a costume */
 		else if (!cJSON_IsNumber(e))
-			rc = fetch_reject(r, name, "file count is not a number", "live2d.chara");
+			rc = bd_reject(r, name, "file count is not a number", "live2d.chara");
 		else {
-			struct fetch_costume *c = &cat->costumes[cat->ncostumes];
+			struct bd_costume *c = &cat->costumes[cat->ncostumes];
 			c->live2d_name = strdup(name);
 			if (!c->live2d_name)
 				return -ENOMEM;
@@ -529,7 +529,7 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 		if (rc < 0)
 			return rc;
 	}
-	int rc = fetch_drop_duplicates(cat->costumes, sizeof(*cat->costumes), &cat->ncostumes,
+	int rc = bd_drop_duplicates(cat->costumes, sizeof(*cat->costumes), &cat->ncostumes,
 				       costume_name_cmp, costume_drop, r);
 	if (rc == 0 && cat->ncostumes) /* for the join by name */
 		qsort(cat->costumes, cat->ncostumes, sizeof(*cat->costumes), costume_name_cmp);
@@ -538,8 +538,8 @@ static int parse_asset_index(const cJSON *root, struct fetch_catalogue *cat,
 
 /* Costume index entry e (costume id) joined to c: its id, descriptions and
  * characterId, which wins over the one the name gives. */
-static int join_costume(struct fetch_costume *c, const cJSON *e, int64_t id,
-			struct fetch_rejects *r)
+static int join_costume(struct bd_costume *c, const cJSON *e, int64_t id,
+			struct bd_rejects *r)
 {
 	const cJSON *chara = cJSON_GetObjectItemCaseSensitive(e, "characterId");
 	char where[64];
@@ -549,7 +549,7 @@ static int join_costume(struct fetch_costume *c, const cJSON *e, int64_t id,
 	    chara->valuedouble == (double)(int64_t)chara->valuedouble)
 		c->character_id = (int64_t)chara->valuedouble;
 	else if (chara && !cJSON_IsNull(chara) &&
-		 fetch_reject(r, NULL, "characterId is not an id", "costumes %lld",
+		 bd_reject(r, NULL, "characterId is not an id", "costumes %lld",
 			      (long long)id) < 0)
 		return -ENOMEM;
 	snprintf(where, sizeof(where), "costumes %lld description", (long long)id);
@@ -561,8 +561,8 @@ static int join_costume(struct fetch_costume *c, const cJSON *e, int64_t id,
  * "description": [5 x string|null], ...}, ...}, joined on the bundle name.
  * The first entry naming a bundle wins; bundles not in the asset index are
  * another server's. */
-static int parse_costume_index(const cJSON *root, struct fetch_catalogue *cat,
-			       struct fetch_rejects *r)
+static int parse_costume_index(const cJSON *root, struct bd_catalogue *cat,
+			       struct bd_rejects *r)
 {
 	const cJSON *e;
 	cJSON_ArrayForEach(e, root) {
@@ -572,15 +572,15 @@ static int parse_costume_index(const cJSON *root, struct fetch_catalogue *cat,
 			? cJSON_GetObjectItemCaseSensitive(e, "assetBundleName") : NULL;
 
 		if (parse_id(e->string, strlen(e->string), &id) < 0)
-			rc = fetch_reject(r, e->string, "id is not a number", "costumes");
+			rc = bd_reject(r, e->string, "id is not a number", "costumes");
 		else if (!cJSON_IsObject(e))
-			rc = fetch_reject(r, NULL, "not an object", "costumes %lld", (long long)id);
+			rc = bd_reject(r, NULL, "not an object", "costumes %lld", (long long)id);
 		else if (!cJSON_IsString(bundle))
-			rc = fetch_reject(r, NULL, "assetBundleName is not a string",
+			rc = bd_reject(r, NULL, "assetBundleName is not a string",
 					  "costumes %lld", (long long)id);
 		else {
-			struct fetch_costume key = { .live2d_name = bundle->valuestring };
-			struct fetch_costume *c =
+			struct bd_costume key = { .live2d_name = bundle->valuestring };
+			struct bd_costume *c =
 				cat->ncostumes ? bsearch(&key, cat->costumes, cat->ncostumes,
 							 sizeof(*c), costume_name_cmp)
 					       : NULL;
@@ -594,20 +594,20 @@ static int parse_costume_index(const cJSON *root, struct fetch_catalogue *cat,
 }
 
 /* costume_index may be NULL: costumes then have no ids or descriptions. */
-int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
+int bd_parse_catalogue(const char *roster, size_t roster_len, const char *asset_index,
 			  size_t asset_index_len, const char *costume_index,
-			  size_t costume_index_len, struct fetch_catalogue *out,
-			  struct fetch_rejects *rejects)
+			  size_t costume_index_len, struct bd_catalogue *out,
+			  struct bd_rejects *rejects)
 {
 	cJSON *docs[3] = { NULL, NULL, NULL };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = fetch_json_parse(roster, roster_len, &docs[0]);
+	rc = bd_json_parse(roster, roster_len, &docs[0]);
 	if (rc == 0)
-		rc = fetch_json_parse(asset_index, asset_index_len, &docs[1]);
+		rc = bd_json_parse(asset_index, asset_index_len, &docs[1]);
 	if (rc == 0 && costume_index)
-		rc = fetch_json_parse(costume_index, costume_index_len, &docs[2]);
+		rc = bd_json_parse(costume_index, costume_index_len, &docs[2]);
 	if (rc == 0 && (!cJSON_IsObject(docs[0]) || !cJSON_IsObject(docs[1]) ||
 			(docs[2] && !cJSON_IsObject(docs[2]))))
 		rc = -EBADMSG;
@@ -621,6 +621,6 @@ int fetch_parse_catalogue(const char *roster, size_t roster_len, const char *ass
 	for (int i = 0; i < 3; i++)
 		cJSON_Delete(docs[i]);
 	if (rc < 0)
-		fetch_catalogue_free(out);
+		bd_catalogue_free(out);
 	return rc;
 }

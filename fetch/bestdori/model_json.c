@@ -15,7 +15,7 @@
 
 /* A file as buildData lists it, with where it came from for reject lines. */
 struct entry {
-	struct fetch_file_spec spec;
+	struct bd_file_spec spec;
 	const char *list; /* "model", "textures"... */
 	size_t pos;       /* index in that list, -1 for model and physics */
 };
@@ -25,14 +25,14 @@ struct entries {
 	size_t n, cap;
 };
 
-static void spec_free(struct fetch_file_spec *s)
+static void spec_free(struct bd_file_spec *s)
 {
 	free(s->rel_path);
 	free(s->bundle);
 	free(s->file);
 }
 
-void fetch_costume_files_free(struct fetch_costume_files *f)
+void bd_costume_files_free(struct bd_costume_files *f)
 {
 	for (size_t i = 0; i < f->n; i++)
 		spec_free(&f->files[i]);
@@ -42,12 +42,12 @@ void fetch_costume_files_free(struct fetch_costume_files *f)
 }
 
 /* Reject the entry at e's place in buildData: "motions[3] \"x\": why". */
-static int reject_at(struct fetch_rejects *r, const struct entry *e, const char *name,
+static int reject_at(struct bd_rejects *r, const struct entry *e, const char *name,
 		     const char *why)
 {
 	if (e->pos == (size_t)-1)
-		return fetch_reject(r, name, why, "%s", e->list);
-	return fetch_reject(r, name, why, "%s[%zu]", e->list, e->pos);
+		return bd_reject(r, name, why, "%s", e->list);
+	return bd_reject(r, name, why, "%s[%zu]", e->list, e->pos);
 }
 
 static const char *base_name(const char *rel_path)
@@ -73,7 +73,7 @@ static int reserved_at_root(const char *name)
  * Returns 0 when usable, 1 when rejected (line added), or -ENOMEM.
  */
 static int vet_entry(const cJSON *j, enum idx_file_kind k, struct entry *e,
-		     struct fetch_rejects *r)
+		     struct bd_rejects *r)
 {
 	static const char *const dirs[] = {
 		[IDX_KIND_MODEL] = "",	    [IDX_KIND_PHYSICS] = "",
@@ -92,7 +92,7 @@ static int vet_entry(const cJSON *j, enum idx_file_kind k, struct entry *e,
 	else if (!cJSON_IsString(f))
 		why = "fileName is not a string";
 	else if (strlen(b->valuestring) > IDX_BUNDLE_MAX || !cache_bundle_is_safe(b->valuestring) ||
-		 !fetch_utf8_valid(b->valuestring))
+		 !bd_utf8_valid(b->valuestring))
 		return reject_at(r, e, b->valuestring, "unsafe bundle name") ?: 1;
 	if (why)
 		return reject_at(r, e, NULL, why) ?: 1;
@@ -120,7 +120,7 @@ static int vet_entry(const cJSON *j, enum idx_file_kind k, struct entry *e,
 	}
 	if (rc == 0) {
 		const char *local = e->spec.rel_path + strlen(dirs[k]);
-		if (!cache_name_is_safe(e->spec.file) || !fetch_utf8_valid(e->spec.file) ||
+		if (!cache_name_is_safe(e->spec.file) || !bd_utf8_valid(e->spec.file) ||
 		    !cache_name_is_safe(local))
 			why = "unsafe name";
 		else if (dirs[k][0] == '\0' && reserved_at_root(local))
@@ -136,7 +136,7 @@ static int vet_entry(const cJSON *j, enum idx_file_kind k, struct entry *e,
 /* Vet j as entry pos of list and keep it if usable: 0 kept, 1 rejected
  * (line added), or -ENOMEM. */
 static int add_entry(struct entries *es, const cJSON *j, enum idx_file_kind k,
-		     const char *list, size_t pos, struct fetch_rejects *r)
+		     const char *list, size_t pos, struct bd_rejects *r)
 {
 	if (es->n == es->cap) {
 		size_t cap = es->cap ? es->cap * 2 : 16;
@@ -158,10 +158,10 @@ static int add_entry(struct entries *es, const cJSON *j, enum idx_file_kind k,
 
 /* Base[key]: an array of entries, the first LIST_MAX of them. */
 static int add_list(struct entries *es, const cJSON *base, const char *key,
-		    enum idx_file_kind k, struct fetch_rejects *r)
+		    enum idx_file_kind k, struct bd_rejects *r)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(base, key);
-	int rc = fetch_json_array(arr, key, r);
+	int rc = bd_json_array(arr, key, r);
 	if (rc <= 0)
 		return rc;
 
@@ -172,7 +172,7 @@ static int add_list(struct entries *es, const cJSON *base, const char *key,
 			char why[80];
 			snprintf(why, sizeof(why), "%d entries past the first %d left out",
 				 cJSON_GetArraySize(arr) - LIST_MAX, LIST_MAX);
-			return fetch_reject(r, NULL, why, "%s", key);
+			return bd_reject(r, NULL, why, "%s", key);
 		}
 		rc = add_entry(es, j, k, key, pos++, r);
 		if (rc < 0)
@@ -184,15 +184,15 @@ static int add_list(struct entries *es, const cJSON *base, const char *key,
 /* One path, bundle and file: the same file listed twice. */
 static int entry_same_cmp(const void *a, const void *b)
 {
-	const struct fetch_file_spec *x = &((const struct entry *)a)->spec;
-	const struct fetch_file_spec *y = &((const struct entry *)b)->spec;
+	const struct bd_file_spec *x = &((const struct entry *)a)->spec;
+	const struct bd_file_spec *y = &((const struct entry *)b)->spec;
 	int c = strcmp(x->rel_path, y->rel_path);
 	if (c == 0)
 		c = strcmp(x->bundle, y->bundle);
 	return c ? c : strcmp(x->file, y->file);
 }
 
-static int entry_drop(void *item, struct fetch_rejects *r)
+static int entry_drop(void *item, struct bd_rejects *r)
 {
 	struct entry *e = item;
 	int rc = reject_at(r, e, e->spec.rel_path, "same path and file as an earlier entry");
@@ -239,7 +239,7 @@ static char *numbered(const char *rel_path, unsigned k)
  * entry has as its own, so a real name never moves and no two entries share
  * one. One whose new name is too long is dropped.
  */
-static int rename_collisions(struct entries *es, struct fetch_rejects *r)
+static int rename_collisions(struct entries *es, struct bd_rejects *r)
 {
 	size_t n = es->n, *order = malloc((n ? n : 1) * sizeof(*order));
 	const char **own = malloc((n ? n : 1) * sizeof(*own));
@@ -289,7 +289,7 @@ static int rename_collisions(struct entries *es, struct fetch_rejects *r)
 	return rc;
 }
 
-static int parse_base(const cJSON *base, struct entries *es, struct fetch_rejects *r)
+static int parse_base(const cJSON *base, struct entries *es, struct bd_rejects *r)
 {
 	int rc = add_entry(es, cJSON_GetObjectItemCaseSensitive(base, "model"),
 			   IDX_KIND_MODEL, "model", (size_t)-1, r);
@@ -306,22 +306,22 @@ static int parse_base(const cJSON *base, struct entries *es, struct fetch_reject
 	if (rc >= 0)
 		rc = add_list(es, base, "expressions", IDX_KIND_EXPRESSION, r);
 	if (rc >= 0)
-		rc = fetch_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_same_cmp,
+		rc = bd_drop_duplicates(es->v, sizeof(*es->v), &es->n, entry_same_cmp,
 					   entry_drop, r);
 	if (rc >= 0)
 		rc = rename_collisions(es, r);
 	return rc < 0 ? rc : 0;
 }
 
-int fetch_parse_build_data(const char *json, size_t len, struct fetch_costume_files *out,
-			   struct fetch_rejects *rejects)
+int bd_parse_build_data(const char *json, size_t len, struct bd_costume_files *out,
+			   struct bd_rejects *rejects)
 {
 	struct entries es = { 0 };
 	cJSON *root;
 
 	out->files = NULL;
 	out->n = 0;
-	int rc = fetch_json_parse(json, len, &root);
+	int rc = bd_json_parse(json, len, &root);
 	if (rc < 0)
 		return rc;
 
@@ -397,7 +397,7 @@ static int add_motion(cJSON *motions, const char *rel_path)
 	return 0;
 }
 
-static const struct fetch_file_spec *first_of(const struct fetch_file_spec *files, size_t n,
+static const struct bd_file_spec *first_of(const struct bd_file_spec *files, size_t n,
 					      enum idx_file_kind k)
 {
 	for (size_t i = 0; i < n; i++)
@@ -422,10 +422,10 @@ static int put_pair(cJSON *obj, const char *key, double a, double b)
 }
 
 /* Keys in the order DESIGN §3 gives them. */
-static cJSON *model_json(const struct fetch_file_spec *files, size_t n)
+static cJSON *model_json(const struct bd_file_spec *files, size_t n)
 {
-	const struct fetch_file_spec *model = first_of(files, n, IDX_KIND_MODEL);
-	const struct fetch_file_spec *physics = first_of(files, n, IDX_KIND_PHYSICS);
+	const struct bd_file_spec *model = first_of(files, n, IDX_KIND_MODEL);
+	const struct bd_file_spec *physics = first_of(files, n, IDX_KIND_PHYSICS);
 	cJSON *layout = NULL, *hit = NULL, *textures = NULL, *motions = NULL, *exprs = NULL;
 	cJSON *root = cJSON_CreateObject();
 
@@ -466,7 +466,7 @@ static cJSON *model_json(const struct fetch_file_spec *files, size_t n)
 	return root;
 }
 
-char *fetch_render_model_json(const struct fetch_file_spec *files, size_t n)
+char *bd_render_model_json(const struct bd_file_spec *files, size_t n)
 {
 	cJSON *root = model_json(files, n);
 	char *text = root ? cJSON_Print(root) : NULL;
@@ -511,7 +511,7 @@ static const char *first_number(const char *name, size_t *len)
 /* As the Python downloader's search_costumes: names ending in "live_event"
  * last; then by the number, compared at any length, names without one after
  * all that have one; then by name (bytes: code point order). */
-int fetch_costume_cmp(const char *a, const char *b)
+int bd_costume_cmp(const char *a, const char *b)
 {
 	int la = util_ends_with(a, "live_event", 0), lb = util_ends_with(b, "live_event", 0);
 	if (la != lb)

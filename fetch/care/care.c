@@ -16,7 +16,7 @@
 #include "../../log/log.h"
 #include "../../util/util.h"
 
-int fetch_asset_progress(const struct idx_asset *a)
+int care_asset_progress(const struct idx_asset *a)
 {
 	if (a->state == IDX_COMPLETED)
 		return 100;
@@ -25,7 +25,7 @@ int fetch_asset_progress(const struct idx_asset *a)
 	return a->bytes_done >= a->size ? 99 : (int)(a->bytes_done * 100 / a->size);
 }
 
-int64_t fetch_care_share(int64_t max, int pct)
+int64_t care_share(int64_t max, int pct)
 {
 	return max / 100 * pct + max % 100 * pct / 100;
 }
@@ -85,7 +85,7 @@ static int lru_load(struct idx *idx, struct lru *l)
 	return rc;
 }
 
-int fetch_care_completed_bytes(struct idx *idx, int64_t *total)
+int care_completed_bytes(struct idx *idx, int64_t *total)
 {
 	struct lru l;
 	int rc = lru_load(idx, &l);
@@ -98,8 +98,8 @@ int fetch_care_completed_bytes(struct idx *idx, int64_t *total)
 
 /* ---- eviction ---- */
 
-int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
-		     int (*spare)(void *arg, int64_t id), void *arg, struct fetch_care_report *r)
+int care_evict(struct idx *idx, struct cache *cache, int64_t target,
+		     int (*spare)(void *arg, int64_t id), void *arg, struct care_report *r)
 {
 	struct lru l;
 	struct idx_asset a;
@@ -146,18 +146,18 @@ int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
 	return rc;
 }
 
-int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
-		  struct fetch_care_report *r)
+int care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
+		  struct care_report *r)
 {
 	if (max_size < 0 || low_pct < 0 || low_pct > 100)
 		return -EINVAL;
-	return fetch_care_evict(idx, cache, fetch_care_share(max_size, low_pct), NULL, NULL, r);
+	return care_evict(idx, cache, care_share(max_size, low_pct), NULL, NULL, r);
 }
 
 /* ---- integrity ---- */
 
-int fetch_care_verify(struct idx *idx, struct cache *cache, int repair, fetch_verify_fn fn,
-		      void *arg, struct fetch_verify_report *r)
+int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn fn,
+		      void *arg, struct care_verify_report *r)
 {
 	char hex[CACHE_SHA256_HEX];
 	struct idx_asset a;
@@ -167,28 +167,28 @@ int fetch_care_verify(struct idx *idx, struct cache *cache, int repair, fetch_ve
 	memset(r, 0, sizeof(*r));
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		int64_t size = -1;
-		enum fetch_verify_problem problem;
+		enum care_verify_problem problem;
 		if (idx_asset_get(idx, l.v[i].id, &a) < 0 || a.state != IDX_COMPLETED)
 			continue;
 		r->checked++;
 		int err = cache_asset_sha256(cache, a.server, a.bundle, a.file, hex, &size);
 		if (err == -ENOENT) {
-			problem = FETCH_VERIFY_MISSING;
+			problem = CARE_VERIFY_MISSING;
 		} else if (err < 0) {
 			/* Unreadable or not a regular file: as bad as wrong bytes. */
-			problem = FETCH_VERIFY_CORRUPTED;
+			problem = CARE_VERIFY_CORRUPTED;
 		} else {
 			r->bytes += size;
 			if (size != a.size)
-				problem = FETCH_VERIFY_TRUNCATED;
+				problem = CARE_VERIFY_TRUNCATED;
 			else if (strcmp(hex, a.sha256) != 0)
-				problem = FETCH_VERIFY_CORRUPTED;
+				problem = CARE_VERIFY_CORRUPTED;
 			else
 				continue;
 		}
-		r->missing += problem == FETCH_VERIFY_MISSING;
-		r->truncated += problem == FETCH_VERIFY_TRUNCATED;
-		r->corrupted += problem == FETCH_VERIFY_CORRUPTED;
+		r->missing += problem == CARE_VERIFY_MISSING;
+		r->truncated += problem == CARE_VERIFY_TRUNCATED;
+		r->corrupted += problem == CARE_VERIFY_CORRUPTED;
 		int repaired = 0;
 		if (repair && cache_asset_remove(cache, a.server, a.bundle, a.file) == 0 &&
 		    idx_asset_mark_pending(idx, a.id) == 0) {

@@ -15,12 +15,12 @@
 #include "../../index/index.h"
 
 /* The share of cache_max (or of gc's --max-size) an eviction goes down to. */
-#define FETCH_CARE_LOW_WATER 90
+#define CARE_LOW_WATER 90
 
 /* How far an asset's download got, 0..100 (100 once completed). */
-int fetch_asset_progress(const struct idx_asset *a);
+int care_asset_progress(const struct idx_asset *a);
 
-struct fetch_care_report {
+struct care_report {
 	int64_t total_before;      /* bytes of completed assets (every server) */
 	int64_t total_after;
 	int64_t freed;             /* bytes given back to the filesystem */
@@ -33,18 +33,18 @@ struct fetch_care_report {
 };
 
 /* max * pct / 100 without overflow for any size. */
-int64_t fetch_care_share(int64_t max, int pct);
+int64_t care_share(int64_t max, int pct);
 
 /* Bytes of every completed asset (every server), as the index says. */
-int fetch_care_completed_bytes(struct idx *idx, int64_t *total);
+int care_completed_bytes(struct idx *idx, int64_t *total);
 
 /*
  * Evict least recently used completed assets until their total is at most
  * target, sparing those spare() (may be NULL) says 1 for; the rest as
- * fetch_care_gc(), which is this with target = low_pct % of max_size.
+ * care_gc(), which is this with target = low_pct % of max_size.
  */
-int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
-		     int (*spare)(void *arg, int64_t id), void *arg, struct fetch_care_report *r);
+int care_evict(struct idx *idx, struct cache *cache, int64_t target,
+		     int (*spare)(void *arg, int64_t id), void *arg, struct care_report *r);
 
 /*
  * Evict least recently used completed assets of every server until their
@@ -54,16 +54,16 @@ int fetch_care_evict(struct idx *idx, struct cache *cache, int64_t target,
  * touched. Evicted rows go back to pending, so the next read downloads
  * again. Works beside a mount of the same cache, in another process.
  */
-int fetch_care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
-		  struct fetch_care_report *r);
+int care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
+		  struct care_report *r);
 
-enum fetch_verify_problem {
-	FETCH_VERIFY_MISSING,   /* the index says completed, the file is gone */
-	FETCH_VERIFY_TRUNCATED, /* its size differs from the index */
-	FETCH_VERIFY_CORRUPTED, /* same size, another SHA-256 */
+enum care_verify_problem {
+	CARE_VERIFY_MISSING,   /* the index says completed, the file is gone */
+	CARE_VERIFY_TRUNCATED, /* its size differs from the index */
+	CARE_VERIFY_CORRUPTED, /* same size, another SHA-256 */
 };
 
-struct fetch_verify_report {
+struct care_verify_report {
 	int checked;  /* completed assets looked at */
 	int missing, truncated, corrupted;
 	int repaired; /* removed and marked pending */
@@ -71,8 +71,8 @@ struct fetch_verify_report {
 };
 
 /* Told about each unsound asset; found_size is -1 for a missing file. */
-typedef void (*fetch_verify_fn)(void *arg, const struct idx_asset *a,
-				enum fetch_verify_problem problem, int64_t found_size,
+typedef void (*care_verify_fn)(void *arg, const struct idx_asset *a,
+				enum care_verify_problem problem, int64_t found_size,
 				int repaired);
 
 /*
@@ -80,7 +80,7 @@ typedef void (*fetch_verify_fn)(void *arg, const struct idx_asset *a,
  * with the index. With repair, an unsound file is removed and its row
  * marked pending so the next read downloads it again. fn may be NULL.
  */
-int fetch_care_verify(struct idx *idx, struct cache *cache, int repair, fetch_verify_fn fn,
-		      void *arg, struct fetch_verify_report *r);
+int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn fn,
+		      void *arg, struct care_verify_report *r);
 
 #endif

@@ -40,13 +40,13 @@
 
 struct req {
 	struct req *next; /* in a queue or the timer list */
-	const struct fetch_engine *e;
-	enum fetch_base kind;
-	enum fetch_method method;
-	enum fetch_priority prio;
+	const struct http_engine *e;
+	enum http_base kind;
+	enum http_method method;
+	enum http_priority prio;
 	int decode;       /* Accept-Encoding sent, body decoded */
-	struct fetch_sink sink;
-	fetch_done_fn done;
+	struct http_sink sink;
+	http_done_fn done;
 	void *arg;
 	int64_t due_ms;   /* when the next round may start */
 	int base;         /* index of the base being tried */
@@ -62,7 +62,7 @@ struct req {
 	size_t discarded;
 	size_t sniff_len;
 	unsigned char sniff[SNIFF_MAX];
-	struct fetch_result res; /* res.url: the URL of the current attempt */
+	struct http_result res; /* res.url: the URL of the current attempt */
 	char path[];
 };
 
@@ -71,8 +71,8 @@ struct slot {
 	struct req *r;
 };
 
-struct fetch_engine {
-	struct fetch_config cfg;
+struct http_engine {
+	struct http_config cfg;
 	CURLM *multi;
 	pthread_t thread;
 
@@ -102,7 +102,7 @@ static void global_init(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void fetch_config_defaults(struct fetch_config *cfg)
+void http_config_defaults(struct http_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->api_url = "https://bestdori.com/api";
@@ -139,7 +139,7 @@ static void add_reason(struct req *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void release_slot(struct fetch_engine *e, struct slot *s)
+static void release_slot(struct http_engine *e, struct slot *s)
 {
 	s->r->h = NULL;
 	s->r = NULL;
@@ -157,7 +157,7 @@ static void finish(struct req *r, int err)
 	free(r);
 }
 
-static void finish_slot(struct fetch_engine *e, struct slot *s, int err)
+static void finish_slot(struct http_engine *e, struct slot *s, int err)
 {
 	struct req *r = s->r;
 	release_slot(e, s);
@@ -165,7 +165,7 @@ static void finish_slot(struct fetch_engine *e, struct slot *s, int err)
 }
 
 /* Out of attempts or of bases: -EIO with the last reason. */
-static void give_up(struct fetch_engine *e, struct slot *s)
+static void give_up(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	if (r->res.attempts > 1)
@@ -175,10 +175,10 @@ static void give_up(struct fetch_engine *e, struct slot *s)
 
 /* ---- attempts ------------------------------------------------------ */
 
-static CURL *new_handle(const struct fetch_engine *e);
+static CURL *new_handle(const struct http_engine *e);
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud);
 
-static int launch(struct fetch_engine *e, struct slot *s)
+static int launch(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int plain = strncmp(r->res.url, "http://", 7) == 0;
@@ -189,10 +189,10 @@ static int launch(struct fetch_engine *e, struct slot *s)
 	r->checked = r->discard = r->began = r->err = 0;
 	r->clen = -1;
 	r->discarded = r->sniff_len = 0;
-	r->res.size = r->method == FETCH_HEAD ? -1 : 0;
+	r->res.size = r->method == HTTP_HEAD ? -1 : 0;
 	r->res.attempts++;
 	curl_easy_setopt(s->h, CURLOPT_URL, r->res.url);
-	if (r->method == FETCH_HEAD)
+	if (r->method == HTTP_HEAD)
 		curl_easy_setopt(s->h, CURLOPT_NOBODY, 1L);
 	else
 		curl_easy_setopt(s->h, CURLOPT_HTTPGET, 1L);
@@ -213,14 +213,14 @@ static int launch(struct fetch_engine *e, struct slot *s)
 	return 0;
 }
 
-static void launch_or_fail(struct fetch_engine *e, struct slot *s)
+static void launch_or_fail(struct http_engine *e, struct slot *s)
 {
 	if (launch(e, s) < 0)
 		finish_slot(e, s, -EIO);
 }
 
 /* Start a round at the first base that is up; fail fast if none is. */
-static void start_round(struct fetch_engine *e, struct slot *s)
+static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int b = http_next_up(&e->bases, 0);
@@ -237,7 +237,7 @@ static void start_round(struct fetch_engine *e, struct slot *s)
 	launch_or_fail(e, s);
 }
 
-static void timer_add(struct fetch_engine *e, struct req *r)
+static void timer_add(struct http_engine *e, struct req *r)
 {
 	struct req **p = &e->timers;
 	while (*p && (*p)->due_ms <= r->due_ms)
@@ -247,7 +247,7 @@ static void timer_add(struct fetch_engine *e, struct req *r)
 }
 
 /* base_ms * 2^(n-1), +-50%. */
-static long backoff_ms(struct fetch_engine *e, int n)
+static long backoff_ms(struct http_engine *e, int n)
 {
 	long d = e->cfg.retry_base_ms;
 	for (int i = 1; i < n && d < RETRY_AFTER_MAX_MS; i++)
@@ -259,7 +259,7 @@ static long backoff_ms(struct fetch_engine *e, int n)
 
 /* The attempt failed in a way worth another try (reason already set):
  * the next base now, else a later round, else give up. */
-static void try_again(struct fetch_engine *e, struct slot *s, long retry_after_s)
+static void try_again(struct http_engine *e, struct slot *s, long retry_after_s)
 {
 	struct req *r = s->r;
 	int b;
@@ -295,7 +295,7 @@ static void try_again(struct fetch_engine *e, struct slot *s, long retry_after_s
 }
 
 /* Describe a transport error; returns 1 if it is worth retrying. */
-static int network_reason(const struct fetch_engine *e, struct req *r, CURLcode rc)
+static int network_reason(const struct http_engine *e, struct req *r, CURLcode rc)
 {
 	long oserr = 0;
 	curl_off_t connect_us = 0;
@@ -341,7 +341,7 @@ static int network_reason(const struct fetch_engine *e, struct req *r, CURLcode 
 /* ---- bodies -------------------------------------------------------- */
 
 /* Look at the status and headers before the first body byte. */
-static int check_headers(const struct fetch_engine *e, struct req *r)
+static int check_headers(const struct http_engine *e, struct req *r)
 {
 	long status = 0;
 	char *ct = NULL;
@@ -375,7 +375,7 @@ static int check_headers(const struct fetch_engine *e, struct req *r)
 	return 0;
 }
 
-static int deliver(const struct fetch_engine *e, struct req *r, const void *p, size_t n)
+static int deliver(const struct http_engine *e, struct req *r, const void *p, size_t n)
 {
 	int rc;
 	if (n == 0)
@@ -397,7 +397,7 @@ static int deliver(const struct fetch_engine *e, struct req *r, const void *p, s
 
 /* The sniffed bytes decided: refuse an HTML page, else begin the sink and
  * pass them on. */
-static int begin_body(const struct fetch_engine *e, struct req *r, int html)
+static int begin_body(const struct http_engine *e, struct req *r, int html)
 {
 	int rc;
 	if (html) {
@@ -449,11 +449,11 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 /* A 2xx answer. */
-static void complete(struct fetch_engine *e, struct slot *s)
+static void complete(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 
-	if (r->method == FETCH_HEAD) {
+	if (r->method == HTTP_HEAD) {
 		char *ct = NULL;
 		curl_off_t clen = -1;
 		curl_easy_getinfo(s->h, CURLINFO_CONTENT_TYPE, &ct);
@@ -475,7 +475,7 @@ static void complete(struct fetch_engine *e, struct slot *s)
 	finish_slot(e, s, r->err);
 }
 
-static void follow_redirect(struct fetch_engine *e, struct slot *s)
+static void follow_redirect(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	char *loc = NULL;
@@ -506,7 +506,7 @@ static void follow_redirect(struct fetch_engine *e, struct slot *s)
 }
 
 /* The server answered with a status. */
-static void http_answer(struct fetch_engine *e, struct slot *s, long status)
+static void http_answer(struct http_engine *e, struct slot *s, long status)
 {
 	struct req *r = s->r;
 	curl_off_t after = 0;
@@ -537,7 +537,7 @@ static void http_answer(struct fetch_engine *e, struct slot *s, long status)
 	}
 }
 
-static void attempt_done(struct fetch_engine *e, struct slot *s, CURLcode rc)
+static void attempt_done(struct http_engine *e, struct slot *s, CURLcode rc)
 {
 	struct req *r = s->r;
 	long status = 0;
@@ -569,9 +569,9 @@ static void attempt_done(struct fetch_engine *e, struct slot *s, CURLcode rc)
 
 /* ---- the engine thread --------------------------------------------- */
 
-static CURL *new_handle(const struct fetch_engine *e)
+static CURL *new_handle(const struct http_engine *e)
 {
-	const struct fetch_config *c = &e->cfg;
+	const struct http_config *c = &e->cfg;
 	CURL *h = curl_easy_init();
 	if (!h)
 		return NULL;
@@ -593,7 +593,7 @@ static CURL *new_handle(const struct fetch_engine *e)
 	return h;
 }
 
-static void enqueue(struct fetch_engine *e, struct req *r)
+static void enqueue(struct http_engine *e, struct req *r)
 {
 	r->next = NULL;
 	if (e->tail[r->prio])
@@ -603,7 +603,7 @@ static void enqueue(struct fetch_engine *e, struct req *r)
 	e->tail[r->prio] = r;
 }
 
-static struct req *pop(struct fetch_engine *e, int p)
+static struct req *pop(struct http_engine *e, int p)
 {
 	struct req *r = e->head[p];
 	if (r) {
@@ -616,7 +616,7 @@ static struct req *pop(struct fetch_engine *e, int p)
 }
 
 /* Top the bucket up for the time gone by, at most to rate_burst. */
-static void budget_refill(struct fetch_engine *e)
+static void budget_refill(struct http_engine *e)
 {
 	int64_t now = http_now_ms();
 	e->tokens += (double)(now - e->refill_ms) * e->cfg.max_rate / 1000.0;
@@ -628,12 +628,12 @@ static void budget_refill(struct fetch_engine *e)
 
 /* Foreground first, whatever the budget; then probes and prefetch while
  * the budget lasts (budget_wait_ms says when the next one may go). */
-static struct req *dequeue(struct fetch_engine *e)
+static struct req *dequeue(struct http_engine *e)
 {
-	struct req *r = pop(e, FETCH_FOREGROUND);
+	struct req *r = pop(e, HTTP_FOREGROUND);
 	if (r)
 		return r;
-	for (int p = FETCH_PROBE; p < NPRIO; p++) {
+	for (int p = HTTP_PROBE; p < NPRIO; p++) {
 		if (!e->head[p])
 			continue;
 		if (e->cfg.max_rate == 0)
@@ -649,7 +649,7 @@ static struct req *dequeue(struct fetch_engine *e)
 }
 
 /* Due retries go ahead of their queue (in due order). */
-static void promote_timers(struct fetch_engine *e)
+static void promote_timers(struct http_engine *e)
 {
 	struct req **ins[NPRIO] = { &e->head[0], &e->head[1], &e->head[2] }, *r;
 	int64_t now = http_now_ms();
@@ -667,7 +667,7 @@ static void promote_timers(struct fetch_engine *e)
 /* Fill the free slots from the queues. A request that fails fast gives its
  * slot back at once, so go on until the slots or the queues run out.
  * Returns -1 once the engine is stopping. */
-static int admit(struct fetch_engine *e)
+static int admit(struct http_engine *e)
 {
 	for (;;) {
 		struct req *batch = NULL, **tail = &batch, *r;
@@ -706,7 +706,7 @@ static int admit(struct fetch_engine *e)
 	}
 }
 
-static void cancel_all(struct fetch_engine *e)
+static void cancel_all(struct http_engine *e)
 {
 	struct req *queued = NULL, **tail = &queued, *r;
 
@@ -736,7 +736,7 @@ static void cancel_all(struct fetch_engine *e)
 
 static void *engine_main(void *arg)
 {
-	struct fetch_engine *e = arg;
+	struct http_engine *e = arg;
 
 	while (admit(e) == 0) {
 		long timeout = IDLE_POLL_MS;
@@ -764,7 +764,7 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
-static void engine_destroy(struct fetch_engine *e)
+static void engine_destroy(struct http_engine *e)
 {
 	if (e->multi)
 		curl_multi_cleanup(e->multi);
@@ -777,9 +777,9 @@ static void engine_destroy(struct fetch_engine *e)
 	free(e);
 }
 
-static int config_valid(const struct fetch_config *c)
+static int config_valid(const struct http_config *c)
 {
-	if (!c->api_url || !c->assets_url || c->nmirrors < 0 || c->nmirrors > FETCH_MAX_MIRRORS ||
+	if (!c->api_url || !c->assets_url || c->nmirrors < 0 || c->nmirrors > HTTP_MAX_MIRRORS ||
 	    c->max_connections < 1 || c->max_transfers < 1 || c->connect_timeout_s < 1 ||
 	    c->timeout_s < 1 || c->retries < 0 || c->retry_base_ms < 1 || c->max_file_size < 0 ||
 	    c->max_rate < 0 || (c->max_rate > 0 && c->rate_burst < 1))
@@ -790,9 +790,9 @@ static int config_valid(const struct fetch_config *c)
 	return 1;
 }
 
-int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
+int http_engine_new(struct http_engine **out, const struct http_config *cfg)
 {
-	struct fetch_engine *e;
+	struct http_engine *e;
 	int rc;
 
 	*out = NULL;
@@ -838,7 +838,7 @@ int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
 	return 0;
 }
 
-void fetch_engine_stop(struct fetch_engine *e)
+void http_engine_stop(struct http_engine *e)
 {
 	pthread_mutex_lock(&e->lock);
 	int first = !e->stopping;
@@ -851,24 +851,24 @@ void fetch_engine_stop(struct fetch_engine *e)
 		pthread_join(e->thread, NULL);
 }
 
-void fetch_engine_free(struct fetch_engine *e)
+void http_engine_free(struct http_engine *e)
 {
 	if (!e)
 		return;
-	fetch_engine_stop(e);
+	http_engine_stop(e);
 	engine_destroy(e);
 }
 
-int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
-		 enum fetch_method method, enum fetch_priority prio,
-		 const struct fetch_sink *sink, fetch_done_fn done, void *arg)
+int http_submit(struct http_engine *e, enum http_base base, const char *path,
+		 enum http_method method, enum http_priority prio,
+		 const struct http_sink *sink, http_done_fn done, void *arg)
 {
-	return http_submit(e, base, path, method, prio, 0, sink, done, arg);
+	return http_submit_enc(e, base, path, method, prio, 0, sink, done, arg);
 }
 
 /* Unlink the queued request of done and arg from queue p; the caller holds
  * e->lock. */
-static struct req *unqueue(struct fetch_engine *e, int p, fetch_done_fn done, void *arg)
+static struct req *unqueue(struct http_engine *e, int p, http_done_fn done, void *arg)
 {
 	struct req *prev = NULL;
 
@@ -884,12 +884,12 @@ static struct req *unqueue(struct fetch_engine *e, int p, fetch_done_fn done, vo
 	return NULL;
 }
 
-int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
-		  enum fetch_priority prio)
+int http_promote(struct http_engine *e, http_done_fn done, void *arg,
+		  enum http_priority prio)
 {
 	struct req *r = NULL;
 
-	if (prio < FETCH_FOREGROUND || prio >= NPRIO)
+	if (prio < HTTP_FOREGROUND || prio >= NPRIO)
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
 	for (int p = prio + 1; !r && p < NPRIO; p++)
@@ -907,21 +907,21 @@ int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
 	return r != NULL;
 }
 
-int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
-		enum fetch_method method, enum fetch_priority prio, int decode,
-		const struct fetch_sink *sink, fetch_done_fn done, void *arg)
+int http_submit_enc(struct http_engine *e, enum http_base base, const char *path,
+		enum http_method method, enum http_priority prio, int decode,
+		const struct http_sink *sink, http_done_fn done, void *arg)
 {
 	struct req *r;
 	size_t len;
 
-	if (!path || path[0] != '/' || (method == FETCH_GET && (!sink || !sink->write)) ||
-	    (base != FETCH_API && base != FETCH_ASSETS) ||
-	    (prio != FETCH_FOREGROUND && prio != FETCH_PROBE && prio != FETCH_BACKGROUND))
+	if (!path || path[0] != '/' || (method == HTTP_GET && (!sink || !sink->write)) ||
+	    (base != HTTP_API && base != HTTP_ASSETS) ||
+	    (prio != HTTP_FOREGROUND && prio != HTTP_PROBE && prio != HTTP_BACKGROUND))
 		return -EINVAL;
 	for (len = 0; path[len]; len++)
 		if ((unsigned char)path[len] < 0x20 || path[len] == 0x7f)
 			return -EINVAL;
-	if (e->bases.prefix_max + len >= FETCH_URL_MAX)
+	if (e->bases.prefix_max + len >= HTTP_URL_MAX)
 		return -ENAMETOOLONG;
 	r = calloc(1, sizeof(*r) + len + 1);
 	if (!r)
@@ -945,7 +945,7 @@ int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 		return -ECANCELED;
 	}
 	enqueue(e, r);
-	/* Under the lock, so fetch_engine_free cannot tear the multi down
+	/* Under the lock, so http_engine_free cannot tear the multi down
 	 * in between. One wake-up covers a burst of submissions. */
 	if (!e->wake_pending) {
 		e->wake_pending = 1;

@@ -10,11 +10,11 @@
 
 #include "http.h"
 
-#define HTTP_NBASES (1 + FETCH_MAX_MIRRORS)
+#define HTTP_NBASES (1 + HTTP_MAX_MIRRORS)
 
 /* The origin (base 0) and the mirrors (1..n). Engine thread only. */
 struct http_bases {
-	const struct fetch_config *cfg;
+	const struct http_config *cfg;
 	int n;
 	size_t prefix_max; /* longest URL prefix of any base */
 	struct {
@@ -27,11 +27,11 @@ struct http_bases {
 int64_t http_now_ms(void);
 
 /* cfg must outlive b. */
-void http_bases_init(struct http_bases *b, const struct fetch_config *cfg);
+void http_bases_init(struct http_bases *b, const struct http_config *cfg);
 
-/* url (FETCH_URL_MAX bytes) = base i's prefix for kind + path; the caller
- * made sure that prefix_max + strlen(path) < FETCH_URL_MAX. */
-void http_url(const struct http_bases *b, enum fetch_base kind, int i, const char *path,
+/* url (HTTP_URL_MAX bytes) = base i's prefix for kind + path; the caller
+ * made sure that prefix_max + strlen(path) < HTTP_URL_MAX. */
+void http_url(const struct http_bases *b, enum http_base kind, int i, const char *path,
 	      char *url);
 
 /* The base a redirect target lies under, or -1 if it is none of them. */
@@ -56,12 +56,12 @@ int http_is_html_type(const char *content_type);
  * bytes are needed to tell (final: no more will come). */
 int http_sniff_html(const unsigned char *p, size_t n, int final);
 
-/* fetch_submit(), and with decode set the request carries Accept-Encoding
+/* http_submit(), and with decode set the request carries Accept-Encoding
  * (every encoding libcurl can decode) and the sink gets decoded bytes; its
  * begin() then gets -1 when the body came encoded. */
-int http_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
-		enum fetch_method method, enum fetch_priority prio, int decode,
-		const struct fetch_sink *sink, fetch_done_fn done, void *arg);
+int http_submit_enc(struct http_engine *e, enum http_base base, const char *path,
+		enum http_method method, enum http_priority prio, int decode,
+		const struct http_sink *sink, http_done_fn done, void *arg);
 
 /* The reason phrase with a leading space (" Not Found"), "" if unknown. */
 const char *http_status_text(long status);

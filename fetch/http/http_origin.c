@@ -33,44 +33,44 @@ static size_t trimmed_len(const char *s)
 }
 
 /* Base i's URL prefix for kind: root[0..*root_len) + suffix. */
-static const char *prefix(const struct http_bases *b, enum fetch_base kind, int i,
+static const char *prefix(const struct http_bases *b, enum http_base kind, int i,
 			  size_t *root_len, const char **suffix)
 {
 	const char *root;
 	if (i == 0) {
-		root = kind == FETCH_API ? b->cfg->api_url : b->cfg->assets_url;
+		root = kind == HTTP_API ? b->cfg->api_url : b->cfg->assets_url;
 		*suffix = "";
 	} else {
 		root = b->cfg->mirrors[i - 1];
-		*suffix = kind == FETCH_API ? "/api" : "/assets";
+		*suffix = kind == HTTP_API ? "/api" : "/assets";
 	}
 	*root_len = trimmed_len(root);
 	return root;
 }
 
-void http_bases_init(struct http_bases *b, const struct fetch_config *cfg)
+void http_bases_init(struct http_bases *b, const struct http_config *cfg)
 {
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	b->n = 1 + cfg->nmirrors;
 	for (int i = 0; i < b->n; i++) {
-		for (int k = FETCH_API; k <= FETCH_ASSETS; k++) {
+		for (int k = HTTP_API; k <= HTTP_ASSETS; k++) {
 			const char *suffix;
 			size_t n;
-			prefix(b, (enum fetch_base)k, i, &n, &suffix);
+			prefix(b, (enum http_base)k, i, &n, &suffix);
 			if (n + strlen(suffix) > b->prefix_max)
 				b->prefix_max = n + strlen(suffix);
 		}
 	}
 }
 
-void http_url(const struct http_bases *b, enum fetch_base kind, int i, const char *path,
+void http_url(const struct http_bases *b, enum http_base kind, int i, const char *path,
 	      char *url)
 {
 	const char *suffix;
 	size_t n;
 	const char *root = prefix(b, kind, i, &n, &suffix);
-	snprintf(url, FETCH_URL_MAX, "%.*s%s%s", (int)n, root, suffix, path);
+	snprintf(url, HTTP_URL_MAX, "%.*s%s%s", (int)n, root, suffix, path);
 }
 
 /* Does url lie under root (whole path components only)? */
@@ -118,7 +118,7 @@ void http_base_failed(struct http_bases *b, int i)
 	if (b->st[i].down_ms == 0)
 		b->st[i].down_ms = DOWN_FIRST_MS;
 	b->st[i].down_until = now + b->st[i].down_ms;
-	root = prefix(b, FETCH_API, i, &n, &suffix);
+	root = prefix(b, HTTP_API, i, &n, &suffix);
 	log_warn("%.*s%s: %d network failures in a row, not contacted for %ld s", (int)n, root,
 		 suffix, b->st[i].failures, b->st[i].down_ms / 1000);
 	b->st[i].down_ms = b->st[i].down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS : b->st[i].down_ms * 2;

@@ -1,5 +1,5 @@
 /*
- * Blocking calls over fetch_submit(): the caller's thread waits on a
+ * Blocking calls over http_submit(): the caller's thread waits on a
  * condition variable while the engine thread works. Never call them from a
  * done callback (the engine thread would wait for itself).
  */
@@ -46,17 +46,17 @@ static void waiter_wait(struct waiter *w)
 /* One request's result, copied out on the engine thread. */
 struct waited {
 	struct waiter *w;
-	struct fetch_result *res;
+	struct http_result *res;
 };
 
-static void waited_done(void *arg, const struct fetch_result *res)
+static void waited_done(void *arg, const struct http_result *res)
 {
 	struct waited *item = arg;
 	*item->res = *res;
 	waiter_done(item->w);
 }
 
-static void result_failed(struct fetch_result *res, int err)
+static void result_failed(struct http_result *res, int err)
 {
 	memset(res, 0, sizeof(*res));
 	res->err = err;
@@ -64,21 +64,21 @@ static void result_failed(struct fetch_result *res, int err)
 	snprintf(res->reason, sizeof(res->reason), "not submitted: %s", strerror(-err));
 }
 
-int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
-			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
+int http_submit_document(struct http_engine *e, enum http_base base, const char *path,
+			  enum http_priority prio, struct http_membuf *m, http_done_fn done,
 			  void *arg)
 {
-	struct fetch_sink sink = fetch_membuf_sink(m);
+	struct http_sink sink = http_membuf_sink(m);
 
-	return http_submit(e, base, path, FETCH_GET, prio, 1, &sink, done, arg);
+	return http_submit_enc(e, base, path, HTTP_GET, prio, 1, &sink, done, arg);
 }
 
-int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
-		     enum fetch_priority prio, size_t max_bytes, char **body, size_t *len,
-		     struct fetch_result *res)
+int http_get_memory(struct http_engine *e, enum http_base base, const char *path,
+		     enum http_priority prio, size_t max_bytes, char **body, size_t *len,
+		     struct http_result *res)
 {
-	struct fetch_membuf m = { .max = max_bytes };
-	struct fetch_result local;
+	struct http_membuf m = { .max = max_bytes };
+	struct http_result local;
 	struct waiter w;
 	struct waited item = { &w, res ? res : &local };
 	int rc;
@@ -86,7 +86,7 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	*body = NULL;
 	*len = 0;
 	waiter_init(&w, 1);
-	rc = fetch_submit_document(e, base, path, prio, &m, waited_done, &item);
+	rc = http_submit_document(e, base, path, prio, &m, waited_done, &item);
 	if (rc < 0) {
 		result_failed(item.res, rc);
 		waiter_done(&w);
@@ -94,7 +94,7 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	waiter_wait(&w);
 	rc = item.res->err;
 	if (rc == 0)
-		rc = fetch_membuf_finish(&m);
+		rc = http_membuf_finish(&m);
 	if (rc < 0) {
 		free(m.buf);
 		return rc;
@@ -104,8 +104,8 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	return 0;
 }
 
-int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *const *paths,
-		     size_t n, struct fetch_result *res)
+int http_head_batch(struct http_engine *e, enum http_base base, const char *const *paths,
+		     size_t n, struct http_result *res)
 {
 	struct waited *items = calloc(n ? n : 1, sizeof(*items));
 	struct waiter w;
@@ -117,7 +117,7 @@ int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *c
 	for (size_t i = 0; i < n; i++) {
 		int rc;
 		items[i] = (struct waited){ &w, &res[i] };
-		rc = fetch_submit(e, base, paths[i], FETCH_HEAD, FETCH_PROBE, NULL, waited_done,
+		rc = http_submit(e, base, paths[i], HTTP_HEAD, HTTP_PROBE, NULL, waited_done,
 				  &items[i]);
 		if (rc < 0) {
 			result_failed(&res[i], rc);

@@ -1,5 +1,5 @@
 /*
- * membuf.c: a sink that gathers a body in memory (fetch_membuf_sink()). No
+ * membuf.c: a sink that gathers a body in memory (http_membuf_sink()). No
  * engine here: it is the one part of fetch/http a fake engine shares.
  */
 #include <errno.h>
@@ -8,7 +8,7 @@
 
 #include "http.h"
 
-static int membuf_reserve(struct fetch_membuf *m, size_t need)
+static int membuf_reserve(struct http_membuf *m, size_t need)
 {
 	size_t cap = m->cap ? m->cap : 4096;
 	char *p;
@@ -28,7 +28,7 @@ static int membuf_reserve(struct fetch_membuf *m, size_t need)
 
 static int membuf_begin(void *ctx, int64_t content_length)
 {
-	struct fetch_membuf *m = ctx;
+	struct http_membuf *m = ctx;
 	if (content_length > (int64_t)m->max)
 		return -EFBIG;
 	return content_length > 0 ? membuf_reserve(m, (size_t)content_length + 1) : 0;
@@ -36,7 +36,7 @@ static int membuf_begin(void *ctx, int64_t content_length)
 
 static int membuf_write(void *ctx, const void *buf, size_t n)
 {
-	struct fetch_membuf *m = ctx;
+	struct http_membuf *m = ctx;
 	if (n > m->max - m->len)
 		return -EFBIG;
 	if (membuf_reserve(m, m->len + n + 1) < 0)
@@ -48,16 +48,16 @@ static int membuf_write(void *ctx, const void *buf, size_t n)
 
 static int membuf_reset(void *ctx)
 {
-	((struct fetch_membuf *)ctx)->len = 0;
+	((struct http_membuf *)ctx)->len = 0;
 	return 0;
 }
 
-struct fetch_sink fetch_membuf_sink(struct fetch_membuf *m)
+struct http_sink http_membuf_sink(struct http_membuf *m)
 {
-	return (struct fetch_sink){ membuf_begin, membuf_write, membuf_reset, m };
+	return (struct http_sink){ membuf_begin, membuf_write, membuf_reset, m };
 }
 
-int fetch_membuf_finish(struct fetch_membuf *m)
+int http_membuf_finish(struct http_membuf *m)
 {
 	if (membuf_reserve(m, m->len + 1) < 0)
 		return -ENOMEM;

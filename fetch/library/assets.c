@@ -46,7 +46,7 @@ struct fetch_transfer {
 	atomic_int abandoned;        /* lock to set: no one wants it, the sink stops it */
 	int progress_queued;         /* lock: a progress job is queued */
 	int keep;                    /* lock: prefetch wants it, whoever waits */
-	enum fetch_priority prio;    /* lock: as asked for, or raised to */
+	enum http_priority prio;    /* lock: as asked for, or raised to */
 	int submitted;               /* lock: handed to the engine (or about to be) */
 	int heard;                   /* lock: the answer's headers came (content_length) */
 	/* lock: a read-only descriptor of the complete, checked body (the
@@ -65,7 +65,7 @@ struct fetch_job {
 	struct fetch_job *next; /* lock */
 	enum job_kind kind;
 	struct fetch_transfer *t;
-	struct fetch_result res; /* JOB_COMMIT */
+	struct http_result res; /* JOB_COMMIT */
 };
 
 int fetch_asset_url_path(const char *server, const char *bundle, const char *file, char *buf,
@@ -247,7 +247,7 @@ static int sink_reset(void *ctx)
 	return cache_writer_reset(t->writer);
 }
 
-static void transfer_done(void *arg, const struct fetch_result *res)
+static void transfer_done(void *arg, const struct http_result *res)
 {
 	struct fetch_transfer *t = arg;
 	struct fetch_library *lib = t->lib;
@@ -271,7 +271,7 @@ static void transfer_done(void *arg, const struct fetch_result *res)
 
 /* The index row and the log for a transfer that ended with err. */
 static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, int err,
-			   const char *msg, const struct fetch_result *res, int64_t size)
+			   const char *msg, const struct http_result *res, int64_t size)
 {
 	if (err == -ECANCELED) {
 		idx_asset_mark_pending(lib->idx, t->asset_id);
@@ -318,7 +318,7 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 }
 
 static void commit(struct fetch_library *lib, struct fetch_transfer *t,
-		   const struct fetch_result *res)
+		   const struct http_result *res)
 {
 	char hex[CACHE_SHA256_HEX], msg[IDX_TEXT_MAX + 1];
 	int64_t size = 0, asset_id = t->asset_id;
@@ -426,9 +426,9 @@ void fetch_assets_stop(struct fetch_library *lib)
  * SQLite and the disk. */
 static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 {
-	enum fetch_priority prio;
+	enum http_priority prio;
 	struct idx_asset now;
-	char path[FETCH_URL_MAX], msg[IDX_TEXT_MAX + 1];
+	char path[HTTP_URL_MAX], msg[IDX_TEXT_MAX + 1];
 	int rc;
 
 	/* Linked before this read: a transfer that ended earlier wrote its
@@ -449,13 +449,13 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 		return;
 	}
 	idx_asset_mark_downloading(lib->idx, t->asset_id, path);
-	const struct fetch_sink sink = { sink_begin, sink_write, sink_reset, t };
+	const struct http_sink sink = { sink_begin, sink_write, sink_reset, t };
 	pthread_mutex_lock(&lib->lock);
 	prio = t->prio; /* raised meanwhile? */
 	t->submitted = 1;
 	t->refs++; /* it may end before the check below */
 	pthread_mutex_unlock(&lib->lock);
-	rc = fetch_submit(lib->engine, FETCH_ASSETS, path, FETCH_GET, prio, &sink, transfer_done,
+	rc = http_submit(lib->engine, HTTP_ASSETS, path, HTTP_GET, prio, &sink, transfer_done,
 			  t);
 	if (rc < 0) {
 		/* The engine will not call back: undo here. */
@@ -466,10 +466,10 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 		/* A raise between the read above and the submit found nothing
 		 * queued: do it now. */
 		pthread_mutex_lock(&lib->lock);
-		enum fetch_priority now = t->prio;
+		enum http_priority now = t->prio;
 		pthread_mutex_unlock(&lib->lock);
 		if (now < prio)
-			fetch_promote(lib->engine, transfer_done, t, now);
+			http_promote(lib->engine, transfer_done, t, now);
 	}
 	pthread_mutex_lock(&lib->lock);
 	transfer_put(t);
@@ -479,7 +479,7 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 /* Raise t's request to prio unless it is there or ahead; the caller holds
  * a reference on t, not the lock. */
 static void transfer_raise(struct fetch_library *lib, struct fetch_transfer *t,
-			   enum fetch_priority prio)
+			   enum http_priority prio)
 {
 	pthread_mutex_lock(&lib->lock);
 	int raise = prio < t->prio && !t->done, submitted = t->submitted;
@@ -488,7 +488,7 @@ static void transfer_raise(struct fetch_library *lib, struct fetch_transfer *t,
 	pthread_mutex_unlock(&lib->lock);
 	/* Not submitted yet: transfer_launch() submits it at the new one. */
 	if (raise && submitted)
-		fetch_promote(lib->engine, transfer_done, t, prio);
+		http_promote(lib->engine, transfer_done, t, prio);
 }
 
 /* A transfer never linked (no one else saw it). */
@@ -522,7 +522,7 @@ static struct fetch_transfer *transfer_new(struct fetch_library *lib, const stru
  * gets the transfer with a waiter's reference taken.
  */
 static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
-			  enum fetch_priority prio, int keep, struct fetch_transfer **out)
+			  enum http_priority prio, int keep, struct fetch_transfer **out)
 {
 	struct fetch_transfer *t, *fresh = transfer_new(lib, a);
 	int created = 0, stopping;
@@ -615,7 +615,7 @@ int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id)
 	return found;
 }
 
-int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio,
+int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_priority prio,
 			 int64_t *size)
 {
 	struct fetch_transfer *t;
@@ -696,7 +696,7 @@ static int download_wait(struct fetch_library *lib, const struct idx_asset *a, i
 			 int *fd)
 {
 	struct fetch_transfer *t;
-	int rc = transfer_start(lib, a, FETCH_FOREGROUND, 0, &t);
+	int rc = transfer_start(lib, a, HTTP_FOREGROUND, 0, &t);
 
 	if (rc < 0)
 		return rc;
@@ -772,14 +772,14 @@ int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd)
 	return rc;
 }
 
-void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio)
+void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum http_priority prio)
 {
 	struct idx_asset a;
 
 	if (idx_asset_get(lib->idx, asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
 	    fetch_asset_missing(&a) || fetch_asset_backing_off(&a))
 		return;
-	transfer_start(lib, &a, prio, prio == FETCH_BACKGROUND, NULL);
+	transfer_start(lib, &a, prio, prio == HTTP_BACKGROUND, NULL);
 }
 
 int fetch_library_clear_backoff(struct fetch_library *lib)

@@ -18,7 +18,7 @@ void fetch_budget_start(struct fetch_library *lib)
 {
 	if (lib->cfg.cache_max <= 0)
 		return;
-	fetch_care_completed_bytes(lib->idx, &lib->care_total);
+	care_completed_bytes(lib->idx, &lib->care_total);
 	lib->care_trigger = lib->cfg.cache_max;
 }
 
@@ -58,8 +58,8 @@ static int library_spares(void *arg, int64_t id)
 static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t exclude,
 			    int wait)
 {
-	struct fetch_care_report r;
-	int64_t max = lib->cfg.cache_max, margin = max - fetch_care_share(max, FETCH_CARE_LOW_WATER);
+	struct care_report r;
+	int64_t max = lib->cfg.cache_max, margin = max - care_share(max, CARE_LOW_WATER);
 
 	pthread_mutex_lock(&lib->lock);
 	while (wait && lib->care_running)
@@ -73,7 +73,7 @@ static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t e
 	pthread_mutex_unlock(&lib->lock);
 
 	struct spare_ctx spare = { lib, exclude };
-	int rc = fetch_care_evict(lib->idx, lib->cache, target, library_spares, &spare, &r);
+	int rc = care_evict(lib->idx, lib->cache, target, library_spares, &spare, &r);
 
 	pthread_mutex_lock(&lib->lock);
 	if (rc == 0) {
@@ -106,12 +106,12 @@ void fetch_budget_added(struct fetch_library *lib, int64_t asset_id, int64_t siz
 	int over = lib->care_total > lib->care_trigger && !lib->care_running;
 	pthread_mutex_unlock(&lib->lock);
 	if (over)
-		library_pass(lib, fetch_care_share(lib->cfg.cache_max, FETCH_CARE_LOW_WATER), asset_id, 0);
+		library_pass(lib, care_share(lib->cfg.cache_max, CARE_LOW_WATER), asset_id, 0);
 }
 
 int fetch_budget_make_room(struct fetch_library *lib, int64_t need)
 {
-	int64_t target = fetch_care_share(lib->cfg.cache_max, FETCH_CARE_LOW_WATER);
+	int64_t target = care_share(lib->cfg.cache_max, CARE_LOW_WATER);
 
 	if (lib->cfg.cache_max <= 0)
 		return 0;

@@ -40,7 +40,7 @@ static int64_t backoff_first_ms(void)
 }
 
 int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
-		      struct fetch_engine *e, struct idx *idx, struct cache *cache)
+		      struct http_engine *e, struct idx *idx, struct cache *cache)
 {
 	struct fetch_library *lib = calloc(1, sizeof(*lib));
 	int rc;
@@ -135,9 +135,9 @@ struct doc {
 	char *stored;      /* NULL if never stored */
 	size_t stored_len;
 	int64_t fetched_at;
-	struct fetch_membuf got;
+	struct http_membuf got;
 	int err;           /* of the fetch (guarded by lib->lock while in flight) */
-	char reason[FETCH_REASON_MAX];
+	char reason[HTTP_REASON_MAX];
 	struct fetch_library *lib;
 	int *pending;      /* requests in flight (guarded by lib->lock) */
 };
@@ -183,7 +183,7 @@ static int docs_young(struct fetch_library *lib, struct doc *docs)
 	return idx_catalogue_present(lib->idx, lib->server);
 }
 
-static void doc_done(void *arg, const struct fetch_result *res)
+static void doc_done(void *arg, const struct http_result *res)
 {
 	struct doc *d = arg;
 
@@ -202,10 +202,10 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 	int pending = NDOCS;
 
 	for (int i = 0; i < NDOCS; i++) {
-		struct fetch_result res = { .err = 0 };
+		struct http_result res = { .err = 0 };
 		docs[i].pending = &pending;
-		res.err = fetch_submit_document(lib->engine, FETCH_API, docs[i].path,
-						FETCH_FOREGROUND, &docs[i].got, doc_done, &docs[i]);
+		res.err = http_submit_document(lib->engine, HTTP_API, docs[i].path,
+						HTTP_FOREGROUND, &docs[i].got, doc_done, &docs[i]);
 		if (res.err < 0)
 			doc_done(&docs[i], &res);
 	}
@@ -215,7 +215,7 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 	pthread_mutex_unlock(&lib->lock);
 	for (int i = 0; i < NDOCS; i++) {
 		if (docs[i].err == 0)
-			docs[i].err = fetch_membuf_finish(&docs[i].got);
+			docs[i].err = http_membuf_finish(&docs[i].got);
 		if (docs[i].err < 0)
 			log_warn("%s: %s", docs[i].path, docs[i].reason);
 	}
@@ -224,11 +224,11 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 /* Sort key for qsort of costumes by DESIGN §4. */
 static int costume_rank_cmp(const void *a, const void *b)
 {
-	const struct fetch_costume *x = a, *y = b;
-	return fetch_costume_cmp(x->live2d_name, y->live2d_name);
+	const struct bd_costume *x = a, *y = b;
+	return bd_costume_cmp(x->live2d_name, y->live2d_name);
 }
 
-static int has_character(const struct fetch_catalogue *cat, int64_t id)
+static int has_character(const struct bd_catalogue *cat, int64_t id)
 {
 	for (size_t i = 0; i < cat->ncharacters; i++)
 		if (cat->characters[i].id == id)
@@ -238,7 +238,7 @@ static int has_character(const struct fetch_catalogue *cat, int64_t id)
 
 /* Parsed catalogue -> index. Characters missing from the roster are stored
  * without names (listed by id); a costume of no character (-1) adds none. */
-static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *cat)
+static int catalogue_store(struct fetch_library *lib, struct bd_catalogue *cat)
 {
 	size_t nch = cat->ncharacters, cap = cat->ncharacters + cat->ncostumes;
 	struct idx_character_in *chars = calloc(cap ? cap : 1, sizeof(*chars));
@@ -255,7 +255,7 @@ static int catalogue_store(struct fetch_library *lib, struct fetch_catalogue *ca
 			chars[i].names[l] = cat->characters[i].names[l];
 	}
 	for (size_t i = 0; i < cat->ncostumes; i++) {
-		const struct fetch_costume *c = &cat->costumes[i];
+		const struct bd_costume *c = &cat->costumes[i];
 		cos[i].live2d_name = c->live2d_name;
 		cos[i].character_id = c->character_id;
 		cos[i].costume_id = c->costume_id;
@@ -277,38 +277,38 @@ out:
 	return rc;
 }
 
-static void log_rejects(const char *what, struct fetch_rejects *r)
+static void log_rejects(const char *what, struct bd_rejects *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		log_warn("%s: left out %s", what, r->lines[i]);
-	fetch_rejects_free(r);
+	bd_rejects_free(r);
 }
 
 /* The catalogue's rejects: one line at info (a mount says it once per fetch;
  * a subcommand at its default level says nothing), each reject at debug. */
-static void log_catalogue_rejects(struct fetch_rejects *r)
+static void log_catalogue_rejects(struct bd_rejects *r)
 {
 	if (r->n)
 		log_info("catalogue: %zu entries left out (the first: %s); log_level=debug"
 			 " lists them", r->n, r->lines[0]);
 	for (size_t i = 0; i < r->n; i++)
 		log_debug("catalogue: left out %s", r->lines[i]);
-	fetch_rejects_free(r);
+	bd_rejects_free(r);
 }
 
 static int catalogue_parse_store(struct fetch_library *lib, const char *const *body,
 				 const size_t *len)
 {
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
-	int rc = fetch_parse_catalogue(body[DOC_ROSTER], len[DOC_ROSTER], body[DOC_ASSETS],
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
+	int rc = bd_parse_catalogue(body[DOC_ROSTER], len[DOC_ROSTER], body[DOC_ASSETS],
 				       len[DOC_ASSETS], body[DOC_COSTUMES], len[DOC_COSTUMES], &cat,
 				       &rej);
 	log_catalogue_rejects(&rej);
 	if (rc < 0)
 		return rc;
 	rc = catalogue_store(lib, &cat);
-	fetch_catalogue_free(&cat);
+	bd_catalogue_free(&cat);
 	return rc;
 }
 
@@ -462,7 +462,7 @@ static enum idx_dir dir_of(const char *rel_path, const char **name)
 /* The generated files and the icon come first; buildData's after, minus any
  * that would take one of their names. */
 static int costume_files_store(struct fetch_library *lib, const struct idx_costume *c,
-			       const struct fetch_costume_files *spec)
+			       const struct bd_costume_files *spec)
 {
 	struct idx_file_in *in = calloc(spec->n + 3, sizeof(*in));
 	char icon_bundle[64], icon_file[IDX_NAME_MAX + 8];
@@ -485,7 +485,7 @@ static int costume_files_store(struct fetch_library *lib, const struct idx_costu
 	}
 	size_t generated = n;
 	for (size_t i = 0; i < spec->n; i++) {
-		const struct fetch_file_spec *f = &spec->files[i];
+		const struct bd_file_spec *f = &spec->files[i];
 		const char *name;
 		enum idx_dir d = dir_of(f->rel_path, &name);
 		size_t j;
@@ -506,17 +506,17 @@ static int costume_files_store(struct fetch_library *lib, const struct idx_costu
 
 /* One GET into memory, offloaded (fetch_offload()). */
 struct get_call {
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	char path[IDX_NAME_MAX + 64];
 	char *body;
 	size_t len;
-	struct fetch_result res;
+	struct http_result res;
 };
 
 static int get_call_run(void *arg)
 {
 	struct get_call *g = arg;
-	return fetch_get_memory(g->engine, FETCH_ASSETS, g->path, FETCH_PROBE, FETCH_DOC_MAX,
+	return http_get_memory(g->engine, HTTP_ASSETS, g->path, HTTP_PROBE, FETCH_DOC_MAX,
 				&g->body, &g->len, &g->res);
 }
 
@@ -558,8 +558,8 @@ static int build_data_fetch(struct fetch_library *lib, const struct idx_costume 
  * costume's busy key. */
 static int costume_list_files(struct fetch_library *lib, const struct idx_costume *c)
 {
-	struct fetch_costume_files spec = { 0 };
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files spec = { 0 };
+	struct bd_rejects rej = { 0 };
 	char key[IDX_NAME_MAX + 32];
 	char *body = NULL;
 	size_t len = 0;
@@ -574,7 +574,7 @@ static int costume_list_files(struct fetch_library *lib, const struct idx_costum
 		return rc;
 	if (stored)
 		log_warn("%s: buildData: using the stored copy", c->live2d_name);
-	rc = fetch_parse_build_data(body, len, &spec, &rej);
+	rc = bd_parse_build_data(body, len, &spec, &rej);
 	log_rejects(c->live2d_name, &rej);
 	if (rc < 0) {
 		log_error("%s: buildData.asset is malformed (%s)", c->live2d_name, strerror(-rc));
@@ -584,7 +584,7 @@ static int costume_list_files(struct fetch_library *lib, const struct idx_costum
 			idx_doc_put(lib->idx, key, body, len, idx_now());
 		rc = costume_files_store(lib, c, &spec);
 	}
-	fetch_costume_files_free(&spec);
+	bd_costume_files_free(&spec);
 	free(body);
 	return rc;
 }
@@ -668,17 +668,17 @@ static int size_unknown(const struct idx_asset *a)
 
 /* HEAD requests of a probe, offloaded (fetch_offload()). */
 struct head_call {
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	char **paths;
 	int64_t *ids;
-	struct fetch_result *res;
+	struct http_result *res;
 	size_t n;
 };
 
 static int head_call_run(void *arg)
 {
 	struct head_call *h = arg;
-	return fetch_head_batch(h->engine, FETCH_ASSETS, (const char *const *)h->paths, h->n,
+	return http_head_batch(h->engine, HTTP_ASSETS, (const char *const *)h->paths, h->n,
 				h->res);
 }
 
@@ -711,7 +711,7 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 		if ((optional_only && !l->optional[i]) || idx_asset_get(lib->idx, l->ids[i], &a) < 0 ||
 		    !size_unknown(&a))
 			continue;
-		int rc = hear ? fetch_asset_answered(lib, a.id, FETCH_PROBE, &size)
+		int rc = hear ? fetch_asset_answered(lib, a.id, HTTP_PROBE, &size)
 			      : fetch_asset_inflight(lib, a.id);
 		if (rc < 0)
 			return rc;
@@ -719,8 +719,8 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 			idx_asset_mark_probed(lib->idx, a.id, size, 0, NULL);
 		if (rc > 0)
 			continue;
-		char *p = malloc(FETCH_URL_MAX);
-		if (!p || fetch_asset_url_path(lib->server, a.bundle, a.file, p, FETCH_URL_MAX) < 0) {
+		char *p = malloc(HTTP_URL_MAX);
+		if (!p || fetch_asset_url_path(lib->server, a.bundle, a.file, p, HTTP_URL_MAX) < 0) {
 			free(p);
 			continue;
 		}
@@ -808,7 +808,7 @@ int fetch_asset_stat(struct fetch_library *lib, int64_t costume_id, int64_t asse
 	if (rc == 0 && size_unknown(a)) {
 		/* Its download tells the size in its headers; else a HEAD
 		 * (with the costume's other files nobody fetches) does. */
-		rc = fetch_asset_answered(lib, asset_id, FETCH_FOREGROUND, &size);
+		rc = fetch_asset_answered(lib, asset_id, HTTP_FOREGROUND, &size);
 		if (rc > 0 && size >= 0)
 			idx_asset_mark_probed(lib->idx, asset_id, size, 0, NULL);
 		if (rc == 0)
@@ -829,13 +829,13 @@ void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id)
 
 	if (costume_assets(lib, costume_id, &l) == 0 && !costume_complete(lib, costume_id))
 		for (size_t i = 0; i < l.n; i++)
-			fetch_asset_queue(lib, l.ids[i], FETCH_BACKGROUND);
+			fetch_asset_queue(lib, l.ids[i], HTTP_BACKGROUND);
 	asset_list_free(&l);
 }
 
 struct spec_list {
 	struct fetch_library *lib;
-	struct fetch_file_spec *files;
+	struct bd_file_spec *files;
 	char (*paths)[IDX_NAME_MAX + 16];
 	size_t n;
 	int complete; /* every file cached: none is missing */
@@ -852,7 +852,7 @@ static int collect_present(void *arg, const struct idx_file *f)
 	    (idx_asset_get(l->lib->idx, f->asset_id, &a) < 0 || fetch_asset_missing(&a)))
 		return 0;
 	snprintf(l->paths[l->n], sizeof(l->paths[0]), "%s%s", dir_prefix[f->dir], f->name);
-	l->files[l->n] = (struct fetch_file_spec){ f->kind, l->paths[l->n], NULL, NULL,
+	l->files[l->n] = (struct bd_file_spec){ f->kind, l->paths[l->n], NULL, NULL,
 						   f->optional };
 	l->n++;
 	return 0;
@@ -922,7 +922,7 @@ static int costume_model_json(struct fetch_library *lib, int64_t costume_id, cha
 	l.complete = costume_complete(lib, costume_id);
 	rc = idx_file_list(lib->idx, costume_id, -1, collect_present, &l);
 	if (rc == 0) {
-		*text = fetch_render_model_json(l.files, l.n);
+		*text = bd_render_model_json(l.files, l.n);
 		if (!*text)
 			rc = -ENOMEM;
 		else

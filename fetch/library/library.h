@@ -27,7 +27,7 @@ struct fetch_library_config {
 	int lang;           /* 0..4 */
 	int prefetch;       /* queue a costume's files when one of them is opened */
 	/* bytes; 0 = no limit. Above it, each finished download evicts least
-	 * recently used files down to FETCH_CARE_LOW_WATER % (fetch_care_gc),
+	 * recently used files down to CARE_LOW_WATER % (care_gc),
 	 * and a download failing with ENOSPC evicts and tries once more. */
 	int64_t cache_max;
 	int64_t catalogue_ttl_s; /* catalogue documents older than this are fetched
@@ -38,7 +38,7 @@ struct fetch_library;
 
 /* Tie the engine, the index and the cache together. All must outlive it. */
 int fetch_library_new(struct fetch_library **out, const struct fetch_library_config *cfg,
-		      struct fetch_engine *e, struct idx *idx, struct cache *cache);
+		      struct http_engine *e, struct idx *idx, struct cache *cache);
 /* Waits for background work it started to end (the engine cancels it). */
 void fetch_library_free(struct fetch_library *lib);
 
@@ -68,7 +68,7 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
 /* Make sure every file of the costume (only the optional ones: physics,
  * icon, if optional_only) has a known size or is known missing, probing the
  * unknown ones in one parallel batch (no bodies fetched). A file in flight
- * is not probed: its request is raised to FETCH_PROBE and its answer's
+ * is not probed: its request is raised to HTTP_PROBE and its answer's
  * headers waited for (not its body). */
 int fetch_costume_probe(struct fetch_library *lib, int64_t costume_id, int optional_only);
 
@@ -97,7 +97,7 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id);
 
 /* The index row of an asset of the costume, with its size known: from the
  * index; else from the response headers of its download in flight (raised
- * to FETCH_FOREGROUND, the body not waited for); else from a HEAD, sent
+ * to HTTP_FOREGROUND, the body not waited for); else from a HEAD, sent
  * with those of the costume's other unknown files nobody fetches; else
  * (no Content-Length) from the body. -ENOENT if the origin lacks it;
  * -EINTR if this thread's cancel token fired. */
@@ -145,9 +145,9 @@ int fetch_cancelled(void);
 int fetch_asset_missing(const struct idx_asset *a);
 
 /* Start downloading the asset without waiting, unless it is cached or in
- * flight: FETCH_BACKGROUND for prefetch, FETCH_FOREGROUND for a file a
+ * flight: HTTP_BACKGROUND for prefetch, HTTP_FOREGROUND for a file a
  * reader is about to wait for (it goes ahead of queued prefetch work). */
-void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio);
+void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum http_priority prio);
 
 /* Queue every file of the costume in the background (prefetch=costume). */
 void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id);

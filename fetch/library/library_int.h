@@ -11,7 +11,7 @@
  *   One mutex, lib->lock, guards every mutable field of struct fetch_library
  *   and of its transfers (each field says so). It is a leaf: while it is
  *   held nothing else is locked and nothing waits for the network, the disk
- *   or SQLite (no idx_*, cache_*, fetch_submit(), fetch_care_*() call).
+ *   or SQLite (no idx_*, cache_*, http_submit(), care_*() call).
  *   It may be taken with another lock held: libfuse's per-request lock
  *   (an interrupt fires a cancel token, fetch_cancel_fire()). The order is
  *   always that lock -> lib->lock; the engine runs sinks and done callbacks
@@ -86,7 +86,7 @@ struct fetch_job;      /* work for the commit workers (assets.c) */
 struct fetch_library {
 	struct fetch_library_config cfg;
 	char server[8];
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	struct idx *idx;
 	struct cache *cache;
 	int64_t backoff_ms; /* first back-off after a failed download */
@@ -136,7 +136,7 @@ struct fetch_library {
 void fetch_busy_acquire(struct fetch_library *lib, int64_t key);
 void fetch_busy_release(struct fetch_library *lib, int64_t key);
 
-/* "/<server>/<bundle>_rip/<file>" for the engine's FETCH_ASSETS base. */
+/* "/<server>/<bundle>_rip/<file>" for the engine's HTTP_ASSETS base. */
 int fetch_asset_url_path(const char *server, const char *bundle, const char *file, char *buf,
 			 size_t len);
 
@@ -152,7 +152,7 @@ int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id);
  * Content-Length (-1 if there was none, or if the transfer ended first: its
  * outcome is then in the index). 0 at once if it is not in flight; -EINTR
  * if this thread's cancel token fired. */
-int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum fetch_priority prio,
+int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_priority prio,
 			 int64_t *size);
 
 /* 1 if a failed download of the asset is backing off (not to be asked

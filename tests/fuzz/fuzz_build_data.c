@@ -1,5 +1,5 @@
 /*
- * fetch_parse_build_data on hostile buildData, then fetch_render_model_json
+ * bd_parse_build_data on hostile buildData, then bd_render_model_json
  * on what it kept: the file list must be safe and the model.json must parse.
  */
 #include <cJSON.h>
@@ -21,9 +21,9 @@ static int rel_path_is_safe(const char *rel)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
-	int rc = fetch_parse_build_data((const char *)data, size, &f, &rej);
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
+	int rc = bd_parse_build_data((const char *)data, size, &f, &rej);
 	check_rejects(&rej);
 	if (rc < 0) {
 		CHECK(f.n == 0 && f.files == NULL);
@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int count[IDX_KIND_EXPRESSION + 1] = { 0 };
 	CHECK(f.n >= 1 && f.files[0].kind == IDX_KIND_MODEL);
 	for (size_t i = 0; i < f.n; i++) {
-		const struct fetch_file_spec *s = &f.files[i];
-		CHECK(rel_path_is_safe(s->rel_path) && fetch_utf8_valid(s->rel_path));
+		const struct bd_file_spec *s = &f.files[i];
+		CHECK(rel_path_is_safe(s->rel_path) && bd_utf8_valid(s->rel_path));
 		CHECK(cache_bundle_is_safe(s->bundle) && cache_name_is_safe(s->file));
 		CHECK(i == 0 || s->kind >= f.files[i - 1].kind);
 		CHECK(s->optional == (s->kind == IDX_KIND_PHYSICS));
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(strcmp(f.files[j].rel_path, s->rel_path) != 0);
 	}
 
-	char *text = fetch_render_model_json(f.files, f.n);
+	char *text = bd_render_model_json(f.files, f.n);
 	CHECK(text);
 	size_t len = strlen(text);
 	CHECK(len > 0 && text[len - 1] == '\n');
@@ -62,6 +62,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(motions == count[IDX_KIND_MOTION]);
 	cJSON_Delete(back);
 	free(text);
-	fetch_costume_files_free(&f);
+	bd_costume_files_free(&f);
 	return 0;
 }

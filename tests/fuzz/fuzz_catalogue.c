@@ -1,5 +1,5 @@
 /*
- * fetch_parse_catalogue on hostile documents. The input is the roster, the
+ * bd_parse_catalogue on hostile documents. The input is the roster, the
  * asset index and the costume index separated by NUL bytes; a part left out
  * is an empty document of its kind (no costume index at all for the third).
  */
@@ -18,14 +18,14 @@ static void next_part(const char **p, const char *end, const char **part, size_t
 
 static int id_cmp(const void *a, const void *b)
 {
-	const struct fetch_character *x = a, *y = b;
+	const struct bd_character *x = a, *y = b;
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static int name_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct fetch_costume *)a)->live2d_name,
-		      ((const struct fetch_costume *)b)->live2d_name);
+	return strcmp(((const struct bd_costume *)a)->live2d_name,
+		      ((const struct bd_costume *)b)->live2d_name);
 }
 
 /* No two of the n items compare equal (sorts a copy). */
@@ -59,9 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assets_len = strlen(assets);
 	}
 
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
-	int rc = fetch_parse_catalogue(roster, roster_len, assets, assets_len,
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
+	int rc = bd_parse_catalogue(roster, roster_len, assets, assets_len,
 				       have_costumes ? costumes : NULL, costumes_len, &cat, &rej);
 	check_rejects(&rej);
 	if (rc < 0) {
@@ -71,20 +71,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (size_t i = 0; i < cat.ncharacters; i++) {
 		CHECK(cat.characters[i].id >= 0);
-		for (int l = 0; l < FETCH_LANGS; l++)
+		for (int l = 0; l < BD_LANGS; l++)
 			check_display_name(cat.characters[i].names[l]);
 	}
 	for (size_t i = 0; i < cat.ncostumes; i++) {
-		const struct fetch_costume *c = &cat.costumes[i];
+		const struct bd_costume *c = &cat.costumes[i];
 		size_t n = strlen(c->live2d_name);
-		CHECK(cache_name_is_safe(c->live2d_name) && fetch_utf8_valid(c->live2d_name));
+		CHECK(cache_name_is_safe(c->live2d_name) && bd_utf8_valid(c->live2d_name));
 		CHECK(n < 7 || strcmp(c->live2d_name + n - 7, "general") != 0);
 		CHECK(c->character_id >= -1 && c->costume_id >= -1);
-		for (int l = 0; l < FETCH_LANGS; l++)
+		for (int l = 0; l < BD_LANGS; l++)
 			check_text(c->desc[l]);
 	}
 	CHECK(all_distinct(cat.characters, cat.ncharacters, sizeof(*cat.characters), id_cmp));
 	CHECK(all_distinct(cat.costumes, cat.ncostumes, sizeof(*cat.costumes), name_cmp));
-	fetch_catalogue_free(&cat);
+	bd_catalogue_free(&cat);
 	return 0;
 }

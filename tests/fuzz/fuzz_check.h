@@ -30,7 +30,7 @@ static inline void check_display_name(const char *s)
 {
 	if (!s)
 		return;
-	CHECK(fetch_utf8_valid(s) && !has_control(s) && !strchr(s, '/'));
+	CHECK(bd_utf8_valid(s) && !has_control(s) && !strchr(s, '/'));
 	CHECK(*s && strcmp(s, ".") && strcmp(s, "..") && strlen(s) <= 200);
 }
 
@@ -39,16 +39,16 @@ static inline void check_text(const char *s)
 {
 	if (!s)
 		return;
-	CHECK(fetch_utf8_valid(s) && !has_control(s));
+	CHECK(bd_utf8_valid(s) && !has_control(s));
 	CHECK(*s && strcmp(s, ".") && strcmp(s, "..") && strlen(s) <= 1000);
 }
 
 /* Reject lines go to the log: no control bytes, valid UTF-8. */
-static inline void check_rejects(struct fetch_rejects *r)
+static inline void check_rejects(struct bd_rejects *r)
 {
 	for (size_t i = 0; i < r->n; i++)
-		CHECK(fetch_utf8_valid(r->lines[i]) && !has_control(r->lines[i]));
-	fetch_rejects_free(r);
+		CHECK(bd_utf8_valid(r->lines[i]) && !has_control(r->lines[i]));
+	bd_rejects_free(r);
 }
 
 #endif

@@ -3,7 +3,7 @@
  * by NUL bytes; the first is put in every place a name can take (display
  * name, description, bundle key, buildData file and bundle names) and the
  * parsers' verdicts are checked against the rules; all three check that
- * fetch_costume_cmp is a consistent order.
+ * bd_costume_cmp is a consistent order.
  */
 #include <cJSON.h>
 #include <stdint.h>
@@ -52,20 +52,20 @@ static char *slashed(const char *s)
 static void check_catalogue(const char *name)
 {
 	cJSON *roster = cJSON_CreateObject(), *entry = cJSON_AddObjectToObject(roster, "1");
-	const char *names[FETCH_LANGS] = { name, name, name, name, name };
-	cJSON_AddItemToObject(entry, "characterName", cJSON_CreateStringArray(names, FETCH_LANGS));
+	const char *names[BD_LANGS] = { name, name, name, name, name };
+	cJSON_AddItemToObject(entry, "characterName", cJSON_CreateStringArray(names, BD_LANGS));
 	cJSON *assets = cJSON_CreateObject();
 	cJSON_AddNumberToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(assets, "live2d"),
 							"chara"),
 				name, 5);
 	cJSON *costumes = cJSON_CreateObject(), *c = cJSON_AddObjectToObject(costumes, "7");
 	cJSON_AddStringToObject(c, "assetBundleName", name);
-	cJSON_AddItemToObject(c, "description", cJSON_CreateStringArray(names, FETCH_LANGS));
+	cJSON_AddItemToObject(c, "description", cJSON_CreateStringArray(names, BD_LANGS));
 
 	char *r = doc(roster), *a = doc(assets), *k = doc(costumes);
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
-	CHECK(fetch_parse_catalogue(r, strlen(r), a, strlen(a), k, strlen(k), &cat, &rej) == 0);
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
+	CHECK(bd_parse_catalogue(r, strlen(r), a, strlen(a), k, strlen(k), &cat, &rej) == 0);
 	check_rejects(&rej);
 
 	CHECK(cat.ncharacters == 1 && cat.characters[0].id == 1);
@@ -83,19 +83,19 @@ static void check_catalogue(const char *name)
 
 	/* Every safe bundle not ending in "general" is a costume; its
 	 * description is the name as sent where it is valid text. */
-	int costume = cache_name_is_safe(name) && fetch_utf8_valid(name) &&
+	int costume = cache_name_is_safe(name) && bd_utf8_valid(name) &&
 		      !util_ends_with(name, "general", 0);
-	int text = fetch_utf8_valid(name) && !has_control(name) && *name &&
+	int text = bd_utf8_valid(name) && !has_control(name) && *name &&
 		   strcmp(name, ".") && strcmp(name, "..") && strlen(name) <= 1000;
 	CHECK(cat.ncostumes == (size_t)costume);
 	if (costume) {
 		CHECK(strcmp(cat.costumes[0].live2d_name, name) == 0);
 		CHECK(cat.costumes[0].costume_id == 7 && cat.costumes[0].character_id >= -1);
-		for (int l = 0; l < FETCH_LANGS; l++)
+		for (int l = 0; l < BD_LANGS; l++)
 			CHECK(text ? cat.costumes[0].desc[l] && !strcmp(cat.costumes[0].desc[l], name)
 				   : !cat.costumes[0].desc[l]);
 	}
-	fetch_catalogue_free(&cat);
+	bd_catalogue_free(&cat);
 	free(r);
 	free(a);
 	free(k);
@@ -118,9 +118,9 @@ static void check_build_data(const char *name)
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(base, "textures"), tex);
 
 	char *text = doc(root);
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
-	CHECK(fetch_parse_build_data(text, strlen(text), &f, &rej) == 0);
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
+	CHECK(bd_parse_build_data(text, strlen(text), &f, &rej) == 0);
 	check_rejects(&rej);
 	free(text);
 
@@ -128,8 +128,8 @@ static void check_build_data(const char *name)
 	CHECK(served);
 	if (util_ends_with(served, ".bytes", 0))
 		served[strlen(served) - 6] = '\0';
-	int motion_ok = cache_name_is_safe(served) && fetch_utf8_valid(served);
-	int texture_ok = cache_bundle_is_safe(name) && fetch_utf8_valid(name) && strlen(name) <= 511;
+	int motion_ok = cache_name_is_safe(served) && bd_utf8_valid(served);
+	int texture_ok = cache_bundle_is_safe(name) && bd_utf8_valid(name) && strlen(name) <= 511;
 	CHECK(f.n == 1 + (size_t)motion_ok + (size_t)texture_ok);
 	for (size_t i = 1; i < f.n; i++) {
 		if (f.files[i].kind == IDX_KIND_MOTION)
@@ -139,12 +139,12 @@ static void check_build_data(const char *name)
 	}
 	free(served);
 
-	char *json = fetch_render_model_json(f.files, f.n);
+	char *json = bd_render_model_json(f.files, f.n);
 	cJSON *back = cJSON_Parse(json);
 	CHECK(cJSON_IsObject(back));
 	cJSON_Delete(back);
 	free(json);
-	fetch_costume_files_free(&f);
+	bd_costume_files_free(&f);
 }
 
 static int sign(int v)
@@ -154,11 +154,11 @@ static int sign(int v)
 
 static void check_order(const char *a, const char *b, const char *c)
 {
-	CHECK(fetch_costume_cmp(a, a) == 0);
-	CHECK(sign(fetch_costume_cmp(a, b)) == -sign(fetch_costume_cmp(b, a)));
-	CHECK((fetch_costume_cmp(a, b) == 0) == (strcmp(a, b) == 0));
-	if (fetch_costume_cmp(a, b) <= 0 && fetch_costume_cmp(b, c) <= 0)
-		CHECK(fetch_costume_cmp(a, c) <= 0);
+	CHECK(bd_costume_cmp(a, a) == 0);
+	CHECK(sign(bd_costume_cmp(a, b)) == -sign(bd_costume_cmp(b, a)));
+	CHECK((bd_costume_cmp(a, b) == 0) == (strcmp(a, b) == 0));
+	if (bd_costume_cmp(a, b) <= 0 && bd_costume_cmp(b, c) <= 0)
+		CHECK(bd_costume_cmp(a, c) <= 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,11 +9,11 @@
 #include <time.h>
 
 struct fake_req {
-	struct fetch_sink sink;
-	fetch_done_fn done;
+	struct http_sink sink;
+	http_done_fn done;
 	void *arg;
 	int answered;
-	enum fetch_priority prio;
+	enum http_priority prio;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -22,23 +22,23 @@ static struct fake_req reqs[64];
 static size_t nreqs, nheads;
 static int heads_stalled;
 
-struct fetch_engine {
+struct http_engine {
 	int unused;
 };
 
-void fetch_config_defaults(struct fetch_config *cfg)
+void http_config_defaults(struct http_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-int fetch_engine_new(struct fetch_engine **out, const struct fetch_config *cfg)
+int http_engine_new(struct http_engine **out, const struct http_config *cfg)
 {
 	(void)cfg;
 	*out = calloc(1, sizeof(**out));
 	return *out ? 0 : -ENOMEM;
 }
 
-void fetch_engine_stop(struct fetch_engine *e)
+void http_engine_stop(struct http_engine *e)
 {
 	(void)e;
 	fake_stall_heads(0);
@@ -51,15 +51,15 @@ void fetch_engine_stop(struct fetch_engine *e)
 	}
 }
 
-void fetch_engine_free(struct fetch_engine *e)
+void http_engine_free(struct http_engine *e)
 {
-	fetch_engine_stop(e);
+	http_engine_stop(e);
 	free(e);
 }
 
-int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
-		 enum fetch_method method, enum fetch_priority prio,
-		 const struct fetch_sink *sink, fetch_done_fn done, void *arg)
+int http_submit(struct http_engine *e, enum http_base base, const char *path,
+		 enum http_method method, enum http_priority prio,
+		 const struct http_sink *sink, http_done_fn done, void *arg)
 {
 	(void)e, (void)base, (void)path, (void)method;
 	pthread_mutex_lock(&lock);
@@ -74,17 +74,17 @@ int fetch_submit(struct fetch_engine *e, enum fetch_base base, const char *path,
 }
 
 /* Documents are never on the fake origin. */
-int fetch_submit_document(struct fetch_engine *e, enum fetch_base base, const char *path,
-			  enum fetch_priority prio, struct fetch_membuf *m, fetch_done_fn done,
+int http_submit_document(struct http_engine *e, enum http_base base, const char *path,
+			  enum http_priority prio, struct http_membuf *m, http_done_fn done,
 			  void *arg)
 {
 	(void)e, (void)base, (void)path, (void)prio, (void)m, (void)done, (void)arg;
 	return -ENOENT;
 }
 
-int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *path,
-		     enum fetch_priority prio, size_t max_bytes, char **body, size_t *len,
-		     struct fetch_result *res)
+int http_get_memory(struct http_engine *e, enum http_base base, const char *path,
+		     enum http_priority prio, size_t max_bytes, char **body, size_t *len,
+		     struct http_result *res)
 {
 	(void)e, (void)base, (void)path, (void)prio, (void)max_bytes, (void)body, (void)len;
 	if (res)
@@ -92,8 +92,8 @@ int fetch_get_memory(struct fetch_engine *e, enum fetch_base base, const char *p
 	return -ENOENT;
 }
 
-int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *const *paths,
-		     size_t n, struct fetch_result *res)
+int http_head_batch(struct http_engine *e, enum http_base base, const char *const *paths,
+		     size_t n, struct http_result *res)
 {
 	(void)e, (void)base, (void)paths;
 	pthread_mutex_lock(&lock);
@@ -109,8 +109,8 @@ int fetch_head_batch(struct fetch_engine *e, enum fetch_base base, const char *c
 	return 0;
 }
 
-int fetch_promote(struct fetch_engine *e, fetch_done_fn done, void *arg,
-		  enum fetch_priority prio)
+int http_promote(struct http_engine *e, http_done_fn done, void *arg,
+		  enum http_priority prio)
 {
 	int raised = 0;
 
@@ -135,10 +135,10 @@ int fake_begin(size_t i, int64_t content_length)
 	return r.sink.begin(r.sink.ctx, content_length);
 }
 
-enum fetch_priority fake_prio(size_t i)
+enum http_priority fake_prio(size_t i)
 {
 	pthread_mutex_lock(&lock);
-	enum fetch_priority p = reqs[i].prio;
+	enum http_priority p = reqs[i].prio;
 	pthread_mutex_unlock(&lock);
 	return p;
 }
@@ -167,7 +167,7 @@ int fake_wait_submitted(size_t n)
 
 int fake_answer(size_t i, const char *body, int err, long retry_after_s)
 {
-	struct fetch_result res = { .err = err, .status = err ? 503 : 200, .attempts = 1 };
+	struct http_result res = { .err = err, .status = err ? 503 : 200, .attempts = 1 };
 	int rc = 0;
 
 	pthread_mutex_lock(&lock);

@@ -18,9 +18,9 @@ int fake_wait_submitted(size_t n);
 int fake_answer(size_t i, const char *body, int err, long retry_after_s);
 /* The i-th GET's answer headers only: its sink's begin(content_length). */
 int fake_begin(size_t i, int64_t content_length);
-/* The i-th GET's priority, as submitted or raised by fetch_promote(). */
-enum fetch_priority fake_prio(size_t i);
-/* HEAD requests (fetch_head_batch) block while this is set; clearing it
+/* The i-th GET's priority, as submitted or raised by http_promote(). */
+enum http_priority fake_prio(size_t i);
+/* HEAD requests (http_head_batch) block while this is set; clearing it
  * answers them. Every HEAD answers size 100. */
 void fake_stall_heads(int on);
 /* HEAD requests asked so far. */

@@ -29,7 +29,7 @@ static pid_t peer_pid;
 static int peer_port;
 static char port_file[64];
 static char api_url[64], assets_url[64];
-static struct fetch_engine *ctl; /* asks the peer for its counters */
+static struct http_engine *ctl; /* asks the peer for its counters */
 
 static int64_t now_ms(void)
 {
@@ -38,9 +38,9 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void test_config(struct fetch_config *c)
+static void test_config(struct http_config *c)
 {
-	fetch_config_defaults(c);
+	http_config_defaults(c);
 	c->api_url = api_url;
 	c->assets_url = assets_url;
 	c->retry_base_ms = 20;
@@ -48,16 +48,16 @@ static void test_config(struct fetch_config *c)
 	c->timeout_s = 5;
 }
 
-static struct fetch_engine *engine(const struct fetch_config *c)
+static struct http_engine *engine(const struct http_config *c)
 {
-	struct fetch_engine *e = NULL;
-	assert_int_equal(fetch_engine_new(&e, c), 0);
+	struct http_engine *e = NULL;
+	assert_int_equal(http_engine_new(&e, c), 0);
 	return e;
 }
 
-static struct fetch_engine *default_engine(void)
+static struct http_engine *default_engine(void)
 {
-	struct fetch_config c;
+	struct http_config c;
 	test_config(&c);
 	return engine(&c);
 }
@@ -98,7 +98,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	fetch_engine_free(ctl);
+	http_engine_free(ctl);
 	if (peer_pid > 0) {
 		kill(peer_pid, SIGTERM);
 		waitpid(peer_pid, NULL, 0);
@@ -149,10 +149,10 @@ struct call {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int done;
-	struct fetch_result res;
+	struct http_result res;
 };
 
-static void call_done(void *arg, const struct fetch_result *res)
+static void call_done(void *arg, const struct http_result *res)
 {
 	struct call *c = arg;
 	pthread_mutex_lock(&c->lock);
@@ -163,12 +163,12 @@ static void call_done(void *arg, const struct fetch_result *res)
 }
 
 /* Submit and wait; rec NULL for HEAD. Returns res.err. */
-static int run(struct fetch_engine *e, enum fetch_method m, const char *path, struct rec *rec,
-	       struct fetch_result *res)
+static int run(struct http_engine *e, enum http_method m, const char *path, struct rec *rec,
+	       struct http_result *res)
 {
 	struct call c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
-	struct fetch_sink sink = { rec_begin, rec_write, rec_reset, rec };
-	assert_int_equal(fetch_submit(e, FETCH_ASSETS, path, m, FETCH_FOREGROUND,
+	struct http_sink sink = { rec_begin, rec_write, rec_reset, rec };
+	assert_int_equal(http_submit(e, HTTP_ASSETS, path, m, HTTP_FOREGROUND,
 				      rec ? &sink : NULL, call_done, &c), 0);
 	pthread_mutex_lock(&c.lock);
 	while (!c.done)
@@ -184,7 +184,7 @@ struct tally {
 	int ok, left;
 };
 
-static void tally_done(void *arg, const struct fetch_result *res)
+static void tally_done(void *arg, const struct http_result *res)
 {
 	struct tally *t = arg;
 	pthread_mutex_lock(&t->lock);
@@ -202,7 +202,7 @@ static int discard_write(void *ctx, const void *buf, size_t n)
 	return 0;
 }
 
-static const struct fetch_sink discard_sink = { NULL, discard_write, NULL, NULL };
+static const struct http_sink discard_sink = { NULL, discard_write, NULL, NULL };
 
 /* Wait until every request counted in t has ended. */
 static void tally_wait(struct tally *t)
@@ -218,7 +218,7 @@ static int peer_number(const char *path)
 	char *body;
 	size_t len;
 	int n;
-	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, FETCH_FOREGROUND, 64, &body, &len,
+	assert_int_equal(http_get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 64, &body, &len,
 					  NULL),
 			 0);
 	n = atoi(body);
@@ -239,7 +239,7 @@ static void peer_accept(const char *key, char *out, size_t n)
 	char path[128], *body;
 	size_t len;
 	snprintf(path, sizeof(path), "/ae/%s", key);
-	assert_int_equal(fetch_get_memory(ctl, FETCH_API, path, FETCH_FOREGROUND, 256, &body, &len,
+	assert_int_equal(http_get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 256, &body, &len,
 					  NULL),
 			 0);
 	snprintf(out, n, "%s", body);
@@ -260,9 +260,9 @@ static int body_ok(const struct rec *r, size_t n)
 
 static void test_defaults(void **state)
 {
-	struct fetch_config c;
+	struct http_config c;
 	(void)state;
-	fetch_config_defaults(&c);
+	http_config_defaults(&c);
 	assert_string_equal(c.api_url, "https://bestdori.com/api");
 	assert_string_equal(c.assets_url, "https://bestdori.com/assets");
 	assert_int_equal(c.max_connections, 16);
@@ -277,13 +277,13 @@ static void test_defaults(void **state)
 
 static void test_get_body(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	char want[256];
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/body1?size=300000", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/body1?size=300000", &rec, &res), 0);
 	assert_true(body_ok(&rec, 300000));
 	assert_int_equal(rec.begins, 1);
 	assert_int_equal(rec.clen, 300000);
@@ -295,130 +295,130 @@ static void test_get_body(void **state)
 
 	/* Bytes trickling in one at a time still pass the sniffing intact. */
 	rec.len = 0;
-	assert_int_equal(run(e, FETCH_GET, "/t/dribble1?size=1000&dribble=1", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/dribble1?size=1000&dribble=1", &rec, &res), 0);
 	assert_true(body_ok(&rec, 1000));
 
 	/* An empty body still begins (and ends) the sink. */
 	rec.len = 0;
 	rec.begins = 0;
-	assert_int_equal(run(e, FETCH_GET, "/t/empty1?size=0", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/empty1?size=0", &rec, &res), 0);
 	assert_int_equal(rec.begins, 1);
 	assert_int_equal(rec.clen, 0);
 	assert_int_equal(res.size, 0);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_not_found(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/nf1?fail=404", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, HTTP_GET, "/t/nf1?fail=404", &rec, &res), -ENOENT);
 	assert_int_equal(res.attempts, 1);
 	assert_int_equal(res.status, 404);
 	assert_int_equal(peer_count("nf1"), 1);
-	assert_int_equal(run(e, FETCH_GET, "/t/gone1?fail=410", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, HTTP_GET, "/t/gone1?fail=410", &rec, &res), -ENOENT);
 	assert_int_equal(rec.begins + rec.writes, 0);
 	/* Other 4xx: an error, not retried. */
-	assert_int_equal(run(e, FETCH_GET, "/t/forbid1?fail=403", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/t/forbid1?fail=403", &rec, &res), -EIO);
 	assert_int_equal(peer_count("forbid1"), 1);
 	assert_non_null(strstr(res.reason, "403"));
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_html_page(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/html1?html=1", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, HTTP_GET, "/t/html1?html=1", &rec, &res), -ENOENT);
 	assert_int_equal(res.status, 200);
 	assert_int_equal(res.attempts, 1);
-	assert_int_equal(run(e, FETCH_GET, "/t/html2?htmlbody=1", &rec, &res), -ENOENT);
-	assert_int_equal(run(e, FETCH_GET, "/t/html3?htmlbody=1&dribble=1", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, HTTP_GET, "/t/html2?htmlbody=1", &rec, &res), -ENOENT);
+	assert_int_equal(run(e, HTTP_GET, "/t/html3?htmlbody=1&dribble=1", &rec, &res), -ENOENT);
 	assert_int_equal(rec.begins + rec.writes, 0);
-	assert_int_equal(run(e, FETCH_HEAD, "/t/html4?html=1", NULL, &res), -ENOENT);
-	fetch_engine_free(e);
+	assert_int_equal(run(e, HTTP_HEAD, "/t/html4?html=1", NULL, &res), -ENOENT);
+	http_engine_free(e);
 }
 
 static void test_retry_then_ok(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/r503a?fail=503&times=2&size=500", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/r503a?fail=503&times=2&size=500", &rec, &res), 0);
 	assert_int_equal(res.attempts, 3);
 	assert_int_equal(peer_count("r503a"), 3);
 	assert_true(body_ok(&rec, 500));
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_retry_exhausted(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/r503b?fail=503", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/t/r503b?fail=503", &rec, &res), -EIO);
 	assert_int_equal(res.attempts, 4);
 	assert_int_equal(peer_count("r503b"), 4);
 	assert_int_equal(res.status, 503);
 	assert_non_null(strstr(res.reason, "503"));
 	assert_int_equal(rec.begins + rec.writes, 0);
 	/* A server answering 503 is up: the next request still reaches it. */
-	assert_int_equal(run(e, FETCH_GET, "/t/r503c?size=10", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/r503c?size=10", &rec, &res), 0);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_retry_after(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	int64_t t0 = now_ms();
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/r429?fail=429&times=1&retry_after=1", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/r429?fail=429&times=1&retry_after=1", &rec, &res), 0);
 	assert_true(now_ms() - t0 >= 950);
 	assert_int_equal(res.attempts, 2);
 	assert_int_equal(peer_count("r429"), 2);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_short_body(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/short1?size=20000&short=1&times=1", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/short1?size=20000&short=1&times=1", &rec, &res), 0);
 	assert_int_equal(res.attempts, 2);
 	assert_int_equal(rec.resets, 1);
 	assert_int_equal(rec.begins, 2);
 	assert_true(body_ok(&rec, 20000));
 	assert_int_equal(res.size, 20000);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_stall(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	int64_t t0;
 	(void)state;
 
@@ -427,15 +427,15 @@ static void test_stall(void **state)
 	c.retries = 0;
 	e = engine(&c);
 	t0 = now_ms();
-	assert_int_equal(run(e, FETCH_GET, "/t/stall1?stall=5", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/t/stall1?stall=5", &rec, &res), -EIO);
 	assert_true(now_ms() - t0 < 3500);
 	assert_non_null(strstr(res.reason, "no data"));
 	/* Accepted, never answered. */
 	t0 = now_ms();
-	assert_int_equal(run(e, FETCH_GET, "/t/mute1?mute=5", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/t/mute1?mute=5", &rec, &res), -EIO);
 	assert_true(now_ms() - t0 < 3500);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static int unused_port(void)
@@ -451,15 +451,15 @@ static int unused_port(void)
 }
 
 struct chain {
-	struct fetch_engine *e;
+	struct http_engine *e;
 	struct tally *t;
 };
 
-static void submit_three(void *arg, const struct fetch_result *res)
+static void submit_three(void *arg, const struct http_result *res)
 {
 	struct chain *c = arg;
 	for (int i = 0; i < 3; i++)
-		if (fetch_submit(c->e, FETCH_API, "/z", FETCH_GET, FETCH_FOREGROUND, &discard_sink,
+		if (http_submit(c->e, HTTP_API, "/z", HTTP_GET, HTTP_FOREGROUND, &discard_sink,
 				 tally_done, c->t) < 0)
 			tally_done(c->t, res);
 }
@@ -468,10 +468,10 @@ static void test_refused(void **state)
 {
 	struct tally t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 3 };
 	struct chain chain = { NULL, &t };
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	char url[64];
 	int64_t t0;
 	(void)state;
@@ -483,35 +483,35 @@ static void test_refused(void **state)
 	e = engine(&c);
 	chain.e = e;
 	t0 = now_ms();
-	assert_int_equal(run(e, FETCH_GET, "/x", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/x", &rec, &res), -EIO);
 	assert_true(now_ms() - t0 < 1500);
 	assert_non_null(strstr(res.reason, "connection refused"));
 	assert_int_equal(res.status, 0);
 	/* Three failures in a row: the base is down, nothing is tried. */
 	assert_int_equal(res.attempts, 3);
 	t0 = now_ms();
-	assert_int_equal(run(e, FETCH_GET, "/y", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/y", &rec, &res), -EIO);
 	assert_int_equal(res.attempts, 0);
 	assert_true(now_ms() - t0 < 200);
 	assert_non_null(strstr(res.reason, "unreachable"));
 	/* Queued together (from a done callback), each request failing fast
 	 * hands the one slot to the next at once. */
 	t0 = now_ms();
-	assert_int_equal(fetch_submit(e, FETCH_API, "/w", FETCH_GET, FETCH_FOREGROUND,
+	assert_int_equal(http_submit(e, HTTP_API, "/w", HTTP_GET, HTTP_FOREGROUND,
 				      &discard_sink, submit_three, &chain),
 			 0);
 	tally_wait(&t);
 	assert_int_equal(t.ok, 0);
 	assert_true(now_ms() - t0 < 200);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_too_big(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	char *body;
 	size_t len;
 	(void)state;
@@ -519,57 +519,57 @@ static void test_too_big(void **state)
 	test_config(&c);
 	c.max_file_size = 1000;
 	e = engine(&c);
-	assert_int_equal(run(e, FETCH_GET, "/t/big1?size=5000", &rec, &res), -EFBIG);
+	assert_int_equal(run(e, HTTP_GET, "/t/big1?size=5000", &rec, &res), -EFBIG);
 	assert_int_equal(rec.begins + rec.writes, 0);
 	assert_int_equal(res.attempts, 1);
-	assert_int_equal(run(e, FETCH_GET, "/t/big2?size=5000&nolen=1", &rec, &res), -EFBIG);
+	assert_int_equal(run(e, HTTP_GET, "/t/big2?size=5000&nolen=1", &rec, &res), -EFBIG);
 	assert_true(rec.len <= 1000);
-	assert_int_equal(run(e, FETCH_GET, "/t/big3?size=1000", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/big3?size=1000", &rec, &res), 0);
 	assert_int_equal(res.size, 1000);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/big4?size=101", FETCH_FOREGROUND, 100,
+	assert_int_equal(http_get_memory(e, HTTP_API, "/t/big4?size=101", HTTP_FOREGROUND, 100,
 					  &body, &len, &res),
 			 -EFBIG);
 	assert_null(body);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_redirects(void **state)
 {
-	struct fetch_engine *e = default_engine();
+	struct http_engine *e = default_engine();
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	char want[256];
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_GET, "/t/rd1?redirect=http://other.invalid/x", &rec, &res),
+	assert_int_equal(run(e, HTTP_GET, "/t/rd1?redirect=http://other.invalid/x", &rec, &res),
 			 -EIO);
 	assert_non_null(strstr(res.reason, "other.invalid"));
 	assert_non_null(strstr(res.reason, "refused"));
 	/* A neighbour sharing the prefix's characters is another place. */
 	snprintf(want, sizeof(want), "/t/rd2?redirect=http://127.0.0.1:%d/assetsX/t/x", peer_port);
-	assert_int_equal(run(e, FETCH_GET, want, &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, want, &rec, &res), -EIO);
 	assert_non_null(strstr(res.reason, "refused"));
 
-	assert_int_equal(run(e, FETCH_GET, "/t/rd3?redirect=/api/t/rd3target", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/rd3?redirect=/api/t/rd3target", &rec, &res), 0);
 	snprintf(want, sizeof(want), "%s/t/rd3target", api_url);
 	assert_string_equal(res.url, want);
 	assert_int_equal(res.attempts, 2);
 	assert_true(body_ok(&rec, 64));
 
-	assert_int_equal(run(e, FETCH_GET, "/t/rd4?redirect=self", &rec, &res), -EIO);
+	assert_int_equal(run(e, HTTP_GET, "/t/rd4?redirect=self", &rec, &res), -EIO);
 	assert_non_null(strstr(res.reason, "too many redirects"));
 	assert_int_equal(peer_count("rd4"), 6);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_mirror(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct rec rec = { 0 };
-	struct fetch_result res;
+	struct http_result res;
 	char origin_api[80], origin_assets[80], mirror[80], want[256];
 	(void)state;
 
@@ -582,18 +582,18 @@ static void test_mirror(void **state)
 	c.mirrors[0] = mirror;
 	c.nmirrors = 1;
 	e = engine(&c);
-	assert_int_equal(run(e, FETCH_GET, "/t/mirror1?size=777", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/mirror1?size=777", &rec, &res), 0);
 	snprintf(want, sizeof(want), "http://127.0.0.1:%d/m1/assets/t/mirror1?size=777", peer_port);
 	assert_string_equal(res.url, want);
 	assert_int_equal(res.attempts, 2);
 	assert_int_equal(peer_count("mirror1"), 2);
 	assert_true(body_ok(&rec, 777));
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 struct burst {
-	struct fetch_engine *e;
+	struct http_engine *e;
 	struct tally *t;
 	int first;
 };
@@ -604,17 +604,17 @@ static void *burst_thread(void *arg)
 	char path[64];
 	for (int i = 0; i < 16; i++) {
 		snprintf(path, sizeof(path), "/t/par%d?size=300&delay=50", b->first + i);
-		if (fetch_submit(b->e, FETCH_ASSETS, path, FETCH_GET, FETCH_BACKGROUND,
+		if (http_submit(b->e, HTTP_ASSETS, path, HTTP_GET, HTTP_BACKGROUND,
 				 &discard_sink, tally_done, b->t) < 0)
-			tally_done(b->t, &(struct fetch_result){ .err = -EIO });
+			tally_done(b->t, &(struct http_result){ .err = -EIO });
 	}
 	return NULL;
 }
 
 static void test_parallel(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct tally t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 64 };
 	struct burst parts[4];
 	pthread_t th[4];
@@ -641,7 +641,7 @@ static void test_parallel(void **state)
 	assert_true(most >= 2);
 	/* 64 x 50 ms one after another would take 3.2 s. */
 	assert_true(now_ms() - t0 < 2500);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 struct order {
@@ -651,7 +651,7 @@ struct order {
 	int n;
 };
 
-static void order_done(void *arg, const struct fetch_result *res)
+static void order_done(void *arg, const struct http_result *res)
 {
 	struct order *o = *(struct order **)arg;
 	const char *tag = (const char *)arg + sizeof(struct order *);
@@ -665,8 +665,8 @@ static void order_done(void *arg, const struct fetch_result *res)
 
 static void test_priority(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct order o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, { 0 }, 0 };
 	struct {
 		struct order *o;
@@ -683,8 +683,8 @@ static void test_priority(void **state)
 	for (int i = 0; i < 5; i++) {
 		args[i].o = &o;
 		args[i].tag = tags[i];
-		assert_int_equal(fetch_submit(e, FETCH_ASSETS, paths[i], FETCH_GET,
-					      tags[i] == 'F' ? FETCH_FOREGROUND : FETCH_BACKGROUND,
+		assert_int_equal(http_submit(e, HTTP_ASSETS, paths[i], HTTP_GET,
+					      tags[i] == 'F' ? HTTP_FOREGROUND : HTTP_BACKGROUND,
 					      &discard_sink, order_done, &args[i]),
 				 0);
 	}
@@ -695,38 +695,38 @@ static void test_priority(void **state)
 	/* Both F jumped the queued b's (X may have had the slot already). */
 	assert_int_equal(strlen(o.seen), 5);
 	assert_true(strrchr(o.seen, 'F') < strchr(o.seen, 'b'));
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_head(void **state)
 {
-	struct fetch_engine *e = default_engine();
-	struct fetch_result res, batch[4];
+	struct http_engine *e = default_engine();
+	struct http_result res, batch[4];
 	static const char *const paths[] = { "/t/hb1?size=10", "/t/hb2?fail=404", "/t/hb3?html=1",
 					     "/t/hb4?size=99999" };
 	(void)state;
 
-	assert_int_equal(run(e, FETCH_HEAD, "/t/head1?size=1234", NULL, &res), 0);
+	assert_int_equal(run(e, HTTP_HEAD, "/t/head1?size=1234", NULL, &res), 0);
 	assert_int_equal(res.size, 1234);
-	assert_int_equal(fetch_head_batch(e, FETCH_ASSETS, paths, 4, batch), 0);
+	assert_int_equal(http_head_batch(e, HTTP_ASSETS, paths, 4, batch), 0);
 	assert_int_equal(batch[0].err, 0);
 	assert_int_equal(batch[0].size, 10);
 	assert_int_equal(batch[1].err, -ENOENT);
 	assert_int_equal(batch[2].err, -ENOENT);
 	assert_int_equal(batch[3].err, 0);
 	assert_int_equal(batch[3].size, 99999);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 static void test_get_memory(void **state)
 {
-	struct fetch_engine *e = default_engine();
-	struct fetch_result res;
+	struct http_engine *e = default_engine();
+	struct http_result res;
 	char *body;
 	size_t len;
 	(void)state;
 
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem1?size=1000", FETCH_FOREGROUND, 1000,
+	assert_int_equal(http_get_memory(e, HTTP_API, "/t/mem1?size=1000", HTTP_FOREGROUND, 1000,
 					  &body, &len, &res),
 			 0);
 	assert_int_equal(len, 1000);
@@ -734,28 +734,28 @@ static void test_get_memory(void **state)
 	for (size_t i = 0; i < len; i++)
 		assert_int_equal((unsigned char)body[i], i % 251);
 	free(body);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/mem2?fail=404", FETCH_FOREGROUND, 10,
+	assert_int_equal(http_get_memory(e, HTTP_API, "/t/mem2?fail=404", HTTP_FOREGROUND, 10,
 					  &body, &len, NULL),
 			 -ENOENT);
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "no-slash", FETCH_FOREGROUND, 10, &body,
+	assert_int_equal(http_get_memory(e, HTTP_API, "no-slash", HTTP_FOREGROUND, 10, &body,
 					  &len, &res),
 			 -EINVAL);
 	assert_int_equal(res.err, -EINVAL);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 /* Documents are asked for compressed and decoded, within the limit as
  * decoded; assets and HEADs ask for no encoding and get the bytes as is. */
 static void test_encoding(void **state)
 {
-	struct fetch_engine *e = default_engine();
-	struct fetch_result res;
+	struct http_engine *e = default_engine();
+	struct http_result res;
 	struct rec rec = { 0 };
 	char ae[256], *body;
 	size_t len;
 	(void)state;
 
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/gz1?size=50000&gzip=1", FETCH_PROBE,
+	assert_int_equal(http_get_memory(e, HTTP_API, "/t/gz1?size=50000&gzip=1", HTTP_PROBE,
 					  50000, &body, &len, &res),
 			 0);
 	peer_accept("gz1", ae, sizeof(ae));
@@ -766,19 +766,19 @@ static void test_encoding(void **state)
 		assert_int_equal((unsigned char)body[i], i % 251);
 	free(body);
 	/* Small on the wire, too big decoded. */
-	assert_int_equal(fetch_get_memory(e, FETCH_API, "/t/gz2?size=50000&gzip=1",
-					  FETCH_FOREGROUND, 49999, &body, &len, &res),
+	assert_int_equal(http_get_memory(e, HTTP_API, "/t/gz2?size=50000&gzip=1",
+					  HTTP_FOREGROUND, 49999, &body, &len, &res),
 			 -EFBIG);
-	assert_int_equal(run(e, FETCH_GET, "/t/gz3?size=50000&gzip=1", &rec, &res), 0);
+	assert_int_equal(run(e, HTTP_GET, "/t/gz3?size=50000&gzip=1", &rec, &res), 0);
 	peer_accept("gz3", ae, sizeof(ae));
 	assert_string_equal(ae, "");
 	assert_true(body_ok(&rec, 50000));
-	assert_int_equal(run(e, FETCH_HEAD, "/t/gz4?size=50000&gzip=1", NULL, &res), 0);
+	assert_int_equal(run(e, HTTP_HEAD, "/t/gz4?size=50000&gzip=1", NULL, &res), 0);
 	peer_accept("gz4", ae, sizeof(ae));
 	assert_string_equal(ae, "");
 	assert_int_equal(res.size, 50000);
 	free(rec.buf);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 struct stamp {
@@ -789,7 +789,7 @@ struct stamp {
 };
 
 /* When the foreground request (path .../budgetF) and the last other one ended. */
-static void stamp_done(void *arg, const struct fetch_result *res)
+static void stamp_done(void *arg, const struct http_result *res)
 {
 	struct stamp *s = arg;
 	pthread_mutex_lock(&s->lock);
@@ -803,8 +803,8 @@ static void stamp_done(void *arg, const struct fetch_result *res)
  * while a foreground GET queued behind them goes at once. */
 static void test_budget(void **state)
 {
-	struct fetch_config c;
-	struct fetch_engine *e;
+	struct http_config c;
+	struct http_engine *e;
 	struct stamp s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 9, 0, 0 };
 	char path[64];
 	(void)state;
@@ -816,12 +816,12 @@ static void test_budget(void **state)
 	int64_t t0 = now_ms();
 	for (int i = 0; i < 8; i++) {
 		snprintf(path, sizeof(path), "/t/budget%d", i);
-		assert_int_equal(fetch_submit(e, FETCH_ASSETS, path, i % 2 ? FETCH_HEAD : FETCH_GET,
-					      i % 2 ? FETCH_PROBE : FETCH_BACKGROUND, &discard_sink,
+		assert_int_equal(http_submit(e, HTTP_ASSETS, path, i % 2 ? HTTP_HEAD : HTTP_GET,
+					      i % 2 ? HTTP_PROBE : HTTP_BACKGROUND, &discard_sink,
 					      stamp_done, &s),
 				 0);
 	}
-	assert_int_equal(fetch_submit(e, FETCH_ASSETS, "/t/budgetF", FETCH_GET, FETCH_FOREGROUND,
+	assert_int_equal(http_submit(e, HTTP_ASSETS, "/t/budgetF", HTTP_GET, HTTP_FOREGROUND,
 				      &discard_sink, stamp_done, &s),
 			 0);
 	pthread_mutex_lock(&s.lock);
@@ -830,25 +830,25 @@ static void test_budget(void **state)
 	pthread_mutex_unlock(&s.lock);
 	assert_true(s.last_budgeted - t0 >= 550);
 	assert_true(s.foreground < s.last_budgeted);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 struct cancel {
-	struct fetch_engine *e;
+	struct http_engine *e;
 	int cancelled, resubmit;
 };
 
-static void cancel_done(void *arg, const struct fetch_result *res)
+static void cancel_done(void *arg, const struct http_result *res)
 {
 	struct cancel *c = arg;
 	c->cancelled += res->err == -ECANCELED;
-	c->resubmit = fetch_submit(c->e, FETCH_ASSETS, "/t/after", FETCH_GET, FETCH_FOREGROUND,
+	c->resubmit = http_submit(c->e, HTTP_ASSETS, "/t/after", HTTP_GET, HTTP_FOREGROUND,
 				   &discard_sink, cancel_done, c);
 }
 
 static void test_cancel(void **state)
 {
-	struct fetch_config c;
+	struct http_config c;
 	struct cancel cc = { 0 };
 	int64_t t0;
 	(void)state;
@@ -856,16 +856,16 @@ static void test_cancel(void **state)
 	test_config(&c);
 	c.max_transfers = 1;
 	cc.e = engine(&c);
-	assert_int_equal(fetch_submit(cc.e, FETCH_ASSETS, "/t/cancel1?stall=5", FETCH_GET,
-				      FETCH_FOREGROUND, &discard_sink, cancel_done, &cc),
+	assert_int_equal(http_submit(cc.e, HTTP_ASSETS, "/t/cancel1?stall=5", HTTP_GET,
+				      HTTP_FOREGROUND, &discard_sink, cancel_done, &cc),
 			 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(fetch_submit(cc.e, FETCH_ASSETS, "/t/cancel2", FETCH_GET,
-					      FETCH_BACKGROUND, &discard_sink, cancel_done, &cc),
+		assert_int_equal(http_submit(cc.e, HTTP_ASSETS, "/t/cancel2", HTTP_GET,
+					      HTTP_BACKGROUND, &discard_sink, cancel_done, &cc),
 				 0);
 	usleep(200000);
 	t0 = now_ms();
-	fetch_engine_free(cc.e);
+	http_engine_free(cc.e);
 	assert_true(now_ms() - t0 < 1000);
 	assert_int_equal(cc.cancelled, 4);
 	assert_int_equal(cc.resubmit, -ECANCELED);
@@ -873,25 +873,25 @@ static void test_cancel(void **state)
 
 static void test_invalid(void **state)
 {
-	struct fetch_engine *e = default_engine();
-	struct fetch_config c;
-	struct fetch_engine *bad = NULL;
+	struct http_engine *e = default_engine();
+	struct http_config c;
+	struct http_engine *bad = NULL;
 	(void)state;
 
-	assert_int_equal(fetch_submit(e, FETCH_API, "x", FETCH_HEAD, FETCH_FOREGROUND, NULL, NULL,
+	assert_int_equal(http_submit(e, HTTP_API, "x", HTTP_HEAD, HTTP_FOREGROUND, NULL, NULL,
 				      NULL),
 			 -EINVAL);
-	assert_int_equal(fetch_submit(e, FETCH_API, "/x", FETCH_GET, FETCH_FOREGROUND, NULL, NULL,
+	assert_int_equal(http_submit(e, HTTP_API, "/x", HTTP_GET, HTTP_FOREGROUND, NULL, NULL,
 				      NULL),
 			 -EINVAL);
-	assert_int_equal(fetch_submit(e, FETCH_API, "/a\r\nb", FETCH_HEAD, FETCH_FOREGROUND, NULL,
+	assert_int_equal(http_submit(e, HTTP_API, "/a\r\nb", HTTP_HEAD, HTTP_FOREGROUND, NULL,
 				      NULL, NULL),
 			 -EINVAL);
 	test_config(&c);
 	c.max_transfers = 0;
-	assert_int_equal(fetch_engine_new(&bad, &c), -EINVAL);
+	assert_int_equal(http_engine_new(&bad, &c), -EINVAL);
 	assert_null(bad);
-	fetch_engine_free(e);
+	http_engine_free(e);
 }
 
 int main(void)

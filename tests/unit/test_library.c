@@ -27,7 +27,7 @@ static char dir[] = "/tmp/l2dfs-test-library-XXXXXX";
 struct world {
 	struct idx *idx;
 	struct cache *cache;
-	struct fetch_engine *engine;
+	struct http_engine *engine;
 	struct fetch_library *lib;
 	int64_t assets[3]; /* a.moc, b.png, c.png of one costume */
 };
@@ -59,7 +59,7 @@ static void world_open(int64_t cache_max)
 	snprintf(path, sizeof(path), "%s/index.db", dir);
 	assert_int_equal(idx_open(&w.idx, path, NULL), 0);
 	assert_int_equal(cache_open(&w.cache, dir), 0);
-	assert_int_equal(fetch_engine_new(&w.engine, NULL), 0);
+	assert_int_equal(http_engine_new(&w.engine, NULL), 0);
 	assert_int_equal(idx_catalogue_store(w.idx, "jp", ch, 1, co, 1), 0);
 	assert_int_equal(idx_costume_find(w.idx, "jp", 0, -1, "001_a", &c), 0);
 	assert_int_equal(idx_costume_files_store(w.idx, c.id, files, 3), 0);
@@ -90,7 +90,7 @@ static int teardown(void **state)
 	(void)state;
 	/* As a mount ends: stop, free the engine (it cancels what is left). */
 	fetch_library_stop(w.lib);
-	fetch_engine_free(w.engine);
+	http_engine_free(w.engine);
 	fetch_library_free(w.lib);
 	cache_close(w.cache);
 	idx_close(w.idx);
@@ -272,7 +272,7 @@ static void test_backoff(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(fetch_asset_open(w.lib, w.assets[1], &fd), -EIO);
 	assert_int_equal(fake_submitted(), 1);
-	fetch_asset_queue(w.lib, w.assets[1], FETCH_BACKGROUND);
+	fetch_asset_queue(w.lib, w.assets[1], HTTP_BACKGROUND);
 	assert_int_equal(fake_submitted(), 1);
 	/* Cleared: asked again at once. */
 	assert_int_equal(fetch_library_clear_backoff(w.lib), 0);
@@ -393,14 +393,14 @@ static void test_stat_hears_the_download(void **state)
 
 	(void)state;
 	assert_int_equal(idx_costume_find(w.idx, "jp", 0, -1, "001_a", &co), 0);
-	fetch_asset_queue(w.lib, w.assets[1], FETCH_BACKGROUND);
+	fetch_asset_queue(w.lib, w.assets[1], HTTP_BACKGROUND);
 	assert_int_equal(fake_wait_submitted(1), 0);
-	assert_int_equal(fake_prio(0), FETCH_BACKGROUND);
+	assert_int_equal(fake_prio(0), HTTP_BACKGROUND);
 	c.costume = co.id, c.asset_id = w.assets[1];
 	assert_int_equal(pthread_create(&c.th, NULL, stat_run, &c), 0);
 	settle();
 	/* Raised ahead of prefetch and the budget; waiting for its headers. */
-	assert_int_equal(fake_prio(0), FETCH_FOREGROUND);
+	assert_int_equal(fake_prio(0), HTTP_FOREGROUND);
 	assert_false(c.finished);
 	assert_int_equal(fake_begin(0, 1234), 0);
 	pthread_join(c.th, NULL);

@@ -39,7 +39,7 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* Index of the first reject line containing needle, -1 if none. */
-static long reject_with(const struct fetch_rejects *r, const char *needle)
+static long reject_with(const struct bd_rejects *r, const char *needle)
 {
 	for (size_t i = 0; i < r->n; i++)
 		if (strstr(r->lines[i], needle))
@@ -48,7 +48,7 @@ static long reject_with(const struct fetch_rejects *r, const char *needle)
 }
 
 /* Every one of the NULL-terminated needles is in some reject line. */
-static void assert_rejected(const struct fetch_rejects *r, const char *const *needles)
+static void assert_rejected(const struct bd_rejects *r, const char *const *needles)
 {
 	for (; *needles; needles++) {
 		if (reject_with(r, *needles) < 0)
@@ -56,7 +56,7 @@ static void assert_rejected(const struct fetch_rejects *r, const char *const *ne
 	}
 }
 
-static size_t rejects_with(const struct fetch_rejects *r, const char *needle)
+static size_t rejects_with(const struct bd_rejects *r, const char *needle)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < r->n; i++)
@@ -73,26 +73,26 @@ static void test_lang_server(void **state)
 	(void)state;
 	static const char *const langs[] = { "ja", "en", "zh-hant", "zh-hans", "ko" };
 	int lang = -1;
-	for (int i = 0; i < FETCH_LANGS; i++) {
-		assert_int_equal(fetch_parse_lang(langs[i], &lang), 0);
+	for (int i = 0; i < BD_LANGS; i++) {
+		assert_int_equal(bd_parse_lang(langs[i], &lang), 0);
 		assert_int_equal(lang, i);
 	}
-	assert_int_equal(fetch_parse_lang("jp", &lang), -EINVAL);
-	assert_int_equal(fetch_parse_lang("", &lang), -EINVAL);
-	assert_int_equal(fetch_parse_lang("EN", &lang), -EINVAL);
+	assert_int_equal(bd_parse_lang("jp", &lang), -EINVAL);
+	assert_int_equal(bd_parse_lang("", &lang), -EINVAL);
+	assert_int_equal(bd_parse_lang("EN", &lang), -EINVAL);
 
-	assert_true(fetch_server_is_valid("jp"));
-	assert_true(fetch_server_is_valid("kr"));
-	assert_false(fetch_server_is_valid("ja"));
-	assert_false(fetch_server_is_valid("jp/../x"));
-	assert_false(fetch_server_is_valid(""));
+	assert_true(bd_server_is_valid("jp"));
+	assert_true(bd_server_is_valid("kr"));
+	assert_false(bd_server_is_valid("ja"));
+	assert_false(bd_server_is_valid("jp/../x"));
+	assert_false(bd_server_is_valid(""));
 }
 
 /* ------------------------------------------------------------------ */
 /* Catalogue                                                           */
 /* ------------------------------------------------------------------ */
 
-static const struct fetch_character *character(const struct fetch_catalogue *cat, int64_t id)
+static const struct bd_character *character(const struct bd_catalogue *cat, int64_t id)
 {
 	for (size_t i = 0; i < cat->ncharacters; i++)
 		if (cat->characters[i].id == id)
@@ -100,7 +100,7 @@ static const struct fetch_character *character(const struct fetch_catalogue *cat
 	return NULL;
 }
 
-static const struct fetch_costume *costume(const struct fetch_catalogue *cat, const char *name)
+static const struct bd_costume *costume(const struct bd_catalogue *cat, const char *name)
 {
 	for (size_t i = 0; i < cat->ncostumes; i++)
 		if (strcmp(cat->costumes[i].live2d_name, name) == 0)
@@ -129,19 +129,19 @@ static void test_catalogue_samples(void **state)
 	char *buf = read_file(CORPUS "catalogue/samples.bin", &len);
 	split3(buf, len, part, plen);
 
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
-	assert_int_equal(fetch_parse_catalogue(part[0], plen[0], part[1], plen[1], part[2],
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
+	assert_int_equal(bd_parse_catalogue(part[0], plen[0], part[1], plen[1], part[2],
 					       plen[2], &cat, &rej),
 			 0);
 
 	assert_int_equal(cat.ncharacters, 264);
-	const struct fetch_character *kasumi = character(&cat, 1);
+	const struct bd_character *kasumi = character(&cat, 1);
 	assert_non_null(kasumi);
 	assert_string_equal(kasumi->names[0], "戸山 香澄");
 	assert_string_equal(kasumi->names[1], "Kasumi Toyama");
 	assert_string_equal(kasumi->names[4], "토야마 카스미");
-	const struct fetch_character *tomori = character(&cat, 36);
+	const struct bd_character *tomori = character(&cat, 36);
 	assert_non_null(tomori);
 	assert_string_equal(tomori->names[3], "高松 灯");
 	assert_null(tomori->names[4]);
@@ -158,7 +158,7 @@ static void test_catalogue_samples(void **state)
 
 	size_t joined = 0;
 	for (size_t i = 0; i < cat.ncostumes; i++) {
-		const struct fetch_costume *c = &cat.costumes[i];
+		const struct bd_costume *c = &cat.costumes[i];
 		size_t n = strlen(c->live2d_name);
 		assert_false(n >= 7 && strcmp(c->live2d_name + n - 7, "general") == 0);
 		if (c->live2d_name[0] >= '0' && c->live2d_name[0] <= '9')
@@ -166,12 +166,12 @@ static void test_catalogue_samples(void **state)
 		if (c->costume_id >= 0)
 			joined++;
 		else
-			for (int l = 0; l < FETCH_LANGS; l++)
+			for (int l = 0; l < BD_LANGS; l++)
 				assert_null(c->desc[l]);
 	}
 	assert_int_equal(joined, 71);
 
-	const struct fetch_costume *c = costume(&cat, "027_live_event_242_sr");
+	const struct bd_costume *c = costume(&cat, "027_live_event_242_sr");
 	assert_non_null(c);
 	assert_int_equal(c->character_id, 27);
 	assert_int_equal(c->costume_id, 1837);
@@ -188,15 +188,15 @@ static void test_catalogue_samples(void **state)
 	assert_int_equal(c->character_id, 36);
 	assert_int_equal(c->costume_id, -1);
 
-	fetch_catalogue_free(&cat);
-	fetch_rejects_free(&rej);
+	bd_catalogue_free(&cat);
+	bd_rejects_free(&rej);
 	free(buf);
 }
 
 static int parse_catalogue(const char *roster, const char *assets, const char *costumes,
-			   struct fetch_catalogue *cat, struct fetch_rejects *rej)
+			   struct bd_catalogue *cat, struct bd_rejects *rej)
 {
-	return fetch_parse_catalogue(roster, strlen(roster), assets, strlen(assets), costumes,
+	return bd_parse_catalogue(roster, strlen(roster), assets, strlen(assets), costumes,
 				     costumes ? strlen(costumes) : 0, cat, rej);
 }
 
@@ -212,8 +212,8 @@ static void test_catalogue_malformed(void **state)
 		"{}", "[]", "{\"live2d\":[]}", "{\"live2d\":{}}", "{\"live2d\":{\"chara\":[]}}",
 		"{\"live2d\":{\"chara\":5}}", "{\"live2d\":{\"chara\":{}}",
 	};
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
 
 	for (size_t i = 0; i < sizeof(bad_roster) / sizeof(bad_roster[0]); i++) {
 		assert_int_equal(parse_catalogue(bad_roster[i], NO_COSTUMES, NULL, &cat, &rej),
@@ -226,14 +226,14 @@ static void test_catalogue_malformed(void **state)
 	assert_int_equal(parse_catalogue("{}", NO_COSTUMES, "", &cat, &rej), -EBADMSG);
 
 	/* A NUL inside the text is not JSON. */
-	assert_int_equal(fetch_parse_catalogue("{}\0{}", 5, NO_COSTUMES, strlen(NO_COSTUMES), NULL,
+	assert_int_equal(bd_parse_catalogue("{}\0{}", 5, NO_COSTUMES, strlen(NO_COSTUMES), NULL,
 					       0, &cat, &rej),
 			 -EBADMSG);
 
 	/* Whitespace around the value is fine; a costume index is optional. */
 	assert_int_equal(parse_catalogue(" {}\n", "\t" NO_COSTUMES "\r\n", NULL, &cat, &rej), 0);
 	assert_int_equal(cat.ncharacters + cat.ncostumes, 0);
-	fetch_catalogue_free(&cat);
+	bd_catalogue_free(&cat);
 
 	/* Nesting far deeper than any parser stack allows. */
 	size_t deep = 100000;
@@ -276,13 +276,13 @@ static void test_catalogue_wrong_types(void **state)
 		"\"16\":{\"characterId\":37,\"assetBundleName\":\"004_m\"},"
 		"\"17\":{\"characterId\":\"37\",\"assetBundleName\":\"004_n\"},"
 		"\"18\":{\"characterId\":38,\"assetBundleName\":\"h\"}}";
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
 
 	assert_int_equal(parse_catalogue(roster, assets, costumes, &cat, &rej), 0);
 
 	assert_int_equal(cat.ncharacters, 3);
-	const struct fetch_character *c1 = character(&cat, 1);
+	const struct bd_character *c1 = character(&cat, 1);
 	assert_string_equal(c1->names[0], "A");
 	assert_null(c1->names[1]);
 	assert_null(c1->names[2]);
@@ -312,12 +312,12 @@ static void test_catalogue_wrong_types(void **state)
 	assert_int_equal(costume(&cat, "x_f")->character_id, -1);
 	assert_int_equal(costume(&cat, "_g")->character_id, -1);
 	assert_int_equal(costume(&cat, "9999999999999999999_i")->character_id, -1);
-	const struct fetch_costume *a = costume(&cat, "001_a");
+	const struct bd_costume *a = costume(&cat, "001_a");
 	assert_int_equal(a->costume_id, 10);
 	assert_string_equal(a->desc[0], "one");
 	assert_null(a->desc[1]);
 	assert_string_equal(a->desc[2], "th/ree"); /* name.txt text, not a path */
-	const struct fetch_costume *j = costume(&cat, "002_j");
+	const struct bd_costume *j = costume(&cat, "002_j");
 	assert_int_equal(j->character_id, 2);
 	assert_int_equal(j->costume_id, 14);
 	assert_null(j->desc[0]);
@@ -341,29 +341,29 @@ static void test_catalogue_wrong_types(void **state)
 		NULL });
 	assert_int_equal(reject_with(&rej, "character id"), -1);
 
-	fetch_catalogue_free(&cat);
-	fetch_rejects_free(&rej);
+	bd_catalogue_free(&cat);
+	bd_rejects_free(&rej);
 }
 
 /* The display name parsing the roster makes of name (a JSON string body). */
-static char *shown(const char *json_string, struct fetch_rejects *rej)
+static char *shown(const char *json_string, struct bd_rejects *rej)
 {
 	char *roster;
 	assert_true(asprintf(&roster, "{\"1\":{\"characterName\":[\"%s\"]}}", json_string) > 0);
-	struct fetch_catalogue cat;
+	struct bd_catalogue cat;
 	assert_int_equal(parse_catalogue(roster, NO_COSTUMES, NULL, &cat, rej), 0);
 	free(roster);
 	assert_int_equal(cat.ncharacters, 1);
 	char *name = cat.characters[0].names[0];
 	cat.characters[0].names[0] = NULL;
-	fetch_catalogue_free(&cat);
+	bd_catalogue_free(&cat);
 	return name;
 }
 
 static void test_display_names(void **state)
 {
 	(void)state;
-	struct fetch_rejects rej = { 0 };
+	struct bd_rejects rej = { 0 };
 	char *s;
 
 	s = shown("AC/DC", &rej);
@@ -394,7 +394,7 @@ static void test_display_names(void **state)
 		    0);
 	assert_true(reject_with(&rej, "\"\\xff\": not UTF-8") >= 0);
 	assert_true(reject_with(&rej, "\"..\": empty or a dot name") >= 0);
-	fetch_rejects_free(&rej);
+	bd_rejects_free(&rej);
 
 	/* 200 bytes is the most, counted after '/' becomes 3 bytes. */
 	char name[260];
@@ -413,7 +413,7 @@ static void test_display_names(void **state)
 	strcpy(name + 66, "/");
 	assert_null(shown(name, &rej));
 	assert_int_equal(rejects_with(&rej, "longer than 200 bytes"), 2);
-	fetch_rejects_free(&rej);
+	bd_rejects_free(&rej);
 }
 
 static void test_reject_lines_are_quoted(void **state)
@@ -425,32 +425,32 @@ static void test_reject_lines_are_quoted(void **state)
 	long_key[299] = '\0';
 	snprintf(assets, sizeof(assets),
 		 "{\"live2d\":{\"chara\":{\"a\\\"b\":\"1\",\"\\u001b[31m\":1,\"%s\":1}}}", long_key);
-	struct fetch_catalogue cat;
-	struct fetch_rejects rej = { 0 };
+	struct bd_catalogue cat;
+	struct bd_rejects rej = { 0 };
 	assert_int_equal(parse_catalogue("{}", assets, NULL, &cat, &rej), 0);
 	assert_int_equal(rej.n, 3);
 	assert_string_equal(rej.lines[0], "live2d.chara \"a\\x22b\": file count is not a number");
 	assert_string_equal(rej.lines[1], "live2d.chara \"\\x1b[31m\": unsafe name");
 	/* 64 bytes shown, then "..." */
 	assert_int_equal(strlen(rej.lines[2]), strlen("live2d.chara \"\": unsafe name") + 64 + 3);
-	fetch_catalogue_free(&cat);
-	fetch_rejects_free(&rej);
+	bd_catalogue_free(&cat);
+	bd_rejects_free(&rej);
 }
 
 /* ------------------------------------------------------------------ */
 /* buildData                                                           */
 /* ------------------------------------------------------------------ */
 
-static void parse_sample(const char *name, struct fetch_costume_files *f,
-			 struct fetch_rejects *rej)
+static void parse_sample(const char *name, struct bd_costume_files *f,
+			 struct bd_rejects *rej)
 {
 	size_t len;
 	char *json = read_file(name, &len);
-	assert_int_equal(fetch_parse_build_data(json, len, f, rej), 0);
+	assert_int_equal(bd_parse_build_data(json, len, f, rej), 0);
 	free(json);
 }
 
-static void assert_spec(const struct fetch_file_spec *s, enum idx_file_kind kind,
+static void assert_spec(const struct bd_file_spec *s, enum idx_file_kind kind,
 			const char *rel_path, const char *bundle, const char *file)
 {
 	assert_int_equal(s->kind, kind);
@@ -463,8 +463,8 @@ static void assert_spec(const struct fetch_file_spec *s, enum idx_file_kind kind
 static void test_build_data_samples(void **state)
 {
 	(void)state;
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
 	const char *own = "live2d/chara/001_live_event_332_r";
 
 	parse_sample(CORPUS "build_data/jp_001_live_event_332_r.json", &f, &rej);
@@ -486,7 +486,7 @@ static void test_build_data_samples(void **state)
 		    "angry01.exp.json");
 	assert_spec(&f.files[86], IDX_KIND_EXPRESSION, "expressions/surprised01.exp.json", GEN,
 		    "surprised01.exp.json");
-	fetch_costume_files_free(&f);
+	bd_costume_files_free(&f);
 	assert_null(f.files);
 
 	parse_sample(CORPUS "build_data/jp_001_live_event_312_ur.json", &f, &rej);
@@ -496,19 +496,19 @@ static void test_build_data_samples(void **state)
 		    "texture_00.png");
 	assert_spec(&f.files[4], IDX_KIND_MOTION, "motions/angry01.mtn",
 		    "live2d/chara/001_live_event_312_ur", "angry01.mtn");
-	fetch_costume_files_free(&f);
+	bd_costume_files_free(&f);
 }
 
 /* buildData with model x.moc and the given Base members after it. */
-static int parse_base(const char *members, struct fetch_costume_files *f,
-		      struct fetch_rejects *rej)
+static int parse_base(const char *members, struct bd_costume_files *f,
+		      struct bd_rejects *rej)
 {
 	char *json;
 	assert_true(asprintf(&json,
 			     "{\"Base\":{\"model\":{\"bundleName\":\"live2d/chara/001_x\","
 			     "\"fileName\":\"x.moc.bytes\"}%s%s}}",
 			     *members ? "," : "", members) > 0);
-	int rc = fetch_parse_build_data(json, strlen(json), f, rej);
+	int rc = bd_parse_build_data(json, strlen(json), f, rej);
 	free(json);
 	return rc;
 }
@@ -518,8 +518,8 @@ static int parse_base(const char *members, struct fetch_costume_files *f,
 static void test_build_data_hostile(void **state)
 {
 	(void)state;
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
 	char big[4200];
 	memset(big, 'a', 4096);
 	strcpy(big + 4096, ".mtn");
@@ -573,8 +573,8 @@ static void test_build_data_hostile(void **state)
 		"expressions: not an array",
 		NULL });
 	assert_int_equal(rej.n, 18);
-	fetch_costume_files_free(&f);
-	fetch_rejects_free(&rej);
+	bd_costume_files_free(&f);
+	bd_rejects_free(&rej);
 
 	/* Physics alone wrong: only the model is left. */
 	static const struct {
@@ -591,8 +591,8 @@ static void test_build_data_hostile(void **state)
 		assert_int_equal(f.n, 1);
 		assert_int_equal(rej.n, 1);
 		assert_string_equal(rej.lines[0], alone[i].reject);
-		fetch_costume_files_free(&f);
-		fetch_rejects_free(&rej);
+		bd_costume_files_free(&f);
+		bd_rejects_free(&rej);
 	}
 }
 
@@ -615,10 +615,10 @@ static void test_build_data_unusable(void **state)
 		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"m.moc\"}}",
 		"{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"m.moc\"}}}}",
 	};
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(fetch_parse_build_data(bad[i], strlen(bad[i]), &f, &rej), -EBADMSG);
+		assert_int_equal(bd_parse_build_data(bad[i], strlen(bad[i]), &f, &rej), -EBADMSG);
 		assert_int_equal(f.n, 0);
 		assert_null(f.files);
 	}
@@ -629,7 +629,7 @@ static void test_build_data_unusable(void **state)
 	size_t len;
 	char *json = read_file(CORPUS "build_data/jp_001_live_event_332_r.json", &len);
 	for (size_t cut = 0; cut < len; cut += 97)
-		assert_int_equal(fetch_parse_build_data(json, cut, &f, &rej), -EBADMSG);
+		assert_int_equal(bd_parse_build_data(json, cut, &f, &rej), -EBADMSG);
 	free(json);
 
 	/* Deep nesting inside Base. */
@@ -640,9 +640,9 @@ static void test_build_data_unusable(void **state)
 	for (size_t i = 0; i < deep; i++)
 		p += sprintf(p, "[{\"a\":");
 	strcpy(p, "1");
-	assert_int_equal(fetch_parse_build_data(nest, strlen(nest), &f, &rej), -EBADMSG);
+	assert_int_equal(bd_parse_build_data(nest, strlen(nest), &f, &rej), -EBADMSG);
 	free(nest);
-	fetch_rejects_free(&rej);
+	bd_rejects_free(&rej);
 }
 
 static void test_build_data_limit(void **state)
@@ -658,16 +658,16 @@ static void test_build_data_limit(void **state)
 		p += sprintf(p, "%s{\"bundleName\":\"b\",\"fileName\":\"m%zu.mtn\"}", i ? "," : "", i);
 	strcpy(p, "]}}");
 
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
-	assert_int_equal(fetch_parse_build_data(json, strlen(json), &f, &rej), 0);
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
+	assert_int_equal(bd_parse_build_data(json, strlen(json), &f, &rej), 0);
 	free(json);
 	assert_int_equal(f.n, 1 + 10000);
 	assert_string_equal(f.files[10000].rel_path, "motions/m9999.mtn");
 	assert_int_equal(rej.n, 1);
 	assert_string_equal(rej.lines[0], "motions: 90000 entries past the first 10000 left out");
-	fetch_costume_files_free(&f);
-	fetch_rejects_free(&rej);
+	bd_costume_files_free(&f);
+	bd_rejects_free(&rej);
 }
 
 /* ------------------------------------------------------------------ */
@@ -691,11 +691,11 @@ static void assert_named(const cJSON *o, const char *name, const char *file)
 static void test_model_json_sample(void **state)
 {
 	(void)state;
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
 	parse_sample(CORPUS "build_data/jp_001_live_event_332_r.json", &f, &rej);
-	char *text = fetch_render_model_json(f.files, f.n);
-	fetch_costume_files_free(&f);
+	char *text = bd_render_model_json(f.files, f.n);
+	bd_costume_files_free(&f);
 	assert_non_null(text);
 	size_t len = strlen(text);
 	assert_int_equal(text[len - 1], '\n');
@@ -771,7 +771,7 @@ static void test_model_json_sample(void **state)
 static void test_model_json_edges(void **state)
 {
 	(void)state;
-	struct fetch_file_spec files[] = {
+	struct bd_file_spec files[] = {
 		{ .kind = IDX_KIND_MODEL, .rel_path = "m.moc" },
 		{ .kind = IDX_KIND_MOTION, .rel_path = "motions/01.mtn" },
 		{ .kind = IDX_KIND_MOTION, .rel_path = "motions/Idle_2" },
@@ -779,7 +779,7 @@ static void test_model_json_edges(void **state)
 		{ .kind = IDX_KIND_EXPRESSION, .rel_path = "expressions/plain" },
 		{ .kind = IDX_KIND_EXPRESSION, .rel_path = "expressions/\"q\".json" },
 	};
-	char *text = fetch_render_model_json(files, 6);
+	char *text = bd_render_model_json(files, 6);
 	cJSON *j = cJSON_Parse(text);
 	free(text);
 	assert_non_null(j);
@@ -799,7 +799,7 @@ static void test_model_json_edges(void **state)
 	cJSON_Delete(j);
 
 	/* Nothing at all: the lists are still there, empty. */
-	text = fetch_render_model_json(NULL, 0);
+	text = bd_render_model_json(NULL, 0);
 	j = cJSON_Parse(text);
 	free(text);
 	assert_non_null(j);
@@ -819,8 +819,8 @@ static void test_model_json_edges(void **state)
 static void test_build_data_collisions(void **state)
 {
 	(void)state;
-	struct fetch_costume_files f;
-	struct fetch_rejects rej = { 0 };
+	struct bd_costume_files f;
+	struct bd_rejects rej = { 0 };
 	const char *members =
 		"\"physics\":" E("live2d/chara/001_b", "x.moc") ","
 		"\"textures\":[" E("live2d/chara/001_a", "texture_00.png") ","
@@ -857,7 +857,7 @@ static void test_build_data_collisions(void **state)
 	}
 
 	/* model.json names each, in buildData order. */
-	char *text = fetch_render_model_json(f.files, f.n);
+	char *text = bd_render_model_json(f.files, f.n);
 	cJSON *root = cJSON_Parse(text);
 	const cJSON *tex = cJSON_GetObjectItemCaseSensitive(root, "textures");
 	assert_int_equal(cJSON_GetArraySize(tex), 5);
@@ -873,7 +873,7 @@ static void test_build_data_collisions(void **state)
 			    "x-2.moc");
 	cJSON_Delete(root);
 	free(text);
-	fetch_costume_files_free(&f);
+	bd_costume_files_free(&f);
 
 	/* A numbered name over NAME_MAX is left out, with a reject. */
 	char *long_members;
@@ -886,8 +886,8 @@ static void test_build_data_collisions(void **state)
 	free(long_members);
 	assert_int_equal(f.n, 2);
 	assert_int_equal(rejects_with(&rej, "too long once numbered"), 1);
-	fetch_costume_files_free(&f);
-	fetch_rejects_free(&rej);
+	bd_costume_files_free(&f);
+	bd_rejects_free(&rej);
 }
 
 /* ------------------------------------------------------------------ */
@@ -963,7 +963,7 @@ static void test_character_names_unique(void **state)
 
 static int cmp_names(const void *a, const void *b)
 {
-	return fetch_costume_cmp(*(const char *const *)a, *(const char *const *)b);
+	return bd_costume_cmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void test_costume_order(void **state)
@@ -991,10 +991,10 @@ static void test_costume_order(void **state)
 	for (size_t i = 0; i < n; i++)
 		assert_string_equal(names[i], sorted[i]);
 
-	assert_int_equal(fetch_costume_cmp("001_a", "001_a"), 0);
-	assert_true(fetch_costume_cmp("001_live_event", "001_z") > 0);
-	assert_true(fetch_costume_cmp("x", "y") < 0);
-	assert_true(fetch_costume_cmp("", "001_1") > 0);
+	assert_int_equal(bd_costume_cmp("001_a", "001_a"), 0);
+	assert_true(bd_costume_cmp("001_live_event", "001_z") > 0);
+	assert_true(bd_costume_cmp("x", "y") < 0);
+	assert_true(bd_costume_cmp("", "001_1") > 0);
 }
 
 /* Character 36 of the real asset index, as the Python downloader lists it. */
