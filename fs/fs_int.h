@@ -48,6 +48,8 @@ struct fs {
 	uint32_t *free_slots;
 	size_t nslots, capslots, nfree;
 	struct fs_names served;   /* catalogue names the kernel may cache */
+	fuse_ino_t *stale;        /* file inodes whose bytes moved on (notify.c) */
+	size_t nstale, capstale;
 	struct fs_listing *listings; /* FS_LISTINGS folders being read (handles.c) */
 	unsigned next_listing;       /* the slot the next new listing takes */
 	int follow_stop;          /* the catalogue follower is to end */
@@ -105,9 +107,13 @@ struct fs_handle *fs_listing_get(struct fs *fs, fuse_ino_t ino, int plus);
 void fs_listing_put(struct fs *fs, int plus, struct fs_handle *h);
 
 /* ---- inode numbers ----
- * 1 root, 2 characters/, 3 costumes/; otherwise kind << 56 | view << 55 | id.
+ * 1 root, 2 characters/, 3 costumes/; otherwise
+ * kind << 56 | view << 55 | version << 40 | id.
  * view 1 marks nodes reached through characters/ so that one costume seen in
- * both trees is two directories, not one with two parents. */
+ * both trees is two directories, not one with two parents. A file's version
+ * (its asset's, modulo 2^15; 0 for everything else) makes other bytes behind
+ * one name another inode: the kernel's pages of the old one are never
+ * mixed with the new bytes (DESIGN §7). */
 enum fs_kind { FS_SPECIAL = 0, FS_CHARACTER = 1, FS_COSTUME = 2, FS_SUBDIR = 3, FS_FILE = 4 };
 
 #define FS_INO_ROOT 1
@@ -120,7 +126,15 @@ static inline fuse_ino_t fs_ino(enum fs_kind kind, int view, int64_t id)
 }
 static inline enum fs_kind fs_ino_kind(fuse_ino_t ino) { return (enum fs_kind)(ino >> 56); }
 static inline int fs_ino_view(fuse_ino_t ino) { return (int)((ino >> 55) & 1); }
-static inline int64_t fs_ino_id(fuse_ino_t ino) { return (int64_t)(ino & ((1ull << 55) - 1)); }
+static inline int64_t fs_ino_id(fuse_ino_t ino) { return (int64_t)(ino & ((1ull << 40) - 1)); }
+
+#define FS_VERSION_MASK 0x7fff
+static inline unsigned fs_ino_version(fuse_ino_t ino) { return (unsigned)(ino >> 40) & FS_VERSION_MASK; }
+/* A file (costume_files row id) whose asset is at version. */
+static inline fuse_ino_t fs_file_ino(int view, int64_t id, int64_t version)
+{
+	return fs_ino(FS_FILE, view, id) | (fuse_ino_t)(version & FS_VERSION_MASK) << 40;
+}
 
 /* Sub-folders: costume row id * 4 + folder (enum idx_dir, never ROOT). */
 static inline fuse_ino_t fs_subdir_ino(int view, int64_t costume, int dir)
@@ -136,6 +150,10 @@ int fs_follow_start(struct fs *fs);
 /* Record that the kernel was told name in the catalogue folder parent
  * leads to ino (0: not found), before the reply. */
 void fs_follow_served(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t ino);
+/* The file inode ino names bytes that are no longer there (its asset's
+ * version moved on): the follower tells the kernel to forget it and the
+ * names that lead to it, outside any request. */
+void fs_follow_stale(struct fs *fs, fuse_ino_t ino);
 /* Stop following and wait for the thread (no-op if it did not start). */
 void fs_follow_stop(struct fs *fs);
 

@@ -177,6 +177,49 @@ void fs_follow_served(struct fs *fs, fuse_ino_t parent, const char *name, fuse_i
 	pthread_mutex_unlock(&fs->lock);
 }
 
+void fs_follow_stale(struct fs *fs, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	size_t i;
+	for (i = 0; i < fs->nstale && fs->stale[i] != ino; i++)
+		;
+	/* Without memory, the kernel keeps the stale inode: its reads keep
+	 * failing with ESTALE, never serve other bytes. */
+	if (i == fs->nstale &&
+	    util_grow(&fs->stale, &fs->capstale, fs->nstale + 1, sizeof(*fs->stale)) == 0)
+		fs->stale[fs->nstale++] = ino;
+	pthread_cond_broadcast(&fs->follow_wake);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* Tell the kernel to forget the stale file inodes: their pages and
+ * attributes, in both trees, and the names that lead to them, so that the
+ * next lookup finds the file's new inode (DESIGN §7). */
+static void stale_forget(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	fuse_ino_t *v = fs->stale;
+	size_t n = fs->nstale;
+	fs->stale = NULL;
+	fs->nstale = fs->capstale = 0;
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct idx_file f;
+		if (idx_file_get(fs->idx, fs_ino_id(v[i]), &f) < 0)
+			continue;
+		for (int view = 0; view < 2; view++) {
+			fuse_ino_t parent = f.dir == IDX_DIR_ROOT
+						    ? fs_ino(FS_COSTUME, view, f.costume_id)
+						    : fs_subdir_ino(view, f.costume_id, f.dir);
+			forget_inode(fs, fs_file_ino(view, f.id, fs_ino_version(v[i])));
+			fuse_lowlevel_notify_inval_entry(fs->se, parent, f.name, strlen(f.name));
+		}
+		log_info("%s: its bytes changed on the origin; the kernel forgets the old ones",
+			 f.name);
+	}
+	free(v);
+}
+
 /* Sleep ms unless told to stop; 1 when told. */
 static int follow_sleep(struct fs *fs, int ms)
 {
@@ -191,7 +234,7 @@ static int follow_sleep(struct fs *fs, int ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&fs->lock);
-	if (!fs->follow_stop)
+	if (!fs->follow_stop && !fs->nstale)
 		pthread_cond_timedwait(&fs->follow_wake, &fs->lock, &until);
 	stop = fs->follow_stop;
 	pthread_mutex_unlock(&fs->lock);
@@ -218,6 +261,7 @@ static void *follow(void *arg)
 
 	idx_catalogue_generation(fs->idx, &gen);
 	while (!follow_sleep(fs, FOLLOW_MS)) {
+		stale_forget(fs);
 		/* One transaction for many reads: an open never writes. */
 		if (++ticks % TOUCH_TICKS == 0)
 			touch_flush(fs);
@@ -259,5 +303,8 @@ void fs_follow_stop(struct fs *fs)
 	pthread_join(fs->follower, NULL);
 	fs->following = 0;
 	names_free(&fs->served);
+	free(fs->stale);
+	fs->stale = NULL;
+	fs->nstale = fs->capstale = 0;
 	touch_flush(fs); /* the reads of the last few seconds */
 }

@@ -72,6 +72,26 @@ static uint32_t text_hash(const char *text, size_t len)
 	return h;
 }
 
+/* 1 if the file inode ino names another version of its asset than the
+ * one a holds: then it is stale, and the kernel is told to forget it. */
+static int stale(struct fs *fs, fuse_ino_t ino, const struct idx_asset *a)
+{
+	if (fs_ino_version(ino) == (a->version & FS_VERSION_MASK))
+		return 0;
+	fs_follow_stale(fs, ino);
+	return 1;
+}
+
+/* The inode of file f seen through view: its asset's version in it. */
+static fuse_ino_t file_ino(struct fs *fs, int view, const struct idx_file *f)
+{
+	struct idx_asset a = { .version = 0 };
+
+	if (f->asset_id)
+		idx_asset_get(fs->idx, f->asset_id, &a);
+	return fs_file_ino(view, f->id, a.version);
+}
+
 /* Size of an asset-backed file, asked of the library only when the index
  * does not know it. */
 static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset *a)
@@ -125,6 +145,8 @@ static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, st
 	rc = asset_size(fs, f, &a);
 	if (rc < 0)
 		return rc;
+	if (stale(fs, ino, &a))
+		return -ESTALE;
 	st->st_size = a.size;
 	st->st_mtime = st->st_ctime = st->st_atime = a.created_at;
 	return 0;
@@ -256,7 +278,7 @@ static int resolve_in_costume(struct fs *fs, int64_t costume, int view, int dir,
 	}
 	rc = idx_file_find(fs->idx, costume, (enum idx_dir)dir, name, &f);
 	if (rc == 0)
-		*child = fs_ino(FS_FILE, view, f.id);
+		*child = file_ino(fs, view, &f);
 	return rc;
 }
 
@@ -297,6 +319,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_follow_served(fs, parent, name, rc == 0 ? e.ino : 0);
 	if (rc == 0)
 		rc = node_attr(fs, e.ino, &e.attr, &timeout);
+	/* The file's bytes moved on between the two: its new inode. */
+	for (int again = 0; rc == -ESTALE && again < 2; again++) {
+		rc = resolve(fs, parent, name, &e.ino);
+		if (rc == 0)
+			rc = node_attr(fs, e.ino, &e.attr, &timeout);
+	}
 	wait_end(req, rc);
 	if (rc == -ENOENT) {
 		/* A negative entry: forgotten when the catalogue changes (notify.c). */
@@ -434,23 +462,27 @@ static int list_costume(void *arg, const struct idx_costume *c)
 /* Files known to be missing on the origin are not listed: 0. Else 1, or
  * 2 when its attributes come from the index alone: a cached asset (never a
  * generated file, whose size is a rendering, nor an asset whose size may
- * need the network). */
-static int file_listed(struct fs *fs, const struct idx_file *f)
+ * need the network). *ino gets its inode. */
+static int file_listed(struct fs *fs, int view, const struct idx_file *f, fuse_ino_t *ino)
 {
 	struct idx_asset a;
+
+	*ino = fs_file_ino(view, f->id, 0);
 	if (!f->asset_id)
 		return 1;
 	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
 		return 0;
 	if (fetch_asset_missing(&a))
 		return 0;
+	*ino = fs_file_ino(view, f->id, a.version);
 	return a.state == IDX_COMPLETED ? 2 : 1;
 }
 
 static int list_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
-	int listed = file_listed(l->fs, f);
+	fuse_ino_t ino;
+	int listed = file_listed(l->fs, l->view, f, &ino);
 
 	if (!listed)
 		return 0;
@@ -458,17 +490,18 @@ static int list_file(void *arg, const struct idx_file *f)
 		l->seen[f->dir] = 1;
 		return 0;
 	}
-	dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
+	dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2);
 	return 0;
 }
 
 static int list_subdir_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
-	int listed = file_listed(l->fs, f);
+	fuse_ino_t ino;
+	int listed = file_listed(l->fs, l->view, f, &ino);
 
 	if (listed)
-		dirbuf_put(l->b, f->name, fs_ino(FS_FILE, l->view, f->id), S_IFREG, listed == 2);
+		dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2);
 	return 0;
 }
 
@@ -662,6 +695,30 @@ static void maybe_prefetch(struct fs *fs, const struct idx_file *f)
 }
 
 /*
+ * The cache file of the asset behind the file inode ino, downloaded if
+ * needed. Bytes of another version than the inode's are never served: the
+ * reader gets -ESTALE (its kernel pages are of the old bytes, which are
+ * gone) and the kernel is told to forget the inode; a new lookup gives the
+ * new one. Bytes that may be another version reach here only once their
+ * commit settled it (fetch_asset_read()).
+ */
+static int asset_content(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, int *fd)
+{
+	struct idx_asset a;
+	int rc = fetch_asset_read(fs->lib, f->asset_id, fd);
+
+	if (rc == 0)
+		rc = idx_asset_get(fs->idx, f->asset_id, &a);
+	if (rc == 0 && stale(fs, ino, &a))
+		rc = -ESTALE;
+	if (rc < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return rc;
+}
+
+/*
  * What a read of the file f (inode ino) reads into h: its text (generated)
  * or its cache file's descriptor, downloading it if needed. Interruptible.
  */
@@ -676,7 +733,7 @@ static int file_content(fuse_req_t req, fuse_ino_t ino, const struct idx_file *f
 	wait_begin(req, &c);
 	maybe_prefetch(fs, f);
 	if (f->asset_id)
-		rc = fetch_asset_read(fs->lib, f->asset_id, &h->fd);
+		rc = asset_content(fs, ino, f, &h->fd);
 	else
 		rc = generated_text(fs, f, &h->data, &h->len);
 	return wait_end(req, rc);

@@ -261,7 +261,8 @@ static enum idx_state state_parse(const char *s)
 
 #define ASSET_COLUMNS                                                                  \
 	"id, server, bundle, file, state, size, bytes_done, sha256, err, error, url,"     \
-	" created_at, updated_at, last_access, failures, retry_at FROM assets"
+	" created_at, updated_at, last_access, failures, retry_at, version, ver_size,"      \
+	" ver_sha256 FROM assets"
 
 static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 {
@@ -281,6 +282,9 @@ static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 	a->last_access = sqlite3_column_int64(st, 13);
 	a->failures = sqlite3_column_int(st, 14);
 	a->retry_at = sqlite3_column_int64(st, 15);
+	a->version = sqlite3_column_int64(st, 16);
+	a->ver_size = sqlite3_column_int64(st, 17);
+	idx_copy_text(a->ver_sha256, sizeof(a->ver_sha256), st, 18);
 }
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out)
@@ -383,11 +387,16 @@ int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const ch
 {
 	const int64_t v[] = { size, size };
 	const char *t[] = { sha256, url };
-	/* Just downloaded is just used: last_access in the same write. */
+	/* Just downloaded is just used: last_access in the same write. Other
+	 * bytes than the version's (its size or hash known and different) are
+	 * a new version. */
 	return asset_update(idx, id,
-			    "UPDATE assets SET updated_at=?1, last_access=?1, state='completed', size=?,"
-			    " bytes_done=?, sha256=?, url=?, err=0, error='', failures=0, retry_at=0"
-			    " WHERE id=?",
+			    "UPDATE assets SET updated_at=?1, last_access=?1, state='completed', size=?2,"
+			    " bytes_done=?3, sha256=?4, url=?5, err=0, error='', failures=0, retry_at=0,"
+			    " version=version+((ver_size>=0 AND ver_size<>?2)"
+			    "  OR (ver_sha256<>'' AND ver_sha256<>?4)),"
+			    " ver_size=?2, ver_sha256=?4"
+			    " WHERE id=?6",
 			    "iitt", v, t);
 }
 
@@ -427,19 +436,39 @@ int idx_asset_clear_backoff(struct idx *idx)
 	return rc;
 }
 
-int idx_assets_migrate_backoff(struct idx *idx)
+/* 1 if the assets table has the column, 0 if not, -EIO. */
+static int assets_have(struct idx *idx, const char *column)
 {
 	sqlite3_stmt *st;
-	int found = 0;
 
-	if (idx_prepare(idx, &st, "SELECT 1 FROM pragma_table_info('assets') WHERE name='retry_at'") < 0)
+	if (idx_prepare(idx, &st, "SELECT 1 FROM pragma_table_info('assets') WHERE name=?") < 0)
 		return -EIO;
-	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+	int found = sqlite3_step(st) == SQLITE_ROW;
 	idx_done(idx, st);
-	if (found)
-		return 0;
-	return idx_exec(idx, "ALTER TABLE assets ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
-			      "ALTER TABLE assets ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;");
+	return found;
+}
+
+int idx_assets_migrate_columns(struct idx *idx)
+{
+	static const char *const added[][2] = {
+		{ "retry_at", "ALTER TABLE assets ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+			      "ALTER TABLE assets ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;" },
+		{ "version", "ALTER TABLE assets ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
+			     "ALTER TABLE assets ADD COLUMN ver_size INTEGER NOT NULL DEFAULT -1;"
+			     "ALTER TABLE assets ADD COLUMN ver_sha256 TEXT NOT NULL DEFAULT '';"
+			     /* What a completed row holds is its version's bytes. */
+			     "UPDATE assets SET ver_size=size, ver_sha256=sha256"
+			     " WHERE state='completed';" },
+	};
+	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
+		int rc = assets_have(idx, added[i][0]);
+		if (rc == 0)
+			rc = idx_exec(idx, added[i][1]);
+		if (rc < 0)
+			return -EIO;
+	}
+	return 0;
 }
 
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
@@ -448,10 +477,15 @@ int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
 	if (err > 0)
 		return idx_asset_mark_failed(idx, id, err, error, NULL);
 	const int64_t v[] = { size };
-	/* A completed row already knows its size: leave it alone. */
+	/* A completed row already knows its size: leave it alone. Another
+	 * size than the version's is a new version, whose bytes are not
+	 * known yet. */
 	int rc = asset_update(idx, id,
-			      "UPDATE assets SET updated_at=?, size=?, err=0, error=''"
-			      " WHERE state<>'completed' AND id=?",
+			      "UPDATE assets SET updated_at=?1, size=?2, err=0, error='',"
+			      " version=version+(ver_size>=0 AND ver_size<>?2),"
+			      " ver_sha256=CASE WHEN ver_size=?2 THEN ver_sha256 ELSE '' END,"
+			      " ver_size=?2"
+			      " WHERE state<>'completed' AND id=?3",
 			      "i", v, NULL);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -521,10 +555,13 @@ int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_prepare(idx, &st,
 			 "INSERT INTO assets(server, bundle, file, state, size, bytes_done, sha256,"
-			 " created_at, updated_at, last_access)"
-			 " VALUES(?1,?2,?3,'completed',?4,?4,?5,?6,?6,?6)"
+			 " created_at, updated_at, last_access, ver_size, ver_sha256)"
+			 " VALUES(?1,?2,?3,'completed',?4,?4,?5,?6,?6,?6,?4,?5)"
 			 " ON CONFLICT(server, bundle, file) DO UPDATE SET state='completed',"
-			 " size=?4, bytes_done=?4, sha256=?5, err=0, error='', updated_at=?6");
+			 " size=?4, bytes_done=?4, sha256=?5, err=0, error='', updated_at=?6,"
+			 " version=version+((ver_size>=0 AND ver_size<>?4)"
+			 "  OR (ver_sha256<>'' AND ver_sha256<>?5)),"
+			 " ver_size=?4, ver_sha256=?5");
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);

@@ -248,8 +248,8 @@ static int idx_setup(struct idx *idx)
 	if (idx_exec(idx, rc == 0 ? "COMMIT" : "ROLLBACK") < 0 || rc < 0 ||
 	    idx_exec(idx, "PRAGMA foreign_keys=ON") < 0)
 		return -EIO;
-	/* Migration, back-off columns of assets (idx_assets_migrate_backoff()). */
-	if (idx_assets_migrate_backoff(idx) < 0)
+	/* Migration, columns added to assets (idx_assets_migrate_columns()). */
+	if (idx_assets_migrate_columns(idx) < 0)
 		return -EIO;
 	if (idx_prepare(idx, &st, "SELECT value FROM meta WHERE key='schema'") < 0)
 		return -EIO;

@@ -207,6 +207,13 @@ struct idx_asset {
 	int64_t created_at, updated_at, last_access;
 	int failures;       /* failed downloads in a row (back-off) */
 	int64_t retry_at;   /* ms (idx_now() clock): not asked before, 0 if none */
+	/* Which bytes the file has: the version goes up when a download or a
+	 * probe finds bytes other than the version's (its size or SHA-256 as
+	 * last known, kept while the file is evicted; -1 and "" when unknown).
+	 * Never goes down. */
+	int64_t version;
+	int64_t ver_size;
+	char ver_sha256[65];
 };
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out);
@@ -226,7 +233,7 @@ int idx_asset_set_backoff(struct idx *idx, int64_t id, int failures, int64_t ret
 /* Forget every asset's back-off: failed ones may be asked for at once. */
 int idx_asset_clear_backoff(struct idx *idx);
 /* Back to pending with size, hash and back-off forgotten (file gone,
- * evicted, repaired, retried). */
+ * evicted, repaired, retried); the version and its size and hash stay. */
 int idx_asset_mark_pending(struct idx *idx, int64_t id);
 /* A probe's answer: size >= 0 present; err > 0 failed with that errno. */
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,

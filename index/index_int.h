@@ -47,9 +47,10 @@ int idx_run(struct idx *idx, const char *sql, int n, ...);
  * (when not NULL) or else num (caller holds the lock). */
 int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t num,
 		    int64_t *out);
-/* Migration (any schema version): add the assets' back-off columns
- * (failures, retry_at) to a database made before them; caller holds the lock. */
-int idx_assets_migrate_backoff(struct idx *idx);
+/* Migration (any schema version): add the assets' columns a database made
+ * before them lacks (back-off: failures, retry_at; versions: version,
+ * ver_size, ver_sha256); caller holds the lock. */
+int idx_assets_migrate_columns(struct idx *idx);
 /* Copy a text column, "" for NULL, truncated to len. */
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);
 

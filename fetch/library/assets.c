@@ -304,6 +304,13 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 			 (long long)got, (long long)want);
 		return -EIO;
 	}
+	/* Bytes that may be another version than the one the kernel was
+	 * told of (its size differs, or a hash was known) wait for the commit,
+	 * which settles the version (DESIGN §7): readers then see which. */
+	struct idx_asset a;
+	if (idx_asset_get(lib->idx, t->asset_id, &a) < 0 || a.ver_sha256[0] ||
+	    (a.ver_size >= 0 && a.ver_size != got))
+		return 0;
 	if (cache_writer_reader(t->writer, &fd) < 0)
 		return 0; /* its readers wait for the commit instead */
 	pthread_mutex_lock(&lib->lock);

@@ -842,6 +842,46 @@ static void test_pending_forgets_size_and_hash(void **state)
 	idx_close(idx);
 }
 
+static int64_t version_of(struct idx *idx, int64_t id)
+{
+	struct idx_asset a;
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	return a.version;
+}
+
+static void test_version_goes_up_only_for_other_bytes(void **state)
+{
+	struct idx *idx = open_fresh();
+	int64_t id = motion_asset(idx, costume_with_files(idx));
+	struct idx_asset a;
+
+	(void)state;
+	assert_int_equal(version_of(idx, id), 0);
+	assert_int_equal(idx_asset_mark_probed(idx, id, 500, 0, NULL), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u"), 0);
+	assert_int_equal(version_of(idx, id), 0);
+	/* Evicted: the version remembers its bytes; the same bytes again
+	 * are the same version. */
+	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	assert_int_equal(a.ver_size, 500);
+	assert_string_equal(a.ver_sha256, "ab12");
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u"), 0);
+	assert_int_equal(version_of(idx, id), 0);
+	/* Same size, other hash. */
+	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "cd34", "u"), 0);
+	assert_int_equal(version_of(idx, id), 1);
+	/* A probe that finds another size is a new version at once; its
+	 * download is that version. */
+	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
+	assert_int_equal(idx_asset_mark_probed(idx, id, 700, 0, NULL), 0);
+	assert_int_equal(version_of(idx, id), 2);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 700, "ef56", "u"), 0);
+	assert_int_equal(version_of(idx, id), 2);
+	idx_close(idx);
+}
+
 static void test_adopt_inserts_a_completed_row(void **state)
 {
 	struct idx *idx = open_fresh();
@@ -1010,6 +1050,7 @@ int main(void)
 		T(test_failed_keeps_errno_reason_and_url),
 		T(test_completed_clears_the_last_error),
 		T(test_pending_forgets_size_and_hash),
+		T(test_version_goes_up_only_for_other_bytes),
 		T(test_adopt_inserts_a_completed_row),
 		T(test_asset_list_by_server_and_state),
 		T(test_touch_is_written_in_a_batch),
