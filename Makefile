@@ -1,4 +1,6 @@
-# l2dfs — see README.md. `make` builds build/l2dfs; `make check` runs every test.
+# l2dfs — see README.md. `make` builds build/l2dfs (the release binary: no
+# test hooks, asserts off) and build/l2dfs-test (-DL2DFS_TEST_HOOKS: the
+# test switches and asserts, what the tests run); `make check` runs every test.
 
 PKGS      := fuse3 libcurl libcjson sqlite3 libcrypto libutf8proc
 PREFIX    ?= /usr/local
@@ -19,18 +21,27 @@ LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# The same sources built for tests: the test switches (L2DFS_TEST_*,
+# L2DFS_TIME_OFFSET) and the asserts of locks and states.
+HOOKS    := $(BUILD)/hooks
+HLIB_OBJ := $(LIB_SRC:%.c=$(HOOKS)/%.o)
+HCLI_OBJ := $(CLI_SRC:%.c=$(HOOKS)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all check unit integration asan tsan fuzz fuzz-smoke demo demo-stop bench install uninstall clean deps
 
-all: $(BUILD)/l2dfs
+all: $(BUILD)/l2dfs $(BUILD)/l2dfs-test
 
 HEADERS  := $(wildcard */*.h */*/*.h)
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -DNDEBUG -c -o $@ $<
+
+$(HOOKS)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DL2DFS_TEST_HOOKS -c -o $@ $<
 
 $(BUILD)/libl2dfs.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -38,17 +49,23 @@ $(BUILD)/libl2dfs.a: $(LIB_OBJ)
 $(BUILD)/l2dfs: $(CLI_OBJ) $(BUILD)/libl2dfs.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libl2dfs.a
+$(HOOKS)/libl2dfs.a: $(HLIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/l2dfs-test: $(HCLI_OBJ) $(HOOKS)/libl2dfs.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(HOOKS)/libl2dfs.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libl2dfs.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -DL2DFS_TEST_HOOKS $(LDFLAGS) -o $@ $< $(HOOKS)/libl2dfs.a $(LDLIBS) -lcmocka
 
 # The library's orchestration against a fake engine (tests/unit/fake_engine.c):
 # every library object but fetch/http's engine (its memory sink is shared).
-HTTP_OBJ := $(filter-out $(BUILD)/fetch/http/membuf.o,$(filter $(BUILD)/fetch/http/%,$(LIB_OBJ)))
+HTTP_OBJ := $(filter-out $(HOOKS)/fetch/http/membuf.o,$(filter $(HOOKS)/fetch/http/%,$(HLIB_OBJ)))
 $(BUILD)/tests/test_library: tests/unit/test_library.c tests/unit/fake_engine.c \
-		$(filter-out $(HTTP_OBJ),$(LIB_OBJ))
+		$(filter-out $(HTTP_OBJ),$(HLIB_OBJ))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -DL2DFS_TEST_HOOKS $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 deps:
 	scripts/install-deps.sh
@@ -56,8 +73,8 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/l2dfs
-	L2DFS_BIN=$(abspath $(BUILD)/l2dfs) $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+integration: $(BUILD)/l2dfs $(BUILD)/l2dfs-test
+	L2DFS_BIN=$(abspath $(BUILD)/l2dfs-test) L2DFS_RELEASE_BIN=$(abspath $(BUILD)/l2dfs) $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 # Dependencies first (quick when installed), then a fresh make: the package
 # flags above are read when make starts.

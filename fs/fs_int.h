@@ -33,7 +33,7 @@ struct fs {
 	 * opening its root fails (ENOTCONN): folders must be opened here. */
 	int need_opendir;     /* set by fs_mount */
 	int no_opendir;       /* set by init, before any request: the kernel opens folders */
-	int need_open;        /* set by fs_mount: L2DFS_TEST_DAEMON_OPEN, as on kernels
+	int need_open;        /* test builds: L2DFS_TEST_DAEMON_OPEN, as on kernels
 			       * without no-open support (tests of that path) */
 	int no_open;          /* set by init, before any request: the kernel opens files */
 	struct fetch_library *lib;

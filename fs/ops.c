@@ -739,48 +739,9 @@ static int file_content(fuse_req_t req, fuse_ino_t ino, const struct idx_file *f
 	return wait_end(req, rc);
 }
 
-/* Where the kernel cannot open files itself: a handle per open, its id in
- * fi->fh (handles.c). */
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct fs_handle *h;
-	struct idx_file f;
-	int rc;
-
-	if (fs->no_open) {
-		fuse_reply_err(req, ENOSYS); /* the kernel opens files from now on */
-		return;
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if (fs_ino_kind(ino) != FS_FILE) {
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	rc = idx_file_get(fs->idx, fs_ino_id(ino), &f);
-	h = rc == 0 ? malloc(sizeof(*h)) : NULL;
-	if (rc == 0 && !h)
-		rc = -ENOMEM;
-	if (rc == 0)
-		rc = file_content(req, ino, &f, h);
-	if (rc < 0) {
-		if (h)
-			free(h->data);
-		free(h);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	/* Through the page cache, so that mmap works. An asset's pages stay;
-	 * a generated file's are dropped at each open (its text may change). */
-	fi->keep_cache = f.asset_id != 0;
-	reply_open(req, fi, h);
-}
-
 /*
- * The handle one read without an open uses (fs->no_open): the cache file
+ * A handle on file ino for reading, the same for an open (op_open) and for
+ * one read without an open (fs->no_open). Without opens the cache file is
  * opened (downloaded if needed) for this read only, so that its lock keeps
  * eviction away while it is read and no longer (a later read opens it
  * again, and downloads it again if it was evicted meanwhile); a generated
@@ -805,6 +766,33 @@ static struct fs_handle *file_for_read(fuse_req_t req, fuse_ino_t ino, int *rc)
 		return NULL;
 	}
 	return h;
+}
+
+/* Where the kernel cannot open files itself: a handle per open, its id in
+ * fi->fh (handles.c). Writes never come here: the mount is read-only, so
+ * the kernel refuses them with EROFS itself. */
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_handle *h;
+	int rc;
+
+	if (fs_of(req)->no_open) {
+		fuse_reply_err(req, ENOSYS); /* the kernel opens files from now on */
+		return;
+	}
+	if (fs_ino_kind(ino) != FS_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	h = file_for_read(req, ino, &rc);
+	if (!h) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* Through the page cache, so that mmap works. An asset's pages stay;
+	 * a generated file's are dropped at each open (its text may change). */
+	fi->keep_cache = h->fd >= 0;
+	reply_open(req, fi, h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -997,69 +985,6 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* ---- read-only: every change is refused ---- */
-
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
-{
-	(void)ino, (void)attr, (void)to_set, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
-{
-	(void)p, (void)n, (void)m, (void)d;
-	fuse_reply_err(req, EROFS);
-}
-static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
-{
-	(void)p, (void)n, (void)m;
-	fuse_reply_err(req, EROFS);
-}
-static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
-{
-	(void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
-{
-	(void)l, (void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-		      const char *nn, unsigned int flags)
-{
-	(void)p, (void)n, (void)np, (void)nn, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
-{
-	(void)ino, (void)np, (void)nn;
-	fuse_reply_err(req, EROFS);
-}
-static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
-		      struct fuse_file_info *fi)
-{
-	(void)p, (void)n, (void)m, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino, (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
 /*
  * Reads: libfuse splices cache files to the device (op_read). Warm
  * reads ask the daemon as little as the kernel allows: files opened by the
@@ -1104,16 +1029,4 @@ const struct fuse_lowlevel_ops fs_lowlevel_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.statfs = op_statfs,
-	.setattr = op_setattr,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_unlink,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.create = op_create,
-	.write = op_write,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
 };

@@ -71,7 +71,9 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	fs->cfg.server = fs->server;
 	fs->started = time(NULL);
 	fs->need_opendir = has_option(cfg->fuse_flags, "auto_unmount");
+#ifdef L2DFS_TEST_HOOKS
 	fs->need_open = getenv("L2DFS_TEST_DAEMON_OPEN") != NULL;
+#endif
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_cond_init(&fs->follow_wake, NULL);
 	fs->mountpoint = strdup(mountpoint);

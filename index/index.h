@@ -43,7 +43,7 @@ void idx_close(struct idx *idx);
  * process reads from an old snapshot. */
 int idx_log_truncate(struct idx *idx);
 
-/* Seconds since the epoch; tests may shift it through L2DFS_TIME_OFFSET. */
+/* Seconds since the epoch (a test build shifts it by L2DFS_TIME_OFFSET). */
 int64_t idx_now(void);
 
 /* ---- documents: the JSON response cache ---- */

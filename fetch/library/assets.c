@@ -76,7 +76,7 @@ int fetch_asset_url_path(const char *server, const char *bundle, const char *fil
 }
 
 /* Milliseconds on the index's clock (idx_now(): the wall clock, shifted by
- * L2DFS_TIME_OFFSET). */
+ * L2DFS_TIME_OFFSET in a test build). */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -317,10 +317,12 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 	t->body_fd = fd;
 	pthread_cond_broadcast(&t->readable);
 	pthread_mutex_unlock(&lib->lock);
-	/* Test-only: L2DFS_TEST_COMMIT_DELAY_MS stretches the commit that
-	 * follows, so that a test sees readers served before it; 0 in use. */
+#ifdef L2DFS_TEST_HOOKS
+	/* L2DFS_TEST_COMMIT_DELAY_MS stretches the commit that follows, so
+	 * that a test sees readers served before it. */
 	if (lib->commit_delay_ms > 0)
 		usleep((useconds_t)lib->commit_delay_ms * 1000);
+#endif
 	return 0;
 }
 

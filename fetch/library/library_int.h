@@ -90,7 +90,9 @@ struct fetch_library {
 	struct idx *idx;
 	struct cache *cache;
 	int64_t backoff_ms; /* first back-off after a failed download */
-	int64_t commit_delay_ms; /* test-only: L2DFS_TEST_COMMIT_DELAY_MS (assets.c) */
+#ifdef L2DFS_TEST_HOOKS
+	int64_t commit_delay_ms; /* L2DFS_TEST_COMMIT_DELAY_MS (assets.c) */
+#endif
 
 	pthread_mutex_t lock;              /* see above */
 	struct fetch_transfer *transfers;  /* lock: in flight, one per asset */

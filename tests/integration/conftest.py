@@ -33,7 +33,8 @@ def origin(make_origin):
 
 @pytest.fixture(scope="session")
 def l2dfs_bin():
-    path = os.environ.get("L2DFS_BIN") or str(REPO / "build" / "l2dfs")
+    # The test build (make: build/l2dfs-test): the release binary has no test switches.
+    path = os.environ.get("L2DFS_BIN") or str(REPO / "build" / "l2dfs-test")
     if not os.access(path, os.X_OK):
         pytest.skip("no l2dfs binary at %s (run make, or set L2DFS_BIN)" % path)
     return path

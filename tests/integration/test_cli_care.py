@@ -7,10 +7,19 @@ import threading
 
 import pytest
 
-from helpers import TEX0, costume, index_rows, read_file
+from helpers import TEX0, costume, index_rows, read_file, wait_for
 from test_cli_helpers import cache_path, cached_bytes, cli, json_lines, temporaries  # noqa: F401
 
 NAME = "036_live_event_307_ssr"
+
+
+def wait_committed(cache, n):
+    """Reads are answered before their commit: wait until n rows are completed
+    (gc leaves a download in flight alone)."""
+    def done():
+        rows = index_rows(cache, "SELECT COUNT(*) AS n FROM assets WHERE state = 'completed'")
+        return rows[0]["n"] >= n
+    assert wait_for(done, 60)
 
 
 def test_verify_finds_damage_and_repair_heals_it(cli, mount, origin, tmp_path):
@@ -63,6 +72,7 @@ def test_gc_keeps_a_file_open_through_the_mount(cli, mount, origin):
     for rel in c.files:
         with open(c.flat(m, rel), "rb") as f:
             f.read()
+    wait_committed(cli.cache, len(c.files))
     held_rel = TEX0
     held = open(c.flat(m, held_rel), "rb")
     try:
@@ -96,6 +106,7 @@ def test_gc_under_a_file_opened_by_the_kernel(cli, mount, origin):
     c = costume(origin)
     for rel in c.files:
         read_file(c.flat(m, rel))
+    wait_committed(cli.cache, len(c.files))
     with open(c.flat(m, TEX0), "rb") as held:
         r = cli("gc", "--max-size", 1, "--low-water", "10", "--json")
         assert r.returncode == 0, r.stdout + r.stderr

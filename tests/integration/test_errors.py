@@ -167,8 +167,11 @@ def test_max_file_size(mount, origin):
 
 # ---- read-only ----
 
-def test_read_only(mount, origin):
-    m = mount(opts=NO_PREFETCH)
+@pytest.mark.parametrize("daemon_open", [False, True])
+def test_read_only(mount, origin, daemon_open):
+    # The daemon has no handler for any change: the read-only mount makes
+    # the kernel refuse them all, whoever opens files.
+    m = mount(opts=NO_PREFETCH, env={"L2DFS_TEST_DAEMON_OPEN": "1"} if daemon_open else {})
     c = costume(origin)
     f = c.path(m, TEX0)
     d = c.path(m)
@@ -184,6 +187,12 @@ def test_read_only(mount, origin):
         "truncate": lambda: os.truncate(f, 0),
         "symlink": lambda: os.symlink("x", os.path.join(d, "link")),
         "chmod": lambda: os.chmod(f, 0o666),
+        "utime": lambda: os.utime(f, (0, 0)),
+        "link": lambda: os.link(f, os.path.join(d, "hard")),
+        "mknod": lambda: os.mkfifo(os.path.join(d, "fifo")),
+        "setxattr": lambda: os.setxattr(f, "user.x", b"1"),
+        "removexattr": lambda: os.removexattr(f, "user.l2dfs.state"),
+        "open read-write": lambda: os.open(f, os.O_RDWR),
     }
     got = {name: oserror(fn) for name, fn in checks.items()}
     assert got == {name: errno.EROFS for name in checks}
