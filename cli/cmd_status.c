@@ -110,10 +110,10 @@ static int costume_files(struct cli_env *env, int64_t costume_id, struct file_li
 	return rc;
 }
 
-/* Failed in the sense of idx_costume_status(): an absent optional file is not. */
+/* Failed in the sense of fetch_costume_status(): an absent optional file is not. */
 static int file_failed(const struct costume_file *f)
 {
-	return f->a.state == IDX_FAILED && !fs_file_absent(f->optional, &f->a);
+	return f->a.state == IDX_FAILED && !fetch_asset_absent(f->optional, &f->a);
 }
 
 /* ---- status ---- */
@@ -144,7 +144,7 @@ static int print_file_status(struct cli_env *env, const struct target *t, int js
 		cJSON_AddStringToObject(j, "costume", t->c.live2d_name);
 		cJSON_AddStringToObject(j, "rel_path", t->rel);
 		cJSON_AddStringToObject(j, "state", state);
-		cJSON_AddNumberToObject(j, "progress", t->f.asset_id ? care_asset_progress(&a) : 100);
+		cJSON_AddNumberToObject(j, "progress", t->f.asset_id ? fetch_asset_progress(&a) : 100);
 		cJSON_AddNumberToObject(j, "size", (double)a.size);
 		cJSON_AddStringToObject(j, "cache_path", path);
 		cJSON_AddStringToObject(j, "sha256", a.sha256);
@@ -159,7 +159,7 @@ static int print_file_status(struct cli_env *env, const struct target *t, int js
 		printf("(made from the catalogue when read; nothing is downloaded)\n");
 		return 0;
 	}
-	printf("progress:   %d\n", care_asset_progress(&a));
+	printf("progress:   %d\n", fetch_asset_progress(&a));
 	printf("size:       %lld\n", (long long)a.size);
 	printf("cache_path: %s\n", path);
 	printf("sha256:     %s\n", a.sha256);
@@ -187,10 +187,10 @@ static cJSON *file_array(const struct file_list *l, int (*pred)(const struct cos
 
 static int file_absent(const struct costume_file *f)
 {
-	return fs_file_absent(f->optional, &f->a);
+	return fetch_asset_absent(f->optional, &f->a);
 }
 
-static void print_costume_json(const struct target *t, const struct fs_costume_status *cs,
+static void print_costume_json(const struct target *t, const struct fetch_costume_status *cs,
 			       const struct file_list *l)
 {
 	const struct idx_costume_status *st = &cs->st;
@@ -211,7 +211,7 @@ static void print_costume_json(const struct target *t, const struct fs_costume_s
 	cmd_json_line(j);
 }
 
-static void print_costume_text(const struct target *t, const struct fs_costume_status *cs,
+static void print_costume_text(const struct target *t, const struct fetch_costume_status *cs,
 			       const struct file_list *l)
 {
 	const struct idx_costume_status *st = &cs->st;
@@ -238,9 +238,9 @@ static void print_costume_text(const struct target *t, const struct fs_costume_s
 
 static int print_costume_status(struct cli_env *env, const struct target *t, int json)
 {
-	struct fs_costume_status cs;
+	struct fetch_costume_status cs;
 	struct file_list l = { 0 };
-	int rc = fs_costume_status(env->idx, t->c.id, &cs);
+	int rc = fetch_costume_status(env->idx, t->c.id, &cs);
 
 	if (rc == 0)
 		rc = costume_files(env, t->c.id, &l);

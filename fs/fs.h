@@ -54,22 +54,6 @@ int fs_daemonize(struct fs *fs, int foreground);
 int fs_serve(struct fs *fs, struct http_engine *engine, struct fetch_library *lib,
 	     struct idx *idx, struct cache *cache);
 
-/* 1 if an optional file (physics, icon) is one the origin lacks (it
- * answered 404 or its HTML page): absent, neither failed nor pending. */
-int fs_file_absent(int optional, const struct idx_asset *a);
-
-/* A costume's status, as its folder's user.l2dfs.* attributes give it. */
-struct fs_costume_status {
-	struct idx_costume_status st; /* absent files left out of files_total */
-	int files_absent;
-	/* "completed": every file the origin has is cached; "failed": some
-	 * download failed; "partial": some cached; "pending": none yet. */
-	const char *state;
-};
-
-/* Fill *out from the index alone (no network): 0 or a negative errno. */
-int fs_costume_status(struct idx *idx, int64_t costume_id, struct fs_costume_status *out);
-
 /* Unmount (if still mounted) and free. */
 void fs_destroy(struct fs *fs);
 

@@ -832,58 +832,15 @@ static const char file_xattrs[] = XATTR_PREFIX "state\0" XATTR_PREFIX "progress\
 static const char costume_xattrs[] = XATTR_PREFIX "state\0" XATTR_PREFIX "files_done\0" XATTR_PREFIX
 	"files_total\0";
 
-int fs_file_absent(int optional, const struct idx_asset *a)
-{
-	return optional && a->state == IDX_FAILED && a->err == ENOENT;
-}
-
-struct absent_count {
-	struct idx *idx;
-	int n;
-};
-
-static int count_absent(void *arg, const struct idx_file *f)
-{
-	struct absent_count *c = arg;
-	struct idx_asset a;
-
-	if (f->optional && f->asset_id && idx_asset_get(c->idx, f->asset_id, &a) == 0 &&
-	    fs_file_absent(f->optional, &a))
-		c->n++;
-	return 0;
-}
-
-int fs_costume_status(struct idx *idx, int64_t costume_id, struct fs_costume_status *out)
-{
-	struct idx_costume_status *st = &out->st;
-	struct absent_count c = { idx, 0 };
-	int rc = idx_costume_status(idx, costume_id, st);
-
-	if (rc == 0)
-		rc = idx_file_list(idx, costume_id, -1, count_absent, &c);
-	if (rc < 0)
-		return rc;
-	/* Absent files are neither done nor failed: only the total counts them. */
-	st->files_total -= c.n;
-	out->files_absent = c.n;
-	if (st->files_failed)
-		out->state = "failed";
-	else if (st->files_total && st->files_done == st->files_total)
-		out->state = "completed";
-	else
-		out->state = st->files_done ? "partial" : "pending";
-	return 0;
-}
-
 /* The value of the status attribute XATTR_PREFIX name into buf
  * (NUL-terminated). */
 static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *buf, size_t len)
 {
 	if (fs_ino_kind(ino) == FS_COSTUME) {
-		struct fs_costume_status cs;
+		struct fetch_costume_status cs;
 		int rc = fetch_costume_ensure(fs->lib, fs_ino_id(ino));
 		if (rc == 0)
-			rc = fs_costume_status(fs->idx, fs_ino_id(ino), &cs);
+			rc = fetch_costume_status(fs->idx, fs_ino_id(ino), &cs);
 		if (rc < 0)
 			return rc;
 		if (strcmp(name, "state") == 0)
@@ -906,10 +863,12 @@ static int xattr_value(struct fs *fs, fuse_ino_t ino, const char *name, char *bu
 		return rc;
 	if (idx_asset_get(fs->idx, f.asset_id, &a) < 0)
 		return -ENODATA;
+	struct fetch_asset_status as;
+	fetch_asset_status(&a, f.optional, &as);
 	if (strcmp(name, "state") == 0) {
-		snprintf(buf, len, "%s", idx_state_name(a.state));
+		snprintf(buf, len, "%s", as.state);
 	} else if (strcmp(name, "progress") == 0) {
-		snprintf(buf, len, "%d", care_asset_progress(&a));
+		snprintf(buf, len, "%d", as.progress);
 	} else if (strcmp(name, "size") == 0) {
 		snprintf(buf, len, "%lld", (long long)a.size);
 	} else if (strcmp(name, "sha256") == 0) {

@@ -16,15 +16,6 @@
 #include "../../log/log.h"
 #include "../../util/util.h"
 
-int care_asset_progress(const struct idx_asset *a)
-{
-	if (a->state == IDX_COMPLETED)
-		return 100;
-	if (a->size <= 0 || a->bytes_done <= 0)
-		return 0;
-	return a->bytes_done >= a->size ? 99 : (int)(a->bytes_done * 100 / a->size);
-}
-
 int64_t care_share(int64_t max, int pct)
 {
 	return max / 100 * pct + max % 100 * pct / 100;

@@ -17,9 +17,6 @@
 /* The share of cache_max (or of gc's --max-size) an eviction goes down to. */
 #define CARE_LOW_WATER 90
 
-/* How far an asset's download got, 0..100 (100 once completed). */
-int care_asset_progress(const struct idx_asset *a);
-
 struct care_report {
 	int64_t total_before;      /* bytes of completed assets (every server) */
 	int64_t total_after;

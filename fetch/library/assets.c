@@ -75,21 +75,6 @@ int fetch_asset_url_path(const char *server, const char *bundle, const char *fil
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Milliseconds on the index's clock (idx_now(): the wall clock, shifted by
- * L2DFS_TIME_OFFSET in a test build). */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (idx_now() - (int64_t)ts.tv_sec) * 1000 + (int64_t)ts.tv_sec * 1000 +
-	       ts.tv_nsec / 1000000;
-}
-
-int fetch_asset_backing_off(const struct idx_asset *a)
-{
-	return a->state == IDX_FAILED && a->retry_at > now_ms();
-}
-
 /* The back-off after the failures-th failure in a row, in ms. */
 static int64_t backoff_ms(const struct fetch_library *lib, int failures, long retry_after_s)
 {
@@ -110,7 +95,7 @@ static void backoff_record(struct fetch_library *lib, const struct fetch_transfe
 	int failures = idx_asset_get(lib->idx, t->asset_id, &a) == 0 ? a.failures + 1 : 1;
 	int64_t d = backoff_ms(lib, failures, retry_after_s);
 
-	idx_asset_set_backoff(lib->idx, t->asset_id, failures, now_ms() + d);
+	idx_asset_set_backoff(lib->idx, t->asset_id, failures, fetch_now_ms() + d);
 	log_error("%s/%s: download failed: %s; not asked again for %lld s (failure %d)",
 		  t->bundle, t->file, why, (long long)((d + 999) / 1000), failures);
 }
@@ -660,12 +645,6 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
 	}
 	pthread_mutex_unlock(&lib->lock);
 	return rc == -EINTR ? -EINTR : 0;
-}
-
-int fetch_asset_missing(const struct idx_asset *a)
-{
-	return a->state == IDX_FAILED && a->err == ENOENT &&
-	       idx_now() - a->updated_at < FETCH_MISSING_RECHECK_S;
 }
 
 /* The cached copy of a completed asset: 0 with *fd, or -EAGAIN once it was

@@ -653,16 +653,6 @@ static int costume_assets(struct fetch_library *lib, int64_t costume_id, struct 
 	return rc;
 }
 
-/* 1 if every file of the costume is cached: nothing to probe and nothing
- * missing, known from one query instead of one per file. */
-static int costume_complete(struct fetch_library *lib, int64_t costume_id)
-{
-	struct idx_costume_status st;
-
-	return idx_costume_status(lib->idx, costume_id, &st) == 0 &&
-	       st.files_done == st.files_total;
-}
-
 static int size_unknown(const struct idx_asset *a)
 {
 	return a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a);
@@ -757,7 +747,7 @@ static int costume_probe(struct fetch_library *lib, int64_t costume_id, int opti
 	struct head_call *h = NULL;
 	int rc = costume_assets(lib, costume_id, &l);
 
-	if (rc < 0 || costume_complete(lib, costume_id))
+	if (rc < 0 || fetch_costume_complete(lib->idx, costume_id))
 		goto out;
 	rc = busy_take(lib, KEY_PROBE(costume_id), 1);
 	if (rc < 0)
@@ -829,7 +819,7 @@ void fetch_costume_prefetch(struct fetch_library *lib, int64_t costume_id)
 {
 	struct asset_list l = { 0 };
 
-	if (costume_assets(lib, costume_id, &l) == 0 && !costume_complete(lib, costume_id))
+	if (costume_assets(lib, costume_id, &l) == 0 && !fetch_costume_complete(lib->idx, costume_id))
 		for (size_t i = 0; i < l.n; i++)
 			fetch_asset_queue(lib, l.ids[i], HTTP_BACKGROUND);
 	asset_list_free(&l);
@@ -921,7 +911,7 @@ static int costume_model_json(struct fetch_library *lib, int64_t costume_id, cha
 		rc = -ENOMEM;
 		goto out;
 	}
-	l.complete = costume_complete(lib, costume_id);
+	l.complete = fetch_costume_complete(lib->idx, costume_id);
 	rc = idx_file_list(lib->idx, costume_id, -1, collect_present, &l);
 	if (rc == 0) {
 		*text = bd_render_model_json(l.files, l.n);

@@ -139,10 +139,40 @@ int fetch_cancelled(void);
 /* Seconds a "not on the origin" answer (404, the HTML page) is trusted. */
 #define FETCH_MISSING_RECHECK_S 600
 
+/* ---- what state a file or a costume is in (status.c; the index alone) ---- */
+
 /* 1 if the origin said it lacks the asset less than FETCH_MISSING_RECHECK_S
  * ago: the file is left out of listings and model.json and not asked for;
  * after that it is asked again (a probe or a read). */
 int fetch_asset_missing(const struct idx_asset *a);
+/* 1 if its download failed and its back-off (DESIGN §10) has not passed:
+ * nothing is sent for it (no probe, GET or prefetch), reads fail at once. */
+int fetch_asset_backing_off(const struct idx_asset *a);
+/* 1 if an optional file (physics, icon) is one the origin lacks (it
+ * answered 404 or its HTML page): absent, neither failed nor pending. */
+int fetch_asset_absent(int optional, const struct idx_asset *a);
+/* How far its download got, 0..100 (100 once completed). */
+int fetch_asset_progress(const struct idx_asset *a);
+
+struct fetch_asset_status {
+	const char *state; /* pending | downloading | completed | failed */
+	int progress;      /* 0..100 */
+	int missing, absent, backing_off; /* the predicates above */
+};
+void fetch_asset_status(const struct idx_asset *a, int optional, struct fetch_asset_status *out);
+
+/* A costume's status, as its folder's user.l2dfs.* attributes, `l2dfs
+ * status` and the HTTP server give it. */
+struct fetch_costume_status {
+	struct idx_costume_status st; /* absent files left out of files_total */
+	int files_absent;
+	/* "completed": every file the origin has is cached; "failed": some
+	 * download failed; "partial": some cached; "pending": none yet. */
+	const char *state;
+};
+int fetch_costume_status(struct idx *idx, int64_t costume_id, struct fetch_costume_status *out);
+/* 1 if every file of the costume is cached (one query). */
+int fetch_costume_complete(struct idx *idx, int64_t costume_id);
 
 /* Start downloading the asset without waiting, unless it is cached or in
  * flight: HTTP_BACKGROUND for prefetch, HTTP_FOREGROUND for a file a

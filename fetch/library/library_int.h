@@ -159,7 +159,7 @@ int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_
 
 /* 1 if a failed download of the asset is backing off (not to be asked
  * before its retry time). */
-int fetch_asset_backing_off(const struct idx_asset *a);
+int64_t fetch_now_ms(void); /* status.c: ms on the index's clock */
 
 /* cache_max (budget.c): count the cached bytes once, at start. */
 void fetch_budget_start(struct fetch_library *lib);

@@ -252,6 +252,31 @@ static void test_cancel_before_waiting(void **state)
 	assert_int_equal(a.rc, -EINTR);
 }
 
+/* One answer for a file's state: fetch_asset_status() over rows. */
+static void test_asset_status(void **state)
+{
+	struct idx_asset a = { .state = IDX_FAILED, .err = ENOENT, .size = -1 };
+	struct fetch_asset_status st;
+
+	(void)state;
+	a.updated_at = idx_now();
+	fetch_asset_status(&a, 1, &st);
+	assert_string_equal(st.state, "failed");
+	assert_true(st.missing && st.absent && !st.backing_off);
+	fetch_asset_status(&a, 0, &st);
+	assert_true(st.missing && !st.absent);
+	a = (struct idx_asset){ .state = IDX_FAILED, .err = EIO, .retry_at = fetch_now_ms() + 60000 };
+	fetch_asset_status(&a, 0, &st);
+	assert_true(st.backing_off && !st.missing && st.progress == 0);
+	a = (struct idx_asset){ .state = IDX_DOWNLOADING, .size = 200, .bytes_done = 50 };
+	fetch_asset_status(&a, 0, &st);
+	assert_string_equal(st.state, "downloading");
+	assert_int_equal(st.progress, 25);
+	a.state = IDX_COMPLETED;
+	fetch_asset_status(&a, 0, &st);
+	assert_int_equal(st.progress, 100);
+}
+
 static void test_backoff(void **state)
 {
 	struct reader a;
@@ -464,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_probe_wait_is_interruptible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_hears_the_download, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_served_before_commit, setup, teardown),
+		cmocka_unit_test(test_asset_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
