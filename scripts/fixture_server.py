@@ -332,7 +332,7 @@ def model_json(entries):
     """model.json (DESIGN §3) from (field, rel path) pairs of the files that
     exist, in buildData order."""
     out = dict(MODEL_JSON_HEAD)
-    textures, motions, expressions = [], {}, []
+    textures, motions, expressions, physics = [], {}, [], None
     for field, rel in entries:
         base = rel.split("/", 1)[-1]
         if field == "model":
@@ -345,10 +345,12 @@ def model_json(entries):
         elif field == "expressions":
             expressions.append({"name": base[:-5] if base.endswith(".json") else base, "file": rel})
         elif field == "physics":
-            out["physics"] = rel
+            physics = rel
     out["textures"] = textures
     out["motions"] = motions
     out["expressions"] = expressions
+    if physics is not None:  # last, as the Python downloader's dict has it
+        out["physics"] = physics
     return out
 
 

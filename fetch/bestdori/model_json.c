@@ -466,23 +466,92 @@ static cJSON *model_json(const struct bd_file_spec *files, size_t n)
 	return root;
 }
 
+/* A string as Python's json.dumps(ensure_ascii=False) writes it: '"', '\\'
+ * and the five short escapes, other control characters as \\u00xx, every
+ * other byte as it is (UTF-8 stays UTF-8). */
+static void py_string(FILE *out, const char *s)
+{
+	static const char shorts[] = { ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n',
+				       ['\r'] = 'r', ['\t'] = 't' };
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 && *p < sizeof(shorts) && shorts[*p])
+			fprintf(out, "\\%c", shorts[*p]);
+		else if (*p < 0x20)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+/* A number as Python's repr: an integral value without a point (the
+ * document's numbers are int literals there), else the shortest form that
+ * reads back to the same double. */
+static void py_number(FILE *out, double v)
+{
+	char buf[32];
+	if (v == (double)(long long)v && v > -1e15 && v < 1e15) {
+		fprintf(out, "%lld", (long long)v);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	fputs(buf, out);
+}
+
+/* j as json.dumps(j, ensure_ascii=False, indent=2) at nesting depth. */
+static void py_dump(FILE *out, const cJSON *j, int depth)
+{
+	if (cJSON_IsString(j)) {
+		py_string(out, j->valuestring);
+		return;
+	}
+	if (cJSON_IsNumber(j)) {
+		py_number(out, j->valuedouble);
+		return;
+	}
+	int obj = cJSON_IsObject(j);
+	if (!j->child) {
+		fputs(obj ? "{}" : "[]", out);
+		return;
+	}
+	fputc(obj ? '{' : '[', out);
+	for (const cJSON *c = j->child; c; c = c->next) {
+		fprintf(out, "\n%*s", 2 * (depth + 1), "");
+		if (obj) {
+			py_string(out, c->string);
+			fputs(": ", out);
+		}
+		py_dump(out, c, depth + 1);
+		if (c->next)
+			fputc(',', out);
+	}
+	fprintf(out, "\n%*s%c", 2 * depth, "", obj ? '}' : ']');
+}
+
 char *bd_render_model_json(const struct bd_file_spec *files, size_t n)
 {
 	cJSON *root = model_json(files, n);
-	char *text = root ? cJSON_Print(root) : NULL;
-	char *out = NULL;
+	char *text = NULL;
+	size_t len;
+	FILE *out = root ? open_memstream(&text, &len) : NULL;
 
-	cJSON_Delete(root);
-	if (text) {
-		size_t len = strlen(text);
-		out = malloc(len + 2);
-		if (out) {
-			memcpy(out, text, len);
-			memcpy(out + len, "\n", 2);
+	if (out) {
+		py_dump(out, root, 0);
+		int bad = ferror(out);
+		if (fclose(out) != 0 || bad) {
+			free(text);
+			text = NULL;
 		}
 	}
-	cJSON_free(text);
-	return out;
+	cJSON_Delete(root);
+	return text;
 }
 
 /* ------------------------------------------------------------------ */

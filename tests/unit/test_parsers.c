@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 #include <cmocka.h>
@@ -697,11 +698,12 @@ static void test_model_json_sample(void **state)
 	char *text = bd_render_model_json(f.files, f.n);
 	bd_costume_files_free(&f);
 	assert_non_null(text);
+	/* json.dumps(obj, ensure_ascii=False, indent=2): no final newline. */
 	size_t len = strlen(text);
-	assert_int_equal(text[len - 1], '\n');
-	assert_non_null(strstr(text, "\"center_x\":\t0,"));
-	assert_non_null(strstr(text, "[-0.3, 0.2]"));
-	assert_non_null(strstr(text, "[0.3, -1.9]"));
+	assert_int_equal(text[len - 1], '}');
+	assert_non_null(strstr(text, "{\n  \"version\": \"3.1\",\n  \"layout\": {\n    \"center_x\": 0,"));
+	assert_non_null(strstr(text, "\"body_x\": [\n      -0.3,\n      0.2\n    ],"));
+	assert_non_null(strstr(text, "\"head_x\": [\n      -0.25,\n      1\n    ],"));
 
 	cJSON *j = cJSON_Parse(text);
 	free(text);
@@ -800,6 +802,7 @@ static void test_model_json_edges(void **state)
 
 	/* Nothing at all: the lists are still there, empty. */
 	text = bd_render_model_json(NULL, 0);
+	assert_non_null(strstr(text, "\"textures\": [],\n  \"motions\": {},\n  \"expressions\": []\n}"));
 	j = cJSON_Parse(text);
 	free(text);
 	assert_non_null(j);
@@ -810,6 +813,74 @@ static void test_model_json_edges(void **state)
 	assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "expressions")));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "expressions")), 0);
 	cJSON_Delete(j);
+}
+
+/* A name of up to 12 characters drawn from awkward ones: quotes,
+ * backslashes, control characters, DEL, U+2028, characters outside the BMP. */
+static void awkward_name(unsigned *seed, char *out)
+{
+	static const char *const pool[] = { "a", "Z", "0", "_", ".", " ", "\"", "\\", "\b",
+					    "\f", "\n", "\r", "\t", "\x01", "\x1f", "\x7f",
+					    "é", "灯", "\xe2\x80\xa8", "😀", "𝄞", "/", "'" };
+	size_t n = 1 + rand_r(seed) % 12, used = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = pool[rand_r(seed) % (sizeof(pool) / sizeof(pool[0]))];
+		memcpy(out + used, c, strlen(c));
+		used += strlen(c);
+	}
+	out[used] = '\0';
+}
+
+/* The model.json writer against Python's own json.dumps(obj,
+ * ensure_ascii=False, indent=2): 400 generated costumes with awkward names,
+ * checked by tests/unit/model_json_check.py (which also renders each
+ * costume's dict as the Python downloader does and compares). */
+static void test_model_json_python_bytes(void **state)
+{
+	(void)state;
+	static const char *const dirs[] = { "", "", "textures/", "motions/", "expressions/" };
+	static const enum idx_file_kind kinds[] = { IDX_KIND_MODEL, IDX_KIND_PHYSICS,
+						    IDX_KIND_TEXTURE, IDX_KIND_MOTION,
+						    IDX_KIND_EXPRESSION };
+	static const char *const ends[] = { "", ".mtn", ".json", ".exp.json", ".png", ".moc" };
+	char path[] = "/tmp/l2dfs-model-json-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *cases = fdopen(fd, "w");
+	unsigned seed = 16;
+
+	for (int c = 0; c < 400; c++) {
+		struct bd_file_spec files[24];
+		char names[24][80];
+		size_t n = rand_r(&seed) % 24;
+		cJSON *line = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(line, "files");
+		for (size_t i = 0; i < n; i++) {
+			size_t k = i < 2 ? i : 2 + (size_t)rand_r(&seed) % 3;
+			char stem[60];
+			awkward_name(&seed, stem);
+			snprintf(names[i], sizeof(names[i]), "%s%s%s", dirs[k], stem,
+				 ends[rand_r(&seed) % (sizeof(ends) / sizeof(ends[0]))]);
+			files[i] = (struct bd_file_spec){ .kind = kinds[k], .rel_path = names[i] };
+			cJSON *f = cJSON_CreateArray();
+			cJSON_AddItemToArray(f, cJSON_CreateNumber((double)k));
+			cJSON_AddItemToArray(f, cJSON_CreateString(names[i]));
+			cJSON_AddItemToArray(list, f);
+		}
+		char *text = bd_render_model_json(files, n);
+		assert_non_null(text);
+		cJSON_AddStringToObject(line, "text", text);
+		free(text);
+		char *out = cJSON_PrintUnformatted(line);
+		fprintf(cases, "%s\n", out);
+		cJSON_free(out);
+		cJSON_Delete(line);
+	}
+	assert_int_equal(fclose(cases), 0);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/unit/model_json_check.py %s", path);
+	int rc = system(cmd);
+	unlink(path);
+	assert_int_equal(rc, 0);
 }
 
 #define E(bundle, file) "{\"bundleName\":\"" bundle "\",\"fileName\":\"" file "\"}"
@@ -1035,6 +1106,7 @@ int main(void)
 		cmocka_unit_test(test_build_data_limit),
 		cmocka_unit_test(test_model_json_sample),
 		cmocka_unit_test(test_model_json_edges),
+		cmocka_unit_test(test_model_json_python_bytes),
 		cmocka_unit_test(test_character_names_unique),
 		cmocka_unit_test(test_costume_order),
 		cmocka_unit_test(test_costume_order_36),
