@@ -42,46 +42,64 @@ static int normalize(const char *s, int32_t **out, size_t *n)
 	return 0;
 }
 
-/* Length of the longest common subsequence of a[0..n) and b[0..n); row
- * holds n + 1 entries. */
-static size_t lcs(const int32_t *a, const int32_t *b, size_t n, size_t *row)
+/* Length of the longest common subsequence of a[0..na) and b[0..nb); row
+ * holds nb + 1 entries. */
+static size_t lcs(const int32_t *a, size_t na, const int32_t *b, size_t nb, size_t *row)
 {
-	memset(row, 0, (n + 1) * sizeof(*row));
-	for (size_t i = 0; i < n; i++) {
+	memset(row, 0, (nb + 1) * sizeof(*row));
+	for (size_t i = 0; i < na; i++) {
 		size_t diag = 0;
-		for (size_t j = 0; j < n; j++) {
+		for (size_t j = 0; j < nb; j++) {
 			size_t up = row[j + 1];
 			row[j + 1] = a[i] == b[j] ? diag + 1 : (up > row[j] ? up : row[j]);
 			diag = up;
 		}
 	}
-	return row[n];
+	return row[nb];
+}
+
+/*
+ * rapidfuzz's partial_ratio of needle (n) in hay (m >= n): the best indel
+ * ratio 200 * LCS / (n + w) over the windows w of hay that rapidfuzz
+ * scores: every window of length n, and the prefixes and suffixes of hay
+ * shorter than n (the windows overhanging either end).
+ */
+static double slide(const int32_t *needle, size_t n, const int32_t *hay, size_t m, size_t *row)
+{
+	double best = 0;
+	for (size_t w = 1; w < n; w++) {
+		size_t pre = lcs(needle, n, hay, w, row), suf = lcs(needle, n, hay + m - w, w, row);
+		double r = 200.0 * (double)(pre > suf ? pre : suf) / (double)(n + w);
+		best = r > best ? r : best;
+	}
+	for (size_t off = 0; off + n <= m && best < 100; off++) {
+		double r = 200.0 * (double)lcs(needle, n, hay + off, n, row) / (double)(2 * n);
+		best = r > best ? r : best;
+	}
+	return best;
 }
 
 double cmd_partial_ratio(const char *a, const char *b)
 {
 	int32_t *x = NULL, *y = NULL;
-	size_t nx = 0, ny = 0, best = 0, *row = NULL;
+	size_t nx = 0, ny = 0, *row = NULL;
+	double best = 0;
 
-	if (normalize(a, &x, &nx) == 0 && normalize(b, &y, &ny) == 0 && nx && ny) {
-		/* The shorter one slides along the longer. */
-		const int32_t *needle = nx <= ny ? x : y, *hay = nx <= ny ? y : x;
-		size_t n = nx <= ny ? nx : ny, m = nx <= ny ? ny : nx;
-		row = malloc((n + 1) * sizeof(*row));
-		/* Indel similarity of two strings of length n: 2 * LCS / (2n). */
-		for (size_t off = 0; row && off + n <= m && best < n; off++) {
-			size_t l = lcs(needle, hay + off, n, row);
-			if (l > best)
-				best = l;
+	if (normalize(a, &x, &nx) == 0 && normalize(b, &y, &ny) == 0 && nx && ny &&
+	    (row = malloc(((nx > ny ? nx : ny) + 1) * sizeof(*row)))) {
+		/* The shorter one slides along the longer; of equal lengths,
+		 * each along the other, as rapidfuzz does. */
+		if (nx <= ny)
+			best = slide(x, nx, y, ny, row);
+		if (ny <= nx && best < 100) {
+			double r = slide(y, ny, x, nx, row);
+			best = r > best ? r : best;
 		}
-		free(row);
-		free(x);
-		free(y);
-		return 100.0 * (double)best / (double)n;
 	}
+	free(row);
 	free(x);
 	free(y);
-	return 0;
+	return best;
 }
 
 /* ---- scoring the catalogue ---- */
