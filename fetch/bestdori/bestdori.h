@@ -96,6 +96,14 @@ void bd_costume_files_free(struct bd_costume_files *f);
 int bd_parse_build_data(const char *json, size_t len, struct bd_costume_files *out,
 			   struct bd_rejects *rejects);
 
+/* More files than any real costume has (the largest lists about 200): such a
+ * buildData is refused before it is parsed or any file of it is probed. */
+#define BD_COSTUME_FILES_MAX 2000
+
+/* How many entries buildData text lists at most (its "fileName" keys),
+ * counted without parsing it: a bound on what parsing would cost. */
+size_t bd_build_data_entries(const char *json, size_t len);
+
 /* model.json for the files given (those that exist, buildData order), as
  * DESIGN §3. Returns malloc'd NUL-terminated text, or NULL on ENOMEM. */
 char *bd_render_model_json(const struct bd_file_spec *files, size_t n);

@@ -313,6 +313,19 @@ static int parse_base(const cJSON *base, struct entries *es, struct bd_rejects *
 	return rc < 0 ? rc : 0;
 }
 
+size_t bd_build_data_entries(const char *json, size_t len)
+{
+	static const char key[] = "\"fileName\"";
+	size_t n = 0;
+	const char *p = json, *end = json + len;
+
+	while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+		n++;
+		p += sizeof(key) - 1;
+	}
+	return n;
+}
+
 int bd_parse_build_data(const char *json, size_t len, struct bd_costume_files *out,
 			   struct bd_rejects *rejects)
 {

@@ -87,17 +87,30 @@ static int64_t backoff_ms(const struct fetch_library *lib, int failures, long re
 	return d > max ? max : d;
 }
 
-/* Record a failed download's back-off; logs the reason with it. */
-static void backoff_record(struct fetch_library *lib, const struct fetch_transfer *t,
-			   const char *why, long retry_after_s)
+/* Record a failed request's back-off (what: "download", "size probe");
+ * logs the reason with it. */
+static void backoff_record(struct fetch_library *lib, int64_t asset_id, const char *bundle,
+			   const char *file, const char *what, const char *why,
+			   long retry_after_s)
 {
 	struct idx_asset a;
-	int failures = idx_asset_get(lib->idx, t->asset_id, &a) == 0 ? a.failures + 1 : 1;
+	int failures = idx_asset_get(lib->idx, asset_id, &a) == 0 ? a.failures + 1 : 1;
 	int64_t d = backoff_ms(lib, failures, retry_after_s);
 
-	idx_asset_set_backoff(lib->idx, t->asset_id, failures, fetch_now_ms() + d);
-	log_error("%s/%s: download failed: %s; not asked again for %lld s (failure %d)",
-		  t->bundle, t->file, why, (long long)((d + 999) / 1000), failures);
+	idx_asset_set_backoff(lib->idx, asset_id, failures, fetch_now_ms() + d);
+	log_error("%s/%s: %s failed: %s; not asked again for %lld s (failure %d)", bundle, file,
+		  what, why, (long long)((d + 999) / 1000), failures);
+}
+
+void fetch_asset_probe_failed(struct fetch_library *lib, const struct idx_asset *a,
+			      const struct http_result *res)
+{
+	const char *why = res->reason[0] ? res->reason : strerror(-res->err);
+
+	if (res->err == -ECANCELED || res->err == -EINTR)
+		return;
+	idx_asset_mark_failed(lib->idx, a->id, res->err == -EFBIG ? EFBIG : EIO, why, res->url);
+	backoff_record(lib, a->id, a->bundle, a->file, "size probe", why, res->retry_after_s);
 }
 
 static struct fetch_transfer *transfer_find(struct fetch_library *lib, int64_t asset_id)
@@ -265,7 +278,8 @@ static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, 
 		if (err == -ENOENT)
 			log_info("%s/%s: not on the origin (%s)", t->bundle, t->file, msg);
 		else if (err == -EIO || err == -EFBIG)
-			backoff_record(lib, t, msg, res->retry_after_s);
+			backoff_record(lib, t->asset_id, t->bundle, t->file, "download", msg,
+				       res->retry_after_s);
 		else
 			log_error("%s/%s: download failed: %s", t->bundle, t->file, msg);
 	} else {

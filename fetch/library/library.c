@@ -89,6 +89,7 @@ void fetch_library_free(struct fetch_library *lib)
 	pthread_cond_destroy(&lib->offload_over);
 	free(lib->busy.v);
 	free(lib->pins.v);
+	free(lib->refused.v);
 	for (int i = 0; i < FETCH_MODEL_MEMOS; i++)
 		free(lib->memo[i].text);
 	free(lib);
@@ -556,6 +557,24 @@ static int build_data_fetch(struct fetch_library *lib, const struct idx_costume 
 	return rc;
 }
 
+/* 1 if the costume was refused (too many files), now or before: it is not
+ * asked again in this library's life, and none of its files is probed. */
+static int costume_refused(struct fetch_library *lib, const struct idx_costume *c,
+			   const char *body, size_t len)
+{
+	size_t n = body ? bd_build_data_entries(body, len) : 0;
+
+	pthread_mutex_lock(&lib->lock);
+	if (n > BD_COSTUME_FILES_MAX)
+		fetch_keys_add(&lib->refused, c->id);
+	int refused = fetch_keys_has(&lib->refused, c->id);
+	pthread_mutex_unlock(&lib->lock);
+	if (n > BD_COSTUME_FILES_MAX)
+		log_error("%s: buildData lists %zu files, more than any costume has (%d): refused",
+			  c->live2d_name, n, BD_COSTUME_FILES_MAX);
+	return refused;
+}
+
 /* buildData -> the costume's file list in the index; the caller holds the
  * costume's busy key. */
 static int costume_list_files(struct fetch_library *lib, const struct idx_costume *c)
@@ -570,12 +589,18 @@ static int costume_list_files(struct fetch_library *lib, const struct idx_costum
 	/* Asked anew after each catalogue store (it may have changed); the
 	 * stored copy serves when the origin cannot answer. */
 	snprintf(key, sizeof(key), "build:%s:%s", c->server, c->live2d_name);
+	if (costume_refused(lib, c, NULL, 0))
+		return -EIO;
 	rc = build_data_fetch(lib, c, &body, &len);
 	int stored = rc < 0 && rc != -EINTR && idx_doc_get(lib->idx, key, &body, &len, NULL) == 0;
 	if (rc < 0 && !stored)
 		return rc;
 	if (stored)
 		log_warn("%s: buildData: using the stored copy", c->live2d_name);
+	if (costume_refused(lib, c, body, len)) {
+		free(body);
+		return -EIO;
+	}
 	rc = bd_parse_build_data(body, len, &spec, &rej);
 	log_rejects(c->live2d_name, &rej);
 	if (rc < 0) {
@@ -653,9 +678,12 @@ static int costume_assets(struct fetch_library *lib, int64_t costume_id, struct 
 	return rc;
 }
 
+/* A size to ask the origin for: not known, and the file neither missing
+ * nor backing off (nothing is sent for it then). */
 static int size_unknown(const struct idx_asset *a)
 {
-	return a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a);
+	return a->state != IDX_COMPLETED && a->size < 0 && !fetch_asset_missing(a) &&
+	       !fetch_asset_backing_off(a);
 }
 
 /* HEAD requests of a probe, offloaded (fetch_offload()). */
@@ -722,6 +750,15 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 	return 0;
 }
 
+static void probe_failed(struct fetch_library *lib, int64_t asset_id,
+			 const struct http_result *res)
+{
+	struct idx_asset a;
+
+	if (idx_asset_get(lib->idx, asset_id, &a) == 0)
+		fetch_asset_probe_failed(lib, &a, res);
+}
+
 /* Probe the files of h; the caller holds the costume's probe key. */
 static int probe_run(struct fetch_library *lib, struct head_call *h)
 {
@@ -734,6 +771,8 @@ static int probe_run(struct fetch_library *lib, struct head_call *h)
 			idx_asset_mark_probed(lib->idx, h->ids[i], h->res[i].size, 0, NULL);
 		else if (h->res[i].err == -ENOENT)
 			idx_asset_mark_probed(lib->idx, h->ids[i], -1, ENOENT, h->res[i].reason);
+		else if (h->res[i].err < 0)
+			probe_failed(lib, h->ids[i], &h->res[i]);
 	}
 	head_call_free(h);
 	return rc;
@@ -797,6 +836,9 @@ int fetch_asset_stat(struct fetch_library *lib, int64_t costume_id, int64_t asse
 	int64_t size;
 	int rc = idx_asset_get(lib->idx, asset_id, a);
 
+	/* Backing off: fail at once, send nothing (DESIGN §10). */
+	if (rc == 0 && fetch_asset_backing_off(a))
+		return a->err == EFBIG ? -EFBIG : -EIO;
 	if (rc == 0 && size_unknown(a)) {
 		/* Its download tells the size in its headers; else a HEAD
 		 * (with the costume's other files nobody fetches) does. */
@@ -808,6 +850,8 @@ int fetch_asset_stat(struct fetch_library *lib, int64_t costume_id, int64_t asse
 		if (rc != -EINTR)
 			rc = idx_asset_get(lib->idx, asset_id, a);
 	}
+	if (rc == 0 && fetch_asset_backing_off(a))
+		return a->err == EFBIG ? -EFBIG : -EIO;
 	if (rc == 0 && size_unknown(a))
 		rc = size_from_body(lib, a);
 	if (rc == 0 && fetch_asset_missing(a))

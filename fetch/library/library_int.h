@@ -100,6 +100,8 @@ struct fetch_library {
 	pthread_cond_t key_released;       /* with lock: busy lost a key */
 	pthread_cond_t docs_answered;      /* with lock: a struct doc's pending went down */
 	int64_t catalogue_checked_until;   /* lock: no catalogue check needed before */
+	struct fetch_keys refused;         /* lock: costumes whose buildData lists more
+					    * than BD_COSTUME_FILES_MAX files */
 
 	/* Finished transfers are committed (fsync, rename, index) and progress
 	 * is written to the index off the engine thread, by a few workers. */
@@ -160,6 +162,10 @@ int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_
 /* 1 if a failed download of the asset is backing off (not to be asked
  * before its retry time). */
 int64_t fetch_now_ms(void); /* status.c: ms on the index's clock */
+/* A size probe of a failed after the engine's retries (not 404): the row
+ * is failed and backs off, as after a failed download (assets.c). */
+void fetch_asset_probe_failed(struct fetch_library *lib, const struct idx_asset *a,
+			      const struct http_result *res);
 
 /* cache_max (budget.c): count the cached bytes once, at start. */
 void fetch_budget_start(struct fetch_library *lib);

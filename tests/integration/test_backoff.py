@@ -96,3 +96,29 @@ def test_index_without_backoff_columns_is_migrated(mount, origin):
     m2 = mount(cache_dir=m.cache, opts=NO_PREFETCH)
     assert read_file(c.path(m2, TEX)) == origin.expected(c.files[TEX])
     assert row(m2, c)["failures"] == 0
+
+
+def test_backoff_covers_the_size_probe(mount, origin):
+    """A file the origin answers 503 to, HEAD and GET alike, read cold: the
+    first stat pays the engine's retries; the back-off then covers the size
+    probe as much as the GET, so later stats and reads send nothing."""
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    url = c.files[TEX]
+    origin.fault(path=re.escape(url) + "$", kind="status", status=503)
+    os.listdir(c.path(m))
+
+    def asked():
+        return origin.count("HEAD", url) + origin.count("GET", url)
+
+    errs = [timed(read_file, c.path(m, TEX))[0]]
+    first = asked()
+    for _ in range(11):
+        errs.append(timed(read_file, c.path(m, TEX))[0])
+        errs.append(timed(os.stat, c.path(m, TEX))[0])
+    assert errs == [errno.EIO] * 23
+    assert asked() == first and first <= 8, (first, asked())
+    r = row(m, c)
+    assert r["state"] == "failed" and "HTTP 503" in r["error"], r
+    assert r["retry_at"] > time.time() * 1000
+    assert re.search(r"texture_00\.png: size probe failed: HTTP 503.*not asked again", m.log_text())

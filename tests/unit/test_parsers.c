@@ -1069,6 +1069,16 @@ static void test_costume_order(void **state)
 }
 
 /* Character 36 of the real asset index, as the Python downloader lists it. */
+static void test_build_data_entries(void **state)
+{
+	static const char doc[] = "{\"Base\":{\"model\":{\"bundleName\":\"b\",\"fileName\":\"x.moc.bytes\"},"
+				  "\"textures\":[{\"fileName\":\"t.png\"},{\"fileName\":\"u.png\"}]}}";
+	(void)state;
+	assert_int_equal(bd_build_data_entries(doc, strlen(doc)), 3);
+	assert_int_equal(bd_build_data_entries(doc, 10), 0);
+	assert_int_equal(bd_build_data_entries("", 0), 0);
+}
+
 static void test_costume_order_36(void **state)
 {
 	(void)state;
@@ -1110,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_character_names_unique),
 		cmocka_unit_test(test_costume_order),
 		cmocka_unit_test(test_costume_order_36),
+		cmocka_unit_test(test_build_data_entries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
