@@ -16,7 +16,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread
 
-MODULES  := util log cache index fetch/http fetch/bestdori fetch/care fetch/library fs
+MODULES  := util log cache index recover fetch/http fetch/bestdori fetch/care fetch/library fs
 LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

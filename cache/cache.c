@@ -239,8 +239,14 @@ static int lock_file(int fd, int op)
 	return 0;
 }
 
+int64_t cache_stamp(const struct stat *st)
+{
+	int64_t ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	return ns ? ns : 1;
+}
+
 int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
-		     const char *file, int64_t expect_size, int *fd)
+		     const char *file, int64_t expect_size, int64_t expect_stamp, int *fd)
 {
 	struct stat st;
 	int dfd, f, err;
@@ -266,7 +272,8 @@ int cache_asset_open(const struct cache *c, const char *server, const char *bund
 		err = -errno;
 	if (!err && st.st_nlink == 0)
 		err = -ENOENT;
-	if (!err && expect_size >= 0 && st.st_size != expect_size)
+	if (!err && ((expect_size >= 0 && st.st_size != expect_size) ||
+		     (expect_stamp > 0 && cache_stamp(&st) != expect_stamp)))
 		err = -ESTALE;
 	if (!err && fcntl(f, F_SETFL, 0) < 0)
 		err = -errno;
@@ -293,7 +300,7 @@ int cache_asset_stat(const struct cache *c, const char *server, const char *bund
 }
 
 int cache_asset_evict(const struct cache *c, const char *server, const char *bundle,
-		      const char *file, int64_t *freed)
+		      const char *file, int64_t *freed, int (*before)(void *arg), void *arg)
 {
 	struct stat st, now;
 	int dfd, f, err;
@@ -320,6 +327,8 @@ int cache_asset_evict(const struct cache *c, const char *server, const char *bun
 		err = -errno;
 	if (!err && (now.st_ino != st.st_ino || now.st_dev != st.st_dev))
 		err = -EBUSY;
+	if (!err && before)
+		err = before(arg);
 	if (!err && unlinkat(dfd, file, 0) < 0)
 		err = -errno;
 	if (!err && freed)
@@ -337,8 +346,7 @@ int cache_asset_remove(const struct cache *c, const char *server, const char *bu
 	err = cache_asset_dir(c, server, bundle, file, 0, &dfd);
 	if (err)
 		return err == -ENOENT ? 0 : err;
-	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT)
-		err = -errno;
+	err = cache_remove_any(dfd, file);
 	close(dfd);
 	return err;
 }
@@ -367,7 +375,7 @@ int cache_asset_sha256(const struct cache *c, const char *server, const char *bu
 	int64_t total = 0;
 	int fd, err;
 
-	err = cache_asset_open(c, server, bundle, file, -1, &fd);
+	err = cache_asset_open(c, server, bundle, file, -1, 0, &fd);
 	if (err)
 		return err;
 	md = EVP_MD_CTX_new();

@@ -58,29 +58,42 @@ int cache_bundle_is_safe(const char *bundle);
 int cache_asset_path(const struct cache *c, const char *server, const char *bundle,
 		     const char *file, char *buf, size_t len);
 
+/*
+ * A cached file's stamp: its modification time in nanoseconds, as the
+ * commit left it (never 0). Cache files are read-only (0444) and nothing
+ * here writes one after its commit, so a file whose stamp or size moved was
+ * changed behind our back (through a pull's hardlink, say) and is damaged.
+ * Not the ctime: every hardlink a pull makes, or removes, changes that.
+ */
+int64_t cache_stamp(const struct stat *st);
+
 /* Open a cached asset read-only (O_NOFOLLOW all the way down).
- * expect_size >= 0: the file must have exactly that size, else -ESTALE
- * (it was truncated or changed behind our back). -ENOENT if absent (or
- * evicted while this open waited). On success *fd is the caller's and holds
- * a shared flock(): cache_asset_evict() leaves the file alone while it is
- * open, in this process or another. */
+ * expect_size >= 0 / expect_stamp > 0: the file must have exactly that size
+ * and stamp, else -ESTALE (it was truncated or changed behind our back).
+ * -ENOENT if absent (or evicted while this open waited); -EISDIR or -EINVAL
+ * for something that is not a regular file. On success *fd is the caller's
+ * and holds a shared flock(): cache_asset_evict() leaves the file alone
+ * while it is open, in this process or another. */
 int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
-		     const char *file, int64_t expect_size, int *fd);
+		     const char *file, int64_t expect_size, int64_t expect_stamp, int *fd);
 
 /*
  * Take an asset out of the cache unless someone has it open through
  * cache_asset_open() (-EBUSY then). *freed (may be NULL) gets the bytes
  * given back to the filesystem: 0 when other hardlinks (a pull's folder)
- * keep them on disk. A missing file is -ENOENT.
+ * keep them on disk. A missing file is -ENOENT. before (may be NULL) runs
+ * once the file is sure to go, before its name does, while opens of it
+ * wait: a non-zero return keeps the file and is returned.
  */
 int cache_asset_evict(const struct cache *c, const char *server, const char *bundle,
-		      const char *file, int64_t *freed);
+		      const char *file, int64_t *freed, int (*before)(void *arg), void *arg);
 
 /* stat() of a cached asset without following symlinks. -ENOENT if absent. */
 int cache_asset_stat(const struct cache *c, const char *server, const char *bundle,
 		     const char *file, struct stat *st);
 
-/* Remove a cached asset (missing is not an error). */
+/* Remove a cached asset (missing is not an error); a folder or anything
+ * else at its path goes too, with all it holds. */
 int cache_asset_remove(const struct cache *c, const char *server, const char *bundle,
 		       const char *file);
 
@@ -91,9 +104,10 @@ int cache_asset_sha256(const struct cache *c, const char *server, const char *bu
 /*
  * An asset being written. Not thread-safe itself: one writer per transfer.
  * begin creates the folders and the temporary; write appends and hashes;
- * reset truncates (a retry starts over); commit fsyncs, renames over the
- * final name, fsyncs the folder and reports size and SHA-256; abort unlinks
- * the temporary. commit and abort free the writer.
+ * reset truncates (a retry starts over); commit makes the file read-only,
+ * fsyncs, renames over the final name, fsyncs the folder and reports size,
+ * SHA-256 and stamp (each may be NULL); abort unlinks the temporary. commit
+ * and abort free the writer.
  */
 struct cache_writer;
 int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
@@ -101,7 +115,8 @@ int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
 int cache_writer_write(struct cache_writer *w, const void *buf, size_t n);
 int cache_writer_reset(struct cache_writer *w);
 int64_t cache_writer_size(const struct cache_writer *w);
-int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size);
+int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
+			int64_t *stamp);
 /* A new read-only descriptor of the temporary (the caller's to close), with
  * the shared lock cache_asset_open() takes: the inode commit then publishes,
  * so it reads the bytes written so far before the commit and after it. */
@@ -130,19 +145,29 @@ enum cache_outcome { CACHE_LINKED, CACHE_COPIED, CACHE_SKIPPED };
 int cache_parse_link_mode(const char *s, enum cache_link_mode *out);
 
 /*
- * Put a cached asset at dest (an ordinary path outside the cache; parent
- * folders are created). AUTO: hardlink, falling back to a copy when the
- * link fails with EXDEV/EPERM/EMLINK; HARDLINK: link or fail (-EXDEV...);
- * COPY: always copy. A copy is written to a temporary beside dest and renamed.
- * An existing dest is kept (CACHE_SKIPPED) unless overwrite.
+ * Put a cached asset at rel below the folder dest_dir (an ordinary folder
+ * outside the cache; rel's folders are created). Every component of rel is
+ * reached with O_NOFOLLOW: a symlink inside the destination is refused
+ * (-ELOOP or -ENOTDIR), never followed. The cached file must still have
+ * expect_size and expect_stamp (as cache_asset_open() checks; -ESTALE).
+ * AUTO: hardlink, falling back to a copy when the link fails with
+ * EXDEV/EPERM/EMLINK; HARDLINK: link or fail (-EXDEV...); COPY: always copy.
+ * A copy is written to a temporary beside the destination and renamed. An
+ * existing destination is kept (CACHE_SKIPPED) unless overwrite.
  */
 int cache_materialize(const struct cache *c, const char *server, const char *bundle,
-		      const char *file, const char *dest, enum cache_link_mode mode,
-		      int overwrite, enum cache_outcome *outcome);
+		      const char *file, int64_t expect_size, int64_t expect_stamp, int dest_dir,
+		      const char *rel, enum cache_link_mode mode, int overwrite,
+		      enum cache_outcome *outcome);
 
-/* Write data to path through a temporary and a rename (parents created).
- * An existing file is kept (*skipped = 1) unless overwrite. */
-int cache_write_file_atomic(const char *path, const void *data, size_t n, int overwrite,
-			    int *skipped);
+/* Write data at rel below dest_dir through a temporary and a rename
+ * (folders created, symlinks refused as above). An existing file is kept
+ * (*skipped = 1) unless overwrite. */
+int cache_write_file_atomic(int dest_dir, const char *rel, const void *data, size_t n,
+			    int overwrite, int *skipped);
+
+/* lstat() of rel below dest_dir, its folders reached without following a
+ * symlink: -ENOENT if nothing is there, -ELOOP/-ENOTDIR through a symlink. */
+int cache_dest_stat(int dest_dir, const char *rel, struct stat *st);
 
 #endif

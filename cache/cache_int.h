@@ -38,6 +38,10 @@ int cache_tmp_name(char name[CACHE_TMP_NAME_MAX]);
  * its name, and stays "" on failure. */
 int cache_tmp_create(int dfd, char name[CACHE_TMP_NAME_MAX], int *fd);
 
+/* Remove name below dfd whatever it is, a folder with all it holds, never
+ * following a symlink. Missing is not an error. */
+int cache_remove_any(int dfd, const char *name);
+
 /* write() all n bytes, through short writes and EINTR. */
 int cache_write_all(int fd, const void *buf, size_t n);
 

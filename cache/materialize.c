@@ -18,32 +18,66 @@ struct dest {
 	char tmp[CACHE_TMP_NAME_MAX]; /* the temporary beside it */
 };
 
-/* Create path's parent folders (0755), open the last one, and tell whether
- * something is at path already. */
-static int dest_open(const char *path, struct dest *d, int *exists)
+/* Open (creating it 0755 if missing) the folder name below dfd, never
+ * through a symlink; takes dfd over. */
+static int dest_step(int dfd, const char *name, int create)
 {
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX] = ".";
+	int fd;
+
+	if (create && mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
+		fd = -errno;
+	else if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		fd = -errno;
+	close(dfd);
+	return fd;
+}
+
+/* The folder holding rel below dest_dir (created if create), each component
+ * vetted and reached with O_NOFOLLOW; *base points at rel's last part. */
+static int dest_parent(int dest_dir, const char *rel, int create, int *dfd, const char **base)
+{
+	char part[NAME_MAX + 1];
+	const char *s = rel, *slash;
+	int fd = fcntl(dest_dir, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	while ((slash = strchr(s, '/'))) {
+		size_t n = (size_t)(slash - s);
+		if (n == 0 || n > NAME_MAX) {
+			close(fd);
+			return n ? -ENAMETOOLONG : -EINVAL;
+		}
+		memcpy(part, s, n);
+		part[n] = '\0';
+		if (strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
+			close(fd);
+			return -EINVAL;
+		}
+		if ((fd = dest_step(fd, part, create)) < 0)
+			return fd;
+		s = slash + 1;
+	}
+	if (!*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+		close(fd);
+		return -EINVAL;
+	}
+	*dfd = fd;
+	*base = s;
+	return 0;
+}
+
+/* Create rel's folders below dest_dir, open the last one, and tell whether
+ * something is at rel already. */
+static int dest_open(int dest_dir, const char *rel, struct dest *d, int *exists)
+{
 	struct stat st;
 	int err;
 
-	d->base = slash ? slash + 1 : path;
 	d->tmp[0] = '\0';
-	if (!*d->base || strcmp(d->base, ".") == 0 || strcmp(d->base, "..") == 0)
-		return -EINVAL;
-	if (slash) {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(dir))
-			return -ENAMETOOLONG;
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-		err = cache_mkdirs(dir, 0755);
-		if (err)
-			return err;
-	}
-	d->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->dfd < 0)
-		return -errno;
+	err = dest_parent(dest_dir, rel, 1, &d->dfd, &d->base);
+	if (err)
+		return err;
 	if (fstatat(d->dfd, d->base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		*exists = 1;
 	} else if (errno == ENOENT) {
@@ -54,6 +88,19 @@ static int dest_open(const char *path, struct dest *d, int *exists)
 		return err;
 	}
 	return 0;
+}
+
+int cache_dest_stat(int dest_dir, const char *rel, struct stat *st)
+{
+	const char *base;
+	int dfd, err = dest_parent(dest_dir, rel, 0, &dfd, &base);
+
+	if (err)
+		return err;
+	if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) < 0)
+		err = -errno;
+	close(dfd);
+	return err;
 }
 
 /* Close the temporary written through fd (-1: a link, nothing to close) and,
@@ -128,11 +175,11 @@ static int copy_fd(int in, int out)
 }
 
 static int copy_to(const struct cache *c, const char *server, const char *bundle,
-		   const char *file, struct dest *d, int overwrite)
+		   const char *file, int64_t size, int64_t stamp, struct dest *d, int overwrite)
 {
 	int in, out, err;
 
-	err = cache_asset_open(c, server, bundle, file, -1, &in);
+	err = cache_asset_open(c, server, bundle, file, size, stamp, &in);
 	if (err)
 		return err;
 	err = cache_tmp_create(d->dfd, d->tmp, &out);
@@ -149,8 +196,9 @@ static int link_refused(int err)
 }
 
 int cache_materialize(const struct cache *c, const char *server, const char *bundle,
-		      const char *file, const char *dest, enum cache_link_mode mode,
-		      int overwrite, enum cache_outcome *outcome)
+		      const char *file, int64_t expect_size, int64_t expect_stamp, int dest_dir,
+		      const char *rel, enum cache_link_mode mode, int overwrite,
+		      enum cache_outcome *outcome)
 {
 	enum cache_outcome got = CACHE_SKIPPED;
 	struct dest d;
@@ -164,8 +212,11 @@ int cache_materialize(const struct cache *c, const char *server, const char *bun
 		err = -errno;
 	else if (!S_ISREG(st.st_mode))
 		err = -EINVAL;
+	else if ((expect_size >= 0 && st.st_size != expect_size) ||
+		 (expect_stamp > 0 && cache_stamp(&st) != expect_stamp))
+		err = -ESTALE;
 	else
-		err = dest_open(dest, &d, &exists);
+		err = dest_open(dest_dir, rel, &d, &exists);
 	if (err) {
 		close(sdfd);
 		return err;
@@ -178,7 +229,8 @@ int cache_materialize(const struct cache *c, const char *server, const char *bun
 			got = CACHE_LINKED;
 		}
 		if (mode == CACHE_LINK_COPY || (mode == CACHE_LINK_AUTO && link_refused(err))) {
-			err = copy_to(c, server, bundle, file, &d, overwrite);
+			err = copy_to(c, server, bundle, file, expect_size, expect_stamp, &d,
+				      overwrite);
 			got = CACHE_COPIED;
 		}
 	}
@@ -191,13 +243,13 @@ int cache_materialize(const struct cache *c, const char *server, const char *bun
 	return 0;
 }
 
-int cache_write_file_atomic(const char *path, const void *data, size_t n, int overwrite,
-			    int *skipped)
+int cache_write_file_atomic(int dest_dir, const char *rel, const void *data, size_t n,
+			    int overwrite, int *skipped)
 {
 	struct dest d;
 	int exists, fd, err;
 
-	err = dest_open(path, &d, &exists);
+	err = dest_open(dest_dir, rel, &d, &exists);
 	if (err)
 		return err;
 	if (exists && !overwrite)

@@ -79,6 +79,34 @@ static int walk_dir(int dfd, char *rel, size_t len, walk_cb cb, void *arg)
 	return err;
 }
 
+int cache_remove_any(int dfd, const char *name)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd, err = 0;
+
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	while (!err && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			err = cache_remove_any(fd, e->d_name);
+	closedir(d);
+	if (!err && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		err = -errno;
+	return err;
+}
+
 static int walk_tree(int dfd, walk_cb cb, void *arg)
 {
 	char rel[PATH_MAX] = "";

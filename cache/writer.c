@@ -81,11 +81,18 @@ int64_t cache_writer_size(const struct cache_writer *w)
 	return w->size;
 }
 
-int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size)
+int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
+			int64_t *stamp)
 {
+	struct stat st;
 	int err = w->err;
 
+	/* Read-only: a pull's hardlink must not be a way to write into it. */
+	if (!err && fchmod(w->fd, 0444) < 0)
+		err = -errno;
 	if (!err && fsync(w->fd) < 0)
+		err = -errno;
+	if (!err && fstat(w->fd, &st) < 0)
 		err = -errno;
 	if (!err) {
 		int fd = w->fd;
@@ -93,8 +100,14 @@ int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int6
 		if (close(fd) < 0)
 			err = -errno;
 	}
-	if (!err && renameat(w->dfd, w->tmp, w->dfd, w->file) < 0)
+	if (!err && renameat(w->dfd, w->tmp, w->dfd, w->file) < 0) {
 		err = -errno;
+		/* Only our files belong at an asset's path: a folder planted there
+		 * goes, and the rename is tried once more. */
+		if ((err == -EISDIR || err == -ENOTEMPTY || err == -EEXIST) &&
+		    cache_remove_any(w->dfd, w->file) == 0)
+			err = renameat(w->dfd, w->tmp, w->dfd, w->file) < 0 ? -errno : 0;
+	}
 	if (!err) {
 		w->tmp[0] = '\0';
 		/* Make the rename itself durable. */
@@ -105,6 +118,8 @@ int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int6
 		err = cache_sha256_hex(w->md, hex);
 	if (!err && size)
 		*size = w->size;
+	if (!err && stamp)
+		*stamp = cache_stamp(&st);
 	cache_writer_abort(w); /* frees; after a rename there is no temporary left */
 	return err;
 }

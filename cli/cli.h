@@ -15,6 +15,7 @@
 #include "../fetch/library/library.h"
 #include "../index/index.h"
 #include "../log/log.h"
+#include "../recover/recover.h"
 #include "../util/util.h"
 
 /* Exit statuses (also in the man page). */
@@ -22,9 +23,11 @@ enum cli_exit {
 	CLI_OK = 0,
 	CLI_USAGE = 1,      /* bad command line or option value */
 	CLI_MOUNTPOINT = 2, /* mount point missing or not a directory */
-	CLI_CACHE = 3,      /* cache dir not creatable/writable, index unusable */
+	CLI_CACHE = 3,      /* cache dir not creatable/writable */
 	CLI_FUSE = 4,       /* /dev/fuse unusable or the mount failed */
 	CLI_FAILED = 5,     /* a subcommand's work failed (download, verify...) */
+	CLI_INDEX = 6,      /* index.db cannot be opened for writing (read-only, full
+			     * disk, path too long...): left as it is */
 	CLI_INTERRUPTED = 130,
 };
 
@@ -90,9 +93,9 @@ struct cli_env {
 };
 
 /*
- * Open the cache and the index (moving a corrupt index aside and rebuilding
- * asset rows from the cache folder), then, if with_network, the engine and
- * the library. Returns a cli_exit status, having printed why on failure.
+ * Open the cache and the index (moving a corrupt index aside), run the
+ * start-up recovery (recover.h), then, if with_network, the engine and the
+ * library. Returns a cli_exit status, having printed why on failure.
  */
 int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_network);
 void cli_env_close(struct cli_env *env);

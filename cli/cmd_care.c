@@ -107,7 +107,7 @@ struct verify_out {
 static void print_problem(void *arg, const struct idx_asset *a,
 			  enum care_verify_problem problem, int64_t found_size, int repaired)
 {
-	static const char *const names[] = { "missing", "truncated", "corrupted" };
+	static const char *const names[] = { "missing", "truncated", "corrupted", "not_file" };
 	struct verify_out *v = arg;
 	char path[PATH_MAX] = "";
 
@@ -136,8 +136,9 @@ static const char verify_usage[] =
 	"usage: l2dfs verify [-o OPTIONS] [--repair] [--json]\n"
 	"\n"
 	"Hash every completed file of the cache (every server) and compare it with\n"
-	"the index: missing, truncated (the size differs) and corrupted (the\n"
-	"SHA-256 differs) files are listed. --repair removes them and marks them\n"
+	"the index: missing, truncated (the size differs), corrupted (the SHA-256\n"
+	"differs) files and not_file (a folder or other odd thing at a file's\n"
+	"path) are listed. --repair removes them and marks them\n"
 	"pending, so the next read downloads them again. --json prints\n"
 	"{\"event\": \"problem\", ...} lines and a final {\"event\": \"done\", ...}.\n"
 	"Exit status: 0 only if every file was sound; 5 if any was not, repaired\n"
@@ -165,7 +166,7 @@ int cli_cmd_verify(int argc, char **argv)
 		fprintf(stderr, "l2dfs verify: %s\n", strerror(-rc));
 		return CLI_CACHE;
 	}
-	int bad = r.missing + r.truncated + r.corrupted;
+	int bad = r.missing + r.truncated + r.corrupted + r.not_file;
 	if (o.json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "event", "done");
@@ -174,13 +175,14 @@ int cli_cmd_verify(int argc, char **argv)
 		cJSON_AddNumberToObject(j, "missing", r.missing);
 		cJSON_AddNumberToObject(j, "truncated", r.truncated);
 		cJSON_AddNumberToObject(j, "corrupted", r.corrupted);
+		cJSON_AddNumberToObject(j, "not_file", r.not_file);
 		cJSON_AddNumberToObject(j, "repaired", r.repaired);
 		cJSON_AddBoolToObject(j, "sound", !bad);
 		cmd_json_line(j);
 	} else {
-		printf("%d files checked (%s): %s%d missing, %d truncated, %d corrupted", r.checked,
-		       cmd_human_size(r.bytes, b), bad ? "" : "all sound; ", r.missing, r.truncated,
-		       r.corrupted);
+		printf("%d files checked (%s): %s%d missing, %d truncated, %d corrupted,"
+		       " %d not a file", r.checked, cmd_human_size(r.bytes, b),
+		       bad ? "" : "all sound; ", r.missing, r.truncated, r.corrupted, r.not_file);
 		if (o.repair && bad)
 			printf("; %d repaired", r.repaired);
 		putchar('\n');

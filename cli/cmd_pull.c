@@ -14,6 +14,7 @@
 #include "cmd_common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,8 +28,8 @@
 
 struct pull_costume {
 	struct idx_costume c;
-	char dir[PATH_MAX];  /* DIR/<live2d_name> */
 	int listed;          /* its file list is known */
+	int failed;          /* files that failed: no model.json then (p->lock) */
 	int has_name_txt;
 	int files_total;     /* files backed by an asset */
 	int files_done;
@@ -47,6 +48,7 @@ struct pull_file {
 struct pull {
 	struct cli_env *env;
 	const char *to;
+	int root;            /* --to, open: everything lands below it (cache_materialize) */
 	enum cache_link_mode link;
 	int overwrite, jobs, json, tty, list;
 	struct pull_costume *costumes; /* pull_file.pc points here: fixed once listed */
@@ -151,6 +153,7 @@ static void file_failed(struct pull *p, struct pull_file *f, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
 	p->failed++;
+	f->pc->failed++;
 	say(p, "l2dfs pull: %s/%s: %s\n", f->pc->c.live2d_name, f->rel, why);
 	file_event(p, "failed", f->pc->c.live2d_name, f->rel, 0, 0, why);
 	file_finished(p, f, 0);
@@ -235,6 +238,11 @@ static int pull_fetch(struct pull *p, struct pull_file *f, struct idx_asset *a, 
 								: strerror(-rc));
 		return file_failed(p, f, why), 1;
 	}
+	/* The row as the open left it (a damaged copy was downloaded again). */
+	if (idx_asset_get(env->idx, f->asset_id, a) < 0) {
+		close(*fd);
+		return file_failed(p, f, "the index is unusable"), 1;
+	}
 	return 0;
 }
 
@@ -251,9 +259,9 @@ static int pull_one(void *arg, size_t i)
 	enum cache_outcome out;
 	int fd = -1, mine = 0, rc;
 
-	snprintf(dest, sizeof(dest), "%s/%s", f->pc->dir, f->rel);
+	snprintf(dest, sizeof(dest), "%s/%s", f->pc->c.live2d_name, f->rel);
 	/* There already: nothing to download either. */
-	if (!p->overwrite && lstat(dest, &st) == 0)
+	if (!p->overwrite && cache_dest_stat(p->root, dest, &st) == 0)
 		return file_done(p, f, &p->skipped, "skipped", st.st_size), 0;
 	rc = pull_fetch(p, f, &a, &fd, &mine);
 	if (rc)
@@ -266,8 +274,8 @@ static int pull_one(void *arg, size_t i)
 		   NULL);
 
 	/* fd stays open meanwhile: its lock keeps eviction off the file. */
-	rc = cache_materialize(p->env->cache, a.server, a.bundle, a.file, dest, p->link,
-			       p->overwrite, &out);
+	rc = cache_materialize(p->env->cache, a.server, a.bundle, a.file, a.size, a.stamp, p->root,
+			       dest, p->link, p->overwrite, &out);
 	close(fd);
 	if (rc == -EXDEV && p->link == CACHE_LINK_HARDLINK) {
 		pthread_mutex_lock(&p->lock);
@@ -280,7 +288,9 @@ static int pull_one(void *arg, size_t i)
 		return 1;
 	}
 	if (rc < 0) {
-		snprintf(why, sizeof(why), "writing it under %s: %s", p->to, strerror(-rc));
+		snprintf(why, sizeof(why), "writing it under %s: %s", p->to,
+			 rc == -ELOOP || rc == -ENOTDIR ? "a symlink or file is in the way (not followed)"
+							: strerror(-rc));
 		return file_failed(p, f, why), 0;
 	}
 	int *counter = out == CACHE_LINKED ? &p->linked : out == CACHE_COPIED ? &p->copied
@@ -323,8 +333,8 @@ static void queue_ahead(struct pull *p, int max_transfers)
 
 	for (size_t i = 0; i < p->nfiles && n < max_transfers && !cmd_interrupted; i++) {
 		struct pull_file *f = &p->files[i];
-		snprintf(dest, sizeof(dest), "%s/%s", f->pc->dir, f->rel);
-		if ((!p->overwrite && lstat(dest, &st) == 0) ||
+		snprintf(dest, sizeof(dest), "%s/%s", f->pc->c.live2d_name, f->rel);
+		if ((!p->overwrite && cache_dest_stat(p->root, dest, &st) == 0) ||
 		    idx_asset_get(env->idx, f->asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
 		    fetch_asset_missing(&a) || !claim(p, f->asset_id))
 			continue;
@@ -349,7 +359,6 @@ static int add_costume(void *arg, const struct idx_costume *c)
 	v = &p->costumes[p->ncostumes++];
 	memset(v, 0, sizeof(*v));
 	v->c = *c;
-	snprintf(v->dir, sizeof(v->dir), "%s/%s", p->to, c->live2d_name);
 	return 0;
 }
 
@@ -436,24 +445,33 @@ static int list_files(struct pull *p)
 	return p->claimed ? 0 : -ENOMEM;
 }
 
-/* model.json and name.txt of every costume whose files were listed. */
+/* name.txt, then model.json, of every costume whose files were listed:
+ * model.json last and only when every file is in place, as the Python
+ * downloader does (a folder without it is an unfinished one). */
 static void write_generated(struct pull *p)
 {
 	for (size_t i = 0; i < p->ncostumes && !cmd_interrupted; i++) {
 		struct pull_costume *pc = &p->costumes[i];
-		for (int k = 0; pc->listed && k < 1 + pc->has_name_txt; k++) {
+		for (int k = pc->has_name_txt; pc->listed && k >= 0; k--) {
 			const char *rel = k ? "name.txt" : "model.json";
 			char dest[PATH_MAX * 2], *text = NULL;
 			size_t len = 0;
-			int skipped = 0;
-			int rc = k ? fetch_costume_name_txt(p->env->lib, pc->c.id, &text, &len)
-				   : fetch_costume_model_json(p->env->lib, pc->c.id, &text, &len);
-			snprintf(dest, sizeof(dest), "%s/%s", pc->dir, rel);
+			int skipped = 0, rc;
+			if (!k && pc->failed) {
+				say(p, "l2dfs pull: %s/model.json: not written, %d file%s failed\n",
+				    pc->c.live2d_name, pc->failed, pc->failed == 1 ? "" : "s");
+				break;
+			}
+			rc = k ? fetch_costume_name_txt(p->env->lib, pc->c.id, &text, &len)
+			       : fetch_costume_model_json(p->env->lib, pc->c.id, &text, &len);
+			snprintf(dest, sizeof(dest), "%s/%s", pc->c.live2d_name, rel);
 			if (rc == 0)
-				rc = cache_write_file_atomic(dest, text, len, p->overwrite, &skipped);
+				rc = cache_write_file_atomic(p->root, dest, text, len, p->overwrite,
+							     &skipped);
 			free(text);
 			if (rc < 0) {
 				p->failed++;
+				pc->failed++;
 				say(p, "l2dfs pull: %s/%s: %s\n", pc->c.live2d_name, rel,
 				    strerror(-rc));
 				file_event(p, "failed", pc->c.live2d_name, rel, 0, 0, strerror(-rc));
@@ -589,7 +607,8 @@ static const char pull_usage[] =
 	"in -o lang=, or the best fuzzy match as `l2dfs search` finds it): all its\n"
 	"costumes. The options (-o) are the mount's; a mount of the same cache may run.\n"
 	"\n"
-	"  --to DIR         where the costume folders go (created)\n"
+	"  --to DIR         where the costume folders go (created); a symlink inside\n"
+	"                   it is never followed: the file it is in the way of fails\n"
 	"  --link MODE      auto: hardlink from the cache, copy where that fails (default);\n"
 	"                   hardlink: hardlink or fail (EXDEV across filesystems); copy\n"
 	"  --overwrite      replace files already in DIR (default: keep them)\n"
@@ -609,14 +628,64 @@ static const char pull_usage[] =
 	"                   \"live2d_name\", \"rel_path\", \"kind\", \"optional\", \"bundle\",\n"
 	"                   \"file\"}); --to is still required\n"
 	"\n"
+	"model.json is written last, only when every file of the costume is in\n"
+	"place: a folder without it is unfinished. Files linked from the cache are\n"
+	"read-only (changing one would change the cache).\n"
 	"Ctrl-C stops at once, leaving no partial file; run again to finish.\n"
-	"Exit status: 0 done; 1 bad arguments (an unknown name lists the nearest);\n"
+	"Exit status: 0 done; 1 bad arguments (an unknown name lists the nearest; an\n"
+	"empty or unusable --to);\n"
 	"5 a file failed (run `l2dfs retry`) or hardlinks are impossible; 130 interrupted.\n";
+
+/* mkdir -p of path (0755). */
+static int make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *s = buf + 1;; s++) {
+		if (*s && *s != '/')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		if (!c)
+			return 0;
+		*s = c;
+	}
+}
+
+/* Open --to (created if missing), or say why not: a cli_exit. */
+static int open_root(struct pull *p)
+{
+	int err = 0;
+
+	p->root = open(p->to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->root < 0 && errno == ENOENT && (err = make_dirs(p->to)) == 0)
+		p->root = open(p->to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->root < 0 && !err)
+		err = -errno;
+	if (!err && faccessat(p->root, ".", W_OK | X_OK, AT_EACCESS) < 0)
+		err = -errno;
+	if (err) {
+		fprintf(stderr, "l2dfs pull: --to %s: %s\n", p->to, strerror(-err));
+		return CLI_USAGE;
+	}
+	return CLI_OK;
+}
 
 /* Resolve, list, download and place; a cli_exit. */
 static int pull_run(struct pull *p, const struct cli_settings *s, char **args, int nargs)
 {
 	struct cli_env *env = p->env;
+	int rc;
+
+	/* An empty --to (an unset variable in a script) is never "here" or "/". */
+	if (!*p->to) {
+		fprintf(stderr, "l2dfs pull: --to is empty: name the folder to put costumes in\n");
+		return CLI_USAGE;
+	}
 
 	if (p->link == CACHE_LINK_HARDLINK && !on_cache_filesystem(p->to, env->cache)) {
 		fprintf(stderr,
@@ -626,10 +695,13 @@ static int pull_run(struct pull *p, const struct cli_settings *s, char **args, i
 		return CLI_FAILED;
 	}
 	for (int i = 0; i < nargs; i++) {
-		int rc = resolve(p, s, args[i]);
+		rc = resolve(p, s, args[i]);
 		if (rc != CLI_OK)
 			return rc;
 	}
+	/* Only once the names are known good: a typo creates no folder. */
+	if (!p->list && (rc = open_root(p)) != CLI_OK)
+		return rc;
 	if (list_files(p) < 0)
 		return CLI_FAILED;
 	if (p->list) {
@@ -651,7 +723,7 @@ static int pull_run(struct pull *p, const struct cli_settings *s, char **args, i
 int cli_cmd_pull(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "--to", "--link", "-j", "--jobs", NULL };
-	struct pull p = { .link = CACHE_LINK_AUTO };
+	struct pull p = { .link = CACHE_LINK_AUTO, .root = -1 };
 	const struct cmd_switch sw[] = { { "--overwrite", &p.overwrite },
 					 { "--json", &p.json },
 					 { "--list", &p.list },
@@ -679,6 +751,8 @@ int cli_cmd_pull(int argc, char **argv)
 		pthread_mutex_init(&p.lock, NULL);
 		rc = cmd_interrupted ? CLI_INTERRUPTED : pull_run(&p, &s, pos, npos);
 		cli_env_close(&env);
+		if (p.root >= 0)
+			close(p.root);
 		pthread_mutex_destroy(&p.lock);
 	}
 	free(p.costumes);

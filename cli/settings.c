@@ -483,41 +483,47 @@ void cli_options_usage(FILE *to)
 
 /* ---- the environment ---- */
 
-struct adopt_ctx {
-	struct cli_env *env;
-	const char *server;
-	int n;
-};
-
-static int adopt_file(void *arg, const char *bundle, const char *file, const struct stat *st)
+/* Why the index cannot be opened, for its owner to act on. */
+static const char *index_trouble(int rc)
 {
-	struct adopt_ctx *a = arg;
-	char hex[CACHE_SHA256_HEX];
-	int64_t size;
-
-	(void)st;
-	if (cache_asset_sha256(a->env->cache, a->server, bundle, file, hex, &size) == 0 &&
-	    idx_asset_adopt(a->env->idx, a->server, bundle, file, size, hex) == 0)
-		a->n++;
-	return 0;
+	switch (rc) {
+	case -EROFS:
+	case -EACCES:
+	case -EPERM:
+		return "cannot be opened for writing (check its mode, owner and filesystem);"
+		       " it was left as it is";
+	case -ENOSPC:
+		return "the disk is full; it was left as it is: make room and run again";
+	case -ENAMETOOLONG:
+		return "path too long: SQLite takes at most 511 bytes; choose a shorter"
+		       " -o cache_dir=";
+	case -EBUSY:
+		return "locked by another process for too long";
+	default:
+		return strerror(-rc);
+	}
 }
 
-/* A fresh index over an existing cache: take the files back by hashing them. */
-static void rebuild_assets(struct cli_env *env)
+static void log_recovery(const struct recover_report *r, int recreated, const char *path)
 {
-	for (int i = 0; i < BD_NSERVERS; i++) {
-		struct adopt_ctx a = { env, bd_server_names[i], 0 };
-		cache_walk(env->cache, bd_server_names[i], adopt_file, &a);
-		if (a.n)
-			log_warn("index rebuilt: %d cached %s files taken back", a.n,
-				 bd_server_names[i]);
-	}
+	if (recreated)
+		log_warn("index %s was unusable: moved aside, starting a new one", path);
+	if (r->found || r->dropped)
+		log_warn("index rebuilt: %d cached files found, served once the origin's size"
+			 " agrees; %d hardlinked or unreadable files dropped",
+			 r->found, r->dropped);
+	if (r->temps_removed)
+		log_info("removed %d partial downloads left by an earlier run", r->temps_removed);
+	if (r->downloads_reset)
+		log_info("%d downloads interrupted earlier will start again when needed",
+			 r->downloads_reset);
 }
 
 int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_network)
 {
 	char path[CLI_PATH_MAX + 16];
-	int rc, recreated = 0, n = 0, alone = 0;
+	struct recover_report r;
+	int rc, recreated = 0, alone = 0;
 
 	memset(env, 0, sizeof(*env));
 	rc = cache_open(&env->cache, s->cache_dir);
@@ -533,21 +539,15 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 	int existed = access(path, F_OK) == 0;
 	rc = idx_open(&env->idx, path, &recreated);
 	if (rc < 0) {
-		fprintf(stderr, "l2dfs: index %s: %s\n", path, strerror(-rc));
+		fprintf(stderr, "l2dfs: index %s: %s\n", path, index_trouble(rc));
 		cli_env_close(env);
-		return CLI_CACHE;
+		return CLI_INDEX;
 	}
-	if (recreated)
-		log_warn("index %s was unusable: moved aside, starting a new one", path);
-	if (recreated || !existed)
-		rebuild_assets(env);
-	/* What a dead process left half done; a live one may still own it. */
-	if (alone) {
-		if (cache_clean_temps(env->cache, &n) == 0 && n)
-			log_info("removed %d partial downloads left by an earlier run", n);
-		if (idx_asset_reset_downloading(env->idx, &n) == 0 && n)
-			log_info("%d downloads interrupted earlier will start again when needed", n);
-	}
+	rc = recover_start(env->idx, env->cache, alone, recreated || !existed,
+			   bd_server_names, BD_NSERVERS, &r);
+	log_recovery(&r, recreated, path);
+	if (rc < 0)
+		log_warn("recovery at start-up: %s", strerror(-rc));
 	if (!with_network)
 		return CLI_OK;
 	rc = http_engine_new(&env->engine, &s->fetch);

@@ -262,7 +262,7 @@ static enum idx_state state_parse(const char *s)
 #define ASSET_COLUMNS                                                                  \
 	"id, server, bundle, file, state, size, bytes_done, sha256, err, error, url,"     \
 	" created_at, updated_at, last_access, failures, retry_at, version, ver_size,"      \
-	" ver_sha256 FROM assets"
+	" ver_sha256, stamp, found FROM assets"
 
 static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 {
@@ -285,6 +285,8 @@ static void asset_from_row(sqlite3_stmt *st, struct idx_asset *a)
 	a->version = sqlite3_column_int64(st, 16);
 	a->ver_size = sqlite3_column_int64(st, 17);
 	idx_copy_text(a->ver_sha256, sizeof(a->ver_sha256), st, 18);
+	a->stamp = sqlite3_column_int64(st, 19);
+	a->found = sqlite3_column_int64(st, 20);
 }
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out)
@@ -368,7 +370,7 @@ int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url)
 	const char *t[] = { url };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='downloading', bytes_done=0,"
-			    " url=? WHERE id=?",
+			    " found=-1, url=? WHERE id=?",
 			    "t", NULL, t);
 }
 
@@ -383,21 +385,22 @@ int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int
 }
 
 int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const char *sha256,
-			     const char *url)
+			     const char *url, int64_t stamp)
 {
-	const int64_t v[] = { size, size };
+	const int64_t v[] = { size, size, stamp };
 	const char *t[] = { sha256, url };
 	/* Just downloaded is just used: last_access in the same write. Other
 	 * bytes than the version's (its size or hash known and different) are
 	 * a new version. */
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?1, last_access=?1, state='completed', size=?2,"
-			    " bytes_done=?3, sha256=?4, url=?5, err=0, error='', failures=0, retry_at=0,"
+			    " bytes_done=?3, stamp=?4, found=-1, sha256=?5, url=?6, err=0, error='',"
+			    " failures=0, retry_at=0,"
 			    " version=version+((ver_size>=0 AND ver_size<>?2)"
-			    "  OR (ver_sha256<>'' AND ver_sha256<>?4)),"
-			    " ver_size=?2, ver_sha256=?4"
-			    " WHERE id=?6",
-			    "iitt", v, t);
+			    "  OR (ver_sha256<>'' AND ver_sha256<>?5)),"
+			    " ver_size=?2, ver_sha256=?5"
+			    " WHERE id=?7",
+			    "iiitt", v, t);
 }
 
 int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
@@ -407,7 +410,7 @@ int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *erro
 	const char *t[] = { error, url };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='failed', err=?, error=?,"
-			    " url=?, sha256='' WHERE id=?",
+			    " url=?, sha256='', found=-1 WHERE id=?",
 			    "itt", v, t);
 }
 
@@ -415,8 +418,8 @@ int idx_asset_mark_pending(struct idx *idx, int64_t id)
 {
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='pending', size=-1,"
-			    " bytes_done=0, sha256='', err=0, error='', failures=0, retry_at=0"
-			    " WHERE id=?",
+			    " bytes_done=0, sha256='', stamp=0, found=-1, err=0, error='',"
+			    " failures=0, retry_at=0 WHERE id=?",
 			    "", NULL, NULL);
 }
 
@@ -460,6 +463,8 @@ int idx_assets_migrate_columns(struct idx *idx)
 			     /* What a completed row holds is its version's bytes. */
 			     "UPDATE assets SET ver_size=size, ver_sha256=sha256"
 			     " WHERE state='completed';" },
+		{ "stamp", "ALTER TABLE assets ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;" },
+		{ "found", "ALTER TABLE assets ADD COLUMN found INTEGER NOT NULL DEFAULT -1;" },
 	};
 	for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
 		int rc = assets_have(idx, added[i][0]);
@@ -479,13 +484,22 @@ int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
 	const int64_t v[] = { size };
 	/* A completed row already knows its size: leave it alone. Another
 	 * size than the version's is a new version, whose bytes are not
-	 * known yet. */
+	 * known yet. A file found at its path by an index rebuild (found) is
+	 * taken back when the origin's size agrees (its hash then the
+	 * version's); else a download will replace it. */
 	int rc = asset_update(idx, id,
 			      "UPDATE assets SET updated_at=?1, size=?2, err=0, error='',"
-			      " version=version+(ver_size>=0 AND ver_size<>?2),"
-			      " ver_sha256=CASE WHEN ver_size=?2 THEN ver_sha256 ELSE '' END,"
-			      " ver_size=?2"
-			      " WHERE state<>'completed' AND id=?3",
+			      " version=version+((ver_size>=0 AND ver_size<>?2) OR (state='pending'"
+			      "  AND found=?2 AND ver_sha256<>'' AND ver_sha256<>sha256)),"
+			      " ver_sha256=CASE WHEN state='pending' AND found=?2 THEN sha256"
+			      "  WHEN ver_size=?2 THEN ver_sha256 ELSE '' END,"
+			      " ver_size=?2,"
+			      " state=CASE WHEN state='pending' AND found=?2 THEN 'completed' ELSE state END,"
+			      " bytes_done=CASE WHEN state='pending' AND found=?2 THEN ?2 ELSE bytes_done END,"
+			      " last_access=CASE WHEN state='pending' AND found=?2 THEN ?1 ELSE last_access END,"
+			      " sha256=CASE WHEN state='pending' AND found=?2 THEN sha256 ELSE '' END,"
+			      " stamp=CASE WHEN state='pending' AND found=?2 THEN stamp ELSE 0 END,"
+			      " found=-1 WHERE state<>'completed' AND id=?3",
 			      "i", v, NULL);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -546,7 +560,7 @@ int idx_asset_touch_flush(struct idx *idx)
 }
 
 int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
-		    const char *file, int64_t size, const char *sha256)
+		    const char *file, int64_t size, const char *sha256, int64_t stamp)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -554,21 +568,18 @@ int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
 
 	pthread_mutex_lock(&idx->lock);
 	rc = idx_prepare(idx, &st,
-			 "INSERT INTO assets(server, bundle, file, state, size, bytes_done, sha256,"
-			 " created_at, updated_at, last_access, ver_size, ver_sha256)"
-			 " VALUES(?1,?2,?3,'completed',?4,?4,?5,?6,?6,?6,?4,?5)"
-			 " ON CONFLICT(server, bundle, file) DO UPDATE SET state='completed',"
-			 " size=?4, bytes_done=?4, sha256=?5, err=0, error='', updated_at=?6,"
-			 " version=version+((ver_size>=0 AND ver_size<>?4)"
-			 "  OR (ver_sha256<>'' AND ver_sha256<>?5)),"
-			 " ver_size=?4, ver_sha256=?5");
+			 "INSERT INTO assets(server, bundle, file, found, sha256, stamp,"
+			 " created_at, updated_at, last_access) VALUES(?1,?2,?3,?4,?5,?6,?7,?7,?7)"
+			 " ON CONFLICT(server, bundle, file) DO UPDATE SET found=?4, sha256=?5,"
+			 " stamp=?6, updated_at=?7 WHERE state='pending'");
 	if (rc == 0) {
 		sqlite3_bind_text(st, 1, server, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, size);
 		sqlite3_bind_text(st, 5, sha256, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, now);
+		sqlite3_bind_int64(st, 6, stamp);
+		sqlite3_bind_int64(st, 7, now);
 		rc = idx_errno(sqlite3_step(st));
 		idx_done(idx, st);
 	}

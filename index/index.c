@@ -223,46 +223,88 @@ static int idx_migrate_copy(struct idx *idx)
 			     " DROP TABLE costume_files_v1; DROP TABLE costumes_v1;");
 }
 
-/* Apply pragmas and schema; any failure means the file is unusable. */
+/* A file whose content is not a database of ours: moved aside. */
+#define IDX_UNUSABLE (-EUCLEAN)
+
+/* What a failed statement of the set-up means: content that is not a
+ * database (corrupt, not one) is IDX_UNUSABLE; the rest (a full disk, a
+ * read-only file, a lock) is said as it is, and the file left alone. */
+static int setup_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_SCHEMA:
+		return IDX_UNUSABLE;
+	default:
+		return idx_errno(rc);
+	}
+}
+
+static int setup_exec(struct idx *idx, const char *sql)
+{
+	return setup_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+}
+
+static int setup_schema(struct idx *idx)
+{
+	int rc, copy;
+
+	if ((rc = setup_exec(idx, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	rc = idx_migrate_autoincrement(idx, &copy);
+	if (rc == 0)
+		rc = setup_exec(idx, schema_sql);
+	if (rc == 0 && copy)
+		rc = idx_migrate_copy(idx);
+	if (rc == 0)
+		rc = idx_assets_migrate_columns(idx);
+	if (rc == 0)
+		return setup_exec(idx, "COMMIT");
+	idx_exec(idx, "ROLLBACK");
+	return rc;
+}
+
+/* Apply pragmas and schema. A set-up with nothing to change writes
+ * nothing, so that a full disk still opens. */
 static int idx_setup(struct idx *idx)
 {
 	sqlite3_stmt *st;
-	int rc, version = 0, copy;
+	int rc, version = 0;
 
 	sqlite3_busy_timeout(idx->db, 10000);
+	/* A file we may not write is said so, not taken for a broken one. */
+	if (sqlite3_db_readonly(idx->db, "main") == 1)
+		return -EROFS;
 	/* The log is cut back to 1 MiB after each checkpoint: the cache's disk
 	 * may be small, and the log otherwise keeps its largest size. */
-	if (idx_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			  " PRAGMA journal_size_limit=1048576;") < 0)
-		return -EIO;
-	if (idx_prepare(idx, &st, "PRAGMA quick_check") < 0)
-		return -EIO;
+	rc = setup_exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			     " PRAGMA journal_size_limit=1048576;");
+	if (rc < 0)
+		return rc;
+	if ((rc = idx_prepare(idx, &st, "PRAGMA quick_check")) < 0)
+		return rc;
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-		idx_done(idx, st);
-		return -EIO;
-	}
+	rc = rc == SQLITE_ROW ? strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0
+				       ? 0
+				       : IDX_UNUSABLE
+			      : setup_errno(rc);
 	idx_done(idx, st);
-	if (idx_exec(idx, "BEGIN IMMEDIATE") < 0)
-		return -EIO;
-	rc = idx_migrate_autoincrement(idx, &copy);
 	if (rc == 0)
-		rc = idx_exec(idx, schema_sql);
-	if (rc == 0 && copy)
-		rc = idx_migrate_copy(idx);
-	if (idx_exec(idx, rc == 0 ? "COMMIT" : "ROLLBACK") < 0 || rc < 0 ||
-	    idx_exec(idx, "PRAGMA foreign_keys=ON") < 0)
-		return -EIO;
-	/* Migration, columns added to assets (idx_assets_migrate_columns()). */
-	if (idx_assets_migrate_columns(idx) < 0)
-		return -EIO;
+		rc = setup_schema(idx);
+	if (rc == 0)
+		rc = setup_exec(idx, "PRAGMA foreign_keys=ON");
+	if (rc < 0)
+		return rc;
 	if (idx_prepare(idx, &st, "SELECT value FROM meta WHERE key='schema'") < 0)
 		return -EIO;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	idx_done(idx, st);
 	if (version > IDX_SCHEMA_VERSION)
-		return -EIO;
+		return IDX_UNUSABLE;
+	if (version == IDX_SCHEMA_VERSION)
+		return 0;
 	return idx_exec(idx, "INSERT OR REPLACE INTO meta VALUES('schema', '1')");
 }
 
@@ -271,13 +313,13 @@ static int idx_try_open(struct idx *idx, const char *path)
 	int rc = sqlite3_open_v2(path, &idx->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
-	if (rc != SQLITE_OK || idx_setup(idx) < 0) {
+	rc = rc == SQLITE_OK ? idx_setup(idx) : setup_errno(rc);
+	if (rc < 0) {
 		idx_stmts_free(idx);
 		sqlite3_close(idx->db);
 		idx->db = NULL;
-		return -EIO;
 	}
-	return 0;
+	return rc;
 }
 
 /* Move a broken database and its WAL files out of the way. */
@@ -298,9 +340,16 @@ static int idx_move_aside(const char *path)
 
 int idx_open(struct idx **out, const char *path, int *recreated)
 {
-	struct idx *idx = calloc(1, sizeof(*idx));
+	sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+	struct idx *idx;
 	int rc;
 
+	if (recreated)
+		*recreated = 0;
+	/* SQLite refuses longer paths with a bare "unable to open". */
+	if (vfs && strlen(path) >= (size_t)vfs->mxPathname)
+		return -ENAMETOOLONG;
+	idx = calloc(1, sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
 	/* Recursive: list callbacks may query the index again. */
@@ -310,15 +359,15 @@ int idx_open(struct idx **out, const char *path, int *recreated)
 	pthread_mutex_init(&idx->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	pthread_mutex_init(&idx->touch_lock, NULL);
-	if (recreated)
-		*recreated = 0;
 	rc = idx_try_open(idx, path);
-	if (rc < 0) {
+	if (rc == IDX_UNUSABLE) {
 		rc = idx_move_aside(path);
 		if (rc == 0)
 			rc = idx_try_open(idx, path);
 		if (rc == 0 && recreated)
 			*recreated = 1;
+		if (rc == IDX_UNUSABLE)
+			rc = -EIO;
 	}
 	if (rc < 0) {
 		pthread_mutex_destroy(&idx->lock);

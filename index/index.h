@@ -33,7 +33,10 @@ struct idx;
  * Open or create the database at path. A file that is not a usable database
  * (garbage, failed integrity check, newer schema) is moved aside to
  * "<path>.corrupt-<time>" and a fresh one is created: *recreated (may be
- * NULL) tells the caller to say so and rebuild.
+ * NULL) tells the caller to say so and rebuild. Any other failure leaves the
+ * file as it is: -EROFS or -EACCES when it cannot be written, -ENOSPC for a
+ * full disk, -ENAMETOOLONG for a path longer than SQLite takes (512 bytes),
+ * -EBUSY for a lock held too long.
  */
 int idx_open(struct idx **out, const char *path, int *recreated);
 void idx_close(struct idx *idx);
@@ -214,6 +217,9 @@ struct idx_asset {
 	int64_t version;
 	int64_t ver_size;
 	char ver_sha256[65];
+	int64_t stamp;      /* the cache file's stamp (cache_stamp()) as committed; 0 unknown */
+	int64_t found;      /* pending: size of a file an index rebuild found at its path,
+			     * taken back once the origin's size agrees; else -1 */
 };
 
 int idx_asset_get(struct idx *idx, int64_t id, struct idx_asset *out);
@@ -223,9 +229,10 @@ int idx_asset_find(struct idx *idx, const char *server, const char *bundle, cons
 /* State changes. Each stamps updated_at. */
 int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url);
 int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int64_t size);
-/* completed also stamps last_access (a download is a use). */
+/* completed also stamps last_access (a download is a use); stamp is the
+ * cache file's, as committed. */
 int idx_asset_mark_completed(struct idx *idx, int64_t id, int64_t size, const char *sha256,
-			     const char *url);
+			     const char *url, int64_t stamp);
 int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *error,
 			  const char *url);
 /* After a failed download: failures in a row and when to ask again (ms). */
@@ -235,7 +242,8 @@ int idx_asset_clear_backoff(struct idx *idx);
 /* Back to pending with size, hash and back-off forgotten (file gone,
  * evicted, repaired, retried); the version and its size and hash stay. */
 int idx_asset_mark_pending(struct idx *idx, int64_t id);
-/* A probe's answer: size >= 0 present; err > 0 failed with that errno. */
+/* A probe's answer: size >= 0 present; err > 0 failed with that errno.
+ * A pending row with a found file of that very size becomes completed. */
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,
 			  const char *error);
 /* Record a read (LRU for eviction): kept in memory, no SQL, so a reader
@@ -247,9 +255,12 @@ int idx_asset_touch(struct idx *idx, int64_t id);
  * reads are dropped (eviction order is a hint) and the error returned;
  * else the number of reads written (repeats included). */
 int idx_asset_touch_flush(struct idx *idx);
-/* A file found in the cache folder with no row: insert it completed. */
+/* A file found at an asset's cache path with no row behind it (an index
+ * rebuilt): recorded as found (size, SHA-256, stamp) on a pending row. It
+ * is trusted only once the origin's size agrees (idx_asset_mark_probed());
+ * a download replaces it otherwise. */
 int idx_asset_adopt(struct idx *idx, const char *server, const char *bundle,
-		    const char *file, int64_t size, const char *sha256);
+		    const char *file, int64_t size, const char *sha256, int64_t stamp);
 /* After a crash: every 'downloading' row back to pending. *n (may be NULL). */
 int idx_asset_reset_downloading(struct idx *idx, int *n);
 

@@ -49,7 +49,8 @@ int idx_query_int64(struct idx *idx, const char *sql, const char *text, int64_t 
 		    int64_t *out);
 /* Migration (any schema version): add the assets' columns a database made
  * before them lacks (back-off: failures, retry_at; versions: version,
- * ver_size, ver_sha256); caller holds the lock. */
+ * ver_size, ver_sha256; the stamp and what a rebuild found: stamp,
+ * found); caller holds the lock. */
 int idx_assets_migrate_columns(struct idx *idx);
 /* Copy a text column, "" for NULL, truncated to len. */
 void idx_copy_text(char *dst, size_t len, sqlite3_stmt *st, int col);

@@ -89,6 +89,23 @@ int care_completed_bytes(struct idx *idx, int64_t *total)
 
 /* ---- eviction ---- */
 
+struct evicting {
+	struct idx *idx;
+	int64_t id;
+	int marked;
+};
+
+/* The row goes back to pending before the file's name goes: a check that
+ * finds the file gone then finds the row no longer completed. On a full
+ * disk the index may take no write until the file is gone: it goes anyway,
+ * and the row is marked after. */
+static int mark_evicted(void *arg)
+{
+	struct evicting *e = arg;
+	e->marked = idx_asset_mark_pending(e->idx, e->id) == 0;
+	return 0;
+}
+
 int care_evict(struct idx *idx, struct cache *cache, int64_t target,
 		     int (*spare)(void *arg, int64_t id), void *arg, struct care_report *r)
 {
@@ -115,7 +132,9 @@ int care_evict(struct idx *idx, struct cache *cache, int64_t target,
 			r->kept_linked_bytes += l.v[i].size;
 			continue;
 		}
-		int err = cache_asset_evict(cache, a.server, a.bundle, a.file, &freed);
+		struct evicting e = { idx, a.id, 0 };
+		int err = cache_asset_evict(cache, a.server, a.bundle, a.file, &freed,
+					    mark_evicted, &e);
 		if (err == -EBUSY) {
 			r->kept_open++;
 			r->kept_open_bytes += l.v[i].size;
@@ -126,7 +145,8 @@ int care_evict(struct idx *idx, struct cache *cache, int64_t target,
 			continue;
 		}
 		/* Gone either way: the next read downloads it again. */
-		idx_asset_mark_pending(idx, a.id);
+		if (!e.marked)
+			idx_asset_mark_pending(idx, a.id);
 		r->total_after -= l.v[i].size;
 		if (err == 0) {
 			r->evicted++;
@@ -147,6 +167,15 @@ int care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
 
 /* ---- integrity ---- */
 
+/* 1 if a's row is no longer what it was when read. */
+static int asset_changed(struct idx *idx, const struct idx_asset *a)
+{
+	struct idx_asset now;
+	return idx_asset_get(idx, a->id, &now) < 0 || now.state != IDX_COMPLETED ||
+	       now.updated_at != a->updated_at || now.stamp != a->stamp ||
+	       strcmp(now.sha256, a->sha256) != 0;
+}
+
 int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn fn,
 		      void *arg, struct care_verify_report *r)
 {
@@ -161,12 +190,18 @@ int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn
 		enum care_verify_problem problem;
 		if (idx_asset_get(idx, l.v[i].id, &a) < 0 || a.state != IDX_COMPLETED)
 			continue;
-		r->checked++;
 		int err = cache_asset_sha256(cache, a.server, a.bundle, a.file, hex, &size);
+		/* Evicted (gc, cache_max) or replaced while we looked: the row
+		 * changed first, and whatever it says now is not this check's. */
+		if (err < 0 && asset_changed(idx, &a))
+			continue;
+		r->checked++;
 		if (err == -ENOENT) {
 			problem = CARE_VERIFY_MISSING;
+		} else if (err == -EISDIR || err == -EINVAL || err == -ELOOP) {
+			problem = CARE_VERIFY_NOT_FILE;
 		} else if (err < 0) {
-			/* Unreadable or not a regular file: as bad as wrong bytes. */
+			/* Unreadable: as bad as wrong bytes. */
 			problem = CARE_VERIFY_CORRUPTED;
 		} else {
 			r->bytes += size;
@@ -180,6 +215,7 @@ int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn
 		r->missing += problem == CARE_VERIFY_MISSING;
 		r->truncated += problem == CARE_VERIFY_TRUNCATED;
 		r->corrupted += problem == CARE_VERIFY_CORRUPTED;
+		r->not_file += problem == CARE_VERIFY_NOT_FILE;
 		int repaired = 0;
 		if (repair && cache_asset_remove(cache, a.server, a.bundle, a.file) == 0 &&
 		    idx_asset_mark_pending(idx, a.id) == 0) {

@@ -6,8 +6,8 @@
  *
  * Every function returns 0 or a negative errno unless it says otherwise.
  */
-#ifndef L2DFS_FETCH_CARE_H
-#define L2DFS_FETCH_CARE_H
+#ifndef L2DFS_CARE_H
+#define L2DFS_CARE_H
 
 #include <stdint.h>
 
@@ -57,12 +57,13 @@ int care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
 enum care_verify_problem {
 	CARE_VERIFY_MISSING,   /* the index says completed, the file is gone */
 	CARE_VERIFY_TRUNCATED, /* its size differs from the index */
-	CARE_VERIFY_CORRUPTED, /* same size, another SHA-256 */
+	CARE_VERIFY_CORRUPTED, /* same size, another SHA-256, or unreadable */
+	CARE_VERIFY_NOT_FILE,  /* a folder, symlink or other odd thing at its path */
 };
 
 struct care_verify_report {
 	int checked;  /* completed assets looked at */
-	int missing, truncated, corrupted;
+	int missing, truncated, corrupted, not_file;
 	int repaired; /* removed and marked pending */
 	int64_t bytes;/* bytes hashed */
 };
@@ -74,8 +75,10 @@ typedef void (*care_verify_fn)(void *arg, const struct idx_asset *a,
 
 /*
  * Hash every completed asset's cache file (every server) and compare it
- * with the index. With repair, an unsound file is removed and its row
- * marked pending so the next read downloads it again. fn may be NULL.
+ * with the index. With repair, an unsound file (or whatever else is at its
+ * path, a folder with all it holds) is removed and its row marked pending
+ * so the next read downloads it again. A file evicted or replaced while
+ * the check runs (its row changed) is no problem. fn may be NULL.
  */
 int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn fn,
 		      void *arg, struct care_verify_report *r);

@@ -329,15 +329,16 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 		   const struct http_result *res)
 {
 	char hex[CACHE_SHA256_HEX], msg[IDX_TEXT_MAX + 1];
-	int64_t size = 0, asset_id = t->asset_id;
+	int64_t size = 0, stamp = 0, asset_id = t->asset_id;
 	int err = res->err;
 
 	if (err == 0 && (err = serve_body(lib, t, msg, sizeof(msg))) < 0) {
 		cache_writer_abort(t->writer);
 	} else if (err == 0) {
-		err = cache_writer_commit(t->writer, hex, &size);
+		err = cache_writer_commit(t->writer, hex, &size, &stamp);
 		if (err == 0)
-			err = idx_asset_mark_completed(lib->idx, t->asset_id, size, hex, res->url);
+			err = idx_asset_mark_completed(lib->idx, t->asset_id, size, hex, res->url,
+						       stamp);
 		if (err < 0)
 			snprintf(msg, sizeof(msg), "saving to the cache: %s", strerror(-err));
 	} else {
@@ -665,7 +666,8 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
  * found bad and forgotten (download it again). */
 static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int *fd)
 {
-	int rc = cache_asset_open(lib->cache, a->server, a->bundle, a->file, a->size, fd);
+	int rc = cache_asset_open(lib->cache, a->server, a->bundle, a->file, a->size, a->stamp,
+				  fd);
 	if (rc == 0) {
 		/* The index keeps minutes: skip the query within one. */
 		if (idx_now() - a->last_access >= 60)
@@ -673,7 +675,7 @@ static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int
 		return 0;
 	}
 	log_warn("%s/%s: cached copy %s, downloading it again", a->bundle, a->file,
-		 rc == -ESTALE ? "changed size behind our back" : "is gone");
+		 rc == -ESTALE ? "changed behind our back" : "is gone");
 	cache_asset_remove(lib->cache, a->server, a->bundle, a->file);
 	idx_asset_mark_pending(lib->idx, a->id);
 	return -EAGAIN;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,6 +30,7 @@ struct fixture {
 	char tmp[64];
 	char root[80];
 	struct cache *c;
+	int tmpfd; /* tmp, open: where materialized files go */
 	int fds; /* open descriptors before the test: none may leak */
 };
 
@@ -67,6 +69,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->tmp));
 	snprintf(f->root, sizeof(f->root), "%s/root", f->tmp);
 	assert_int_equal(cache_open(&f->c, f->root), 0);
+	f->tmpfd = open(f->tmp, O_RDONLY | O_DIRECTORY);
+	assert_true(f->tmpfd >= 0);
 	f->fds = count_fds();
 	*state = f;
 	return 0;
@@ -77,6 +81,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(count_fds(), f->fds);
+	close(f->tmpfd);
 	cache_close(f->c);
 	rm_rf(f->tmp);
 	free(f);
@@ -99,7 +104,7 @@ static void put_asset(struct cache *c, const char *server, const char *bundle,
 
 	assert_int_equal(cache_writer_begin(c, server, bundle, file, &w), 0);
 	assert_int_equal(cache_writer_write(w, data, strlen(data)), 0);
-	assert_int_equal(cache_writer_commit(w, NULL, NULL), 0);
+	assert_int_equal(cache_writer_commit(w, NULL, NULL, NULL), 0);
 }
 
 /* The whole content of path (small files), or "" if unreadable. */
@@ -263,7 +268,7 @@ static void test_writer_commit(void **state)
 	/* Nothing under the final name before commit. */
 	assert_int_equal(cache_asset_stat(f->c, "jp", "live2d/chara/001", "a.moc", &st),
 			 -ENOENT);
-	assert_int_equal(cache_writer_commit(w, hex, &size), 0);
+	assert_int_equal(cache_writer_commit(w, hex, &size, NULL), 0);
 	assert_string_equal(hex, ABC_SHA256);
 	assert_int_equal(size, 3);
 
@@ -301,7 +306,7 @@ static void test_writer_reset(void **state)
 	assert_int_equal(cache_writer_reset(w), 0);
 	assert_int_equal(cache_writer_size(w), 0);
 	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
-	assert_int_equal(cache_writer_commit(w, hex, &size), 0);
+	assert_int_equal(cache_writer_commit(w, hex, &size, NULL), 0);
 	assert_string_equal(hex, ABC_SHA256);
 	assert_int_equal(size, 3);
 	assert_int_equal(cache_asset_path(f->c, "jp", "b", "f", path, sizeof(path)), 0);
@@ -320,7 +325,7 @@ static void test_writer_abort_and_temps(void **state)
 	cache_writer_abort(w);
 	snprintf(dir, sizeof(dir), "%s/live2d/assets/jp/b", f->root);
 	assert_int_equal(count_entries(dir), 0);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, &fd), -ENOENT);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, 0, &fd), -ENOENT);
 
 	/* What a crash leaves behind. */
 	put_asset(f->c, "jp", "b", "keep", "abc");
@@ -332,9 +337,9 @@ static void test_writer_abort_and_temps(void **state)
 	assert_int_equal(cache_clean_temps(f->c, &removed), 0);
 	assert_int_equal(removed, 2);
 	assert_int_equal(count_entries(dir), 1);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "keep", 3, &fd), 0);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "keep", 3, 0, &fd), 0);
 	close(fd);
-	assert_int_equal(cache_asset_open(f->c, "en", "x/y", "keep", 3, &fd), 0);
+	assert_int_equal(cache_asset_open(f->c, "en", "x/y", "keep", 3, 0, &fd), 0);
 	close(fd);
 	assert_int_equal(cache_clean_temps(f->c, NULL), 0);
 }
@@ -355,23 +360,23 @@ static void test_asset_open_size(void **state)
 	int fd = -1;
 
 	put_asset(f->c, "jp", "b", "f", "abc");
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 3, &fd), 0);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 3, 0, &fd), 0);
 	assert_int_equal(read(fd, buf, sizeof(buf)), 3);
 	assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
 	close(fd);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, &fd), 0);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, 0, &fd), 0);
 	close(fd);
 	fd = -1;
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 4, &fd), -ESTALE);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 2, &fd), -ESTALE);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 4, 0, &fd), -ESTALE);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 2, 0, &fd), -ESTALE);
 	assert_int_equal(fd, -1);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "g", -1, &fd), -ENOENT);
-	assert_int_equal(cache_asset_open(f->c, "jp", "nob", "f", -1, &fd), -ENOENT);
-	assert_int_equal(cache_asset_open(f->c, "jp", "..", "f", -1, &fd), -EINVAL);
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "..", -1, &fd), -EINVAL);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "g", -1, 0, &fd), -ENOENT);
+	assert_int_equal(cache_asset_open(f->c, "jp", "nob", "f", -1, 0, &fd), -ENOENT);
+	assert_int_equal(cache_asset_open(f->c, "jp", "..", "f", -1, 0, &fd), -EINVAL);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "..", -1, 0, &fd), -EINVAL);
 	/* A folder where a file should be. */
 	put_asset(f->c, "jp", "b/sub", "f", "abc");
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "sub", -1, &fd), -EISDIR);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "sub", -1, 0, &fd), -EISDIR);
 }
 
 static void test_asset_remove(void **state)
@@ -406,13 +411,13 @@ static void test_symlink_folder_not_followed(void **state)
 	snprintf(link, sizeof(link), "%s/live2d/assets/jp/evil", f->root);
 	assert_int_equal(symlink(at(f, "outside"), link), 0);
 
-	assert_true(is_refusal(cache_asset_open(f->c, "jp", "evil", "f", -1, &fd)));
+	assert_true(is_refusal(cache_asset_open(f->c, "jp", "evil", "f", -1, 0, &fd)));
 	assert_true(is_refusal(cache_asset_stat(f->c, "jp", "evil", "f", &st)));
 	assert_true(is_refusal(cache_writer_begin(f->c, "jp", "evil", "f", &w)));
 	assert_null(w);
 	assert_true(is_refusal(cache_writer_begin(f->c, "jp", "evil/deeper", "f", &w)));
 	assert_true(is_refusal(cache_asset_remove(f->c, "jp", "evil", "f")));
-	assert_true(is_refusal(cache_materialize(f->c, "jp", "evil", "f", at(f, "out/f"),
+	assert_true(is_refusal(cache_materialize(f->c, "jp", "evil", "f", -1, 0, f->tmpfd, "out/f",
 						 CACHE_LINK_AUTO, 0, NULL)));
 
 	/* The same for the server folder. */
@@ -437,11 +442,11 @@ static void test_symlink_file_not_followed(void **state)
 	snprintf(link, sizeof(link), "%s/live2d/assets/jp/b/f", f->root);
 	assert_int_equal(symlink(at(f, "secret"), link), 0);
 
-	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, &fd), -ELOOP);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", -1, 0, &fd), -ELOOP);
 	assert_int_equal(cache_asset_sha256(f->c, "jp", "b", "f", hex, NULL), -ELOOP);
 	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", at(f, "out/f"),
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, f->tmpfd, "out/f",
 					   CACHE_LINK_AUTO, 0, &out), -EINVAL);
 
 	/* A commit replaces the link itself, never writes through it. */
@@ -465,7 +470,7 @@ static enum cache_outcome materialize(struct fixture *f, const char *rel,
 {
 	enum cache_outcome out = -1;
 
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", at(f, rel), mode, overwrite,
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, f->tmpfd, rel, mode, overwrite,
 					   &out), 0);
 	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", src), 0);
 	assert_int_equal(stat(at(f, rel), dst), 0);
@@ -531,11 +536,11 @@ static void test_materialize_existing(void **state)
 	assert_int_equal(count_entries(at(f, "out")), 1);
 
 	/* A missing asset, a bad destination. */
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "g", at(f, "out/g"), CACHE_LINK_AUTO,
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "g", -1, 0, f->tmpfd, "out/g", CACHE_LINK_AUTO,
 					   0, &out), -ENOENT);
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", at(f, "out/"), CACHE_LINK_AUTO,
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, f->tmpfd, "out/", CACHE_LINK_AUTO,
 					   0, &out), -EINVAL);
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", at(f, "out/f/g"),
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, f->tmpfd, "out/f/g",
 					   CACHE_LINK_AUTO, 0, &out), -ENOTDIR);
 }
 
@@ -552,11 +557,15 @@ static void test_materialize_cross_fs(void **state)
 	put_asset(f->c, "jp", "b", "f", "abc");
 	snprintf(dir, sizeof(dir), "/dev/shm/l2dfs-test-cache.%d", (int)getpid());
 	snprintf(dest, sizeof(dest), "%s/sub/f", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
 	if (a.st_dev != b.st_dev)
-		assert_int_equal(cache_materialize(f->c, "jp", "b", "f", dest,
+		assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, dfd, "sub/f",
 						   CACHE_LINK_HARDLINK, 0, &out), -EXDEV);
-	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", dest, CACHE_LINK_AUTO, 0, &out),
-			 0);
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", -1, 0, dfd, "sub/f",
+					   CACHE_LINK_AUTO, 0, &out), 0);
+	close(dfd);
 	assert_int_equal(out, a.st_dev != b.st_dev ? CACHE_COPIED : CACHE_LINKED);
 	assert_string_equal(slurp(dest), "abc");
 	rm_rf(dir);
@@ -626,19 +635,19 @@ static void test_write_file_atomic(void **state)
 	struct fixture *f = *state;
 	int skipped = -1;
 
-	assert_int_equal(cache_write_file_atomic(at(f, "p/q/model.json"), "{}", 2, 0, &skipped),
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "p/q/model.json", "{}", 2, 0, &skipped),
 			 0);
 	assert_int_equal(skipped, 0);
 	assert_string_equal(slurp(at(f, "p/q/model.json")), "{}");
-	assert_int_equal(cache_write_file_atomic(at(f, "p/q/model.json"), "new", 3, 0, &skipped),
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "p/q/model.json", "new", 3, 0, &skipped),
 			 0);
 	assert_int_equal(skipped, 1);
 	assert_string_equal(slurp(at(f, "p/q/model.json")), "{}");
-	assert_int_equal(cache_write_file_atomic(at(f, "p/q/model.json"), "new", 3, 1, &skipped),
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "p/q/model.json", "new", 3, 1, &skipped),
 			 0);
 	assert_int_equal(skipped, 0);
 	assert_string_equal(slurp(at(f, "p/q/model.json")), "new");
-	assert_int_equal(cache_write_file_atomic(at(f, "p/q/empty"), "", 0, 0, NULL), 0);
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "p/q/empty", "", 0, 0, NULL), 0);
 	assert_string_equal(slurp(at(f, "p/q/empty")), "");
 	assert_int_equal(count_entries(at(f, "p/q")), 2);
 }
@@ -707,6 +716,100 @@ static void test_concurrent_writers(void **state)
 	assert_int_equal(n, 160);
 }
 
+/* A committed file is read-only, and a change in place (through another
+ * hardlink) moves its stamp: opens and links that expect it are refused. */
+static void test_stamp(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_writer *w;
+	char path[PATH_MAX];
+	int64_t size = 0, stamp = 0;
+	enum cache_outcome out;
+	struct stat st;
+	int fd;
+
+	assert_int_equal(cache_writer_begin(f->c, "jp", "b", "f", &w), 0);
+	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
+	assert_int_equal(cache_writer_commit(w, NULL, &size, &stamp), 0);
+	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0444);
+	assert_true(stamp > 0);
+	assert_true(stamp == cache_stamp(&st));
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 3, stamp, &fd), 0);
+	close(fd);
+	/* A link made (or removed) changes the ctime, not the stamp. */
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", 3, stamp, f->tmpfd, "out/f",
+					   CACHE_LINK_HARDLINK, 0, &out), 0);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 3, stamp, &fd), 0);
+	close(fd);
+
+	/* One byte written in place through the pulled name. */
+	assert_int_equal(chmod(at(f, "out/f"), 0644), 0);
+	fd = open(at(f, "out/f"), O_WRONLY);
+	assert_true(fd >= 0);
+	struct timespec pause = { 0, 2000000 };
+	nanosleep(&pause, NULL);
+	assert_int_equal(pwrite(fd, "X", 1, 1), 1);
+	close(fd);
+	assert_int_equal(cache_asset_open(f->c, "jp", "b", "f", 3, stamp, &fd), -ESTALE);
+	assert_int_equal(cache_materialize(f->c, "jp", "b", "f", 3, stamp, f->tmpfd, "out2/f",
+					   CACHE_LINK_AUTO, 0, &out), -ESTALE);
+	snprintf(path, sizeof(path), "%s/out2", f->tmp);
+	assert_int_equal(lstat(path, &st), -1);
+}
+
+/* A symlink inside the destination is never followed: not for its
+ * folders, not with overwrite, not for generated files. */
+static void test_dest_symlink_refused(void **state)
+{
+	struct fixture *f = *state;
+	enum cache_outcome out;
+	struct stat st;
+
+	put_asset(f->c, "jp", "b", "f", "abc");
+	assert_int_equal(mkdir(at(f, "elsewhere"), 0755), 0);
+	assert_int_equal(mkdir(at(f, "out"), 0755), 0);
+	char target[PATH_MAX];
+	snprintf(target, sizeof(target), "%s", at(f, "elsewhere"));
+	assert_int_equal(symlink(target, at(f, "out/textures")), 0);
+	for (int overwrite = 0; overwrite < 2; overwrite++) {
+		int rc = cache_materialize(f->c, "jp", "b", "f", -1, 0, f->tmpfd, "out/textures/f",
+					   CACHE_LINK_AUTO, overwrite, &out);
+		assert_true(rc == -ELOOP || rc == -ENOTDIR);
+		rc = cache_write_file_atomic(f->tmpfd, "out/textures/model.json", "{}", 2,
+					     overwrite, NULL);
+		assert_true(rc == -ELOOP || rc == -ENOTDIR);
+		rc = cache_dest_stat(f->tmpfd, "out/textures/f", &st);
+		assert_true(rc == -ELOOP || rc == -ENOTDIR);
+	}
+	assert_int_equal(count_entries(at(f, "elsewhere")), 0);
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "../escape", "x", 1, 0, NULL), -EINVAL);
+	assert_int_equal(cache_write_file_atomic(f->tmpfd, "out/../escape", "x", 1, 0, NULL),
+			 -EINVAL);
+}
+
+/* A folder planted at an asset's path is removed with what it holds, and
+ * a commit over it succeeds. */
+static void test_folder_at_asset_path(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+
+	put_asset(f->c, "jp", "b", "x", "abc");
+	snprintf(path, sizeof(path), "%s/live2d/assets/jp/b/f", f->root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/live2d/assets/jp/b/f/inner", f->root);
+	spit(path, "x");
+	put_asset(f->c, "jp", "b", "f", "new");
+	snprintf(path, sizeof(path), "%s/live2d/assets/jp/b/f", f->root);
+	assert_string_equal(slurp(path), "new");
+
+	assert_int_equal(remove(path), 0);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(cache_asset_remove(f->c, "jp", "b", "f"), 0);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -733,6 +836,9 @@ int main(void)
 		T(test_write_file_atomic),
 		T(test_parse_and_space),
 		T(test_concurrent_writers),
+		T(test_stamp),
+		T(test_dest_symlink_refused),
+		T(test_folder_at_asset_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -186,6 +187,27 @@ static void test_garbage_is_moved_aside(void **state)
 	assert_int_equal(corrupt_copies(), 1);
 	assert_int_equal(idx_doc_put(idx, "k", "v", 1, 1), 0);
 	idx_close(idx);
+}
+
+/* Failures that are not a broken file say why and leave the file alone. */
+static void test_open_failures_keep_the_file(void **state)
+{
+	char longpath[700];
+	struct idx *idx = NULL;
+	int recreated = -1;
+
+	(void)state;
+	/* Past SQLite's 512 bytes: said as such, not as an I/O error. */
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	assert_int_equal(idx_open(&idx, longpath, &recreated), -ENAMETOOLONG);
+	assert_int_equal(recreated, 0);
+	/* Something that cannot be opened is not moved aside. */
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_true(idx_open(&idx, path, &recreated) < 0);
+	assert_int_equal(corrupt_copies(), 0);
+	assert_int_equal(rmdir(path), 0);
 }
 
 /* ---- the catalogue ---- */
@@ -746,7 +768,7 @@ static void test_probe_leaves_a_completed_row_alone(void **state)
 	struct idx_asset a;
 
 	(void)state;
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "http://o/x"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "http://o/x", 7), 0);
 	assert_int_equal(idx_asset_mark_probed(idx, id, 7, 0, NULL), 0);
 	assert_int_equal(idx_asset_get(idx, id, &a), 0);
 	assert_int_equal(a.size, 500);
@@ -815,7 +837,7 @@ static void test_completed_clears_the_last_error(void **state)
 
 	(void)state;
 	assert_int_equal(idx_asset_mark_failed(idx, id, EIO, "HTTP 503", "u"), 0);
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "http://o/x"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "http://o/x", 7), 0);
 	assert_int_equal(idx_asset_get(idx, id, &a), 0);
 	assert_int_equal(a.state, IDX_COMPLETED);
 	assert_int_equal(a.size, 500);
@@ -833,7 +855,7 @@ static void test_pending_forgets_size_and_hash(void **state)
 	struct idx_asset a;
 
 	(void)state;
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u", 7), 0);
 	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
 	assert_int_equal(idx_asset_get(idx, id, &a), 0);
 	assert_int_equal(a.state, IDX_PENDING);
@@ -858,7 +880,7 @@ static void test_version_goes_up_only_for_other_bytes(void **state)
 	(void)state;
 	assert_int_equal(version_of(idx, id), 0);
 	assert_int_equal(idx_asset_mark_probed(idx, id, 500, 0, NULL), 0);
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u", 7), 0);
 	assert_int_equal(version_of(idx, id), 0);
 	/* Evicted: the version remembers its bytes; the same bytes again
 	 * are the same version. */
@@ -866,35 +888,77 @@ static void test_version_goes_up_only_for_other_bytes(void **state)
 	assert_int_equal(idx_asset_get(idx, id, &a), 0);
 	assert_int_equal(a.ver_size, 500);
 	assert_string_equal(a.ver_sha256, "ab12");
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u", 7), 0);
 	assert_int_equal(version_of(idx, id), 0);
 	/* Same size, other hash. */
 	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
-	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "cd34", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "cd34", "u", 7), 0);
 	assert_int_equal(version_of(idx, id), 1);
 	/* A probe that finds another size is a new version at once; its
 	 * download is that version. */
 	assert_int_equal(idx_asset_mark_pending(idx, id), 0);
 	assert_int_equal(idx_asset_mark_probed(idx, id, 700, 0, NULL), 0);
 	assert_int_equal(version_of(idx, id), 2);
-	assert_int_equal(idx_asset_mark_completed(idx, id, 700, "ef56", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, id, 700, "ef56", "u", 7), 0);
 	assert_int_equal(version_of(idx, id), 2);
 	idx_close(idx);
 }
 
-static void test_adopt_inserts_a_completed_row(void **state)
+/* A file found by a rebuild is trusted only once the origin's size agrees. */
+static void test_adopt_waits_for_the_origin(void **state)
 {
 	struct idx *idx = open_fresh();
 	struct idx_asset a;
 
 	(void)state;
-	assert_int_equal(idx_asset_adopt(idx, "jp", "live2d/chara/009_z", "f.png", 9, "ff"), 0);
+	assert_int_equal(idx_asset_adopt(idx, "jp", "live2d/chara/009_z", "f.png", 9, "ff", 42), 0);
 	assert_int_equal(idx_asset_find(idx, "jp", "live2d/chara/009_z", "f.png", &a), 0);
+	assert_int_equal(a.state, IDX_PENDING);
+	assert_int_equal(a.size, -1);
+	assert_int_equal(a.found, 9);
+	assert_int_equal(idx_asset_find(idx, "en", "live2d/chara/009_z", "f.png", &a), -ENOENT);
+
+	/* The origin says 9 bytes: taken back, hash and stamp as found. */
+	assert_int_equal(idx_asset_mark_probed(idx, a.id, 9, 0, NULL), 0);
+	assert_int_equal(idx_asset_get(idx, a.id, &a), 0);
 	assert_int_equal(a.state, IDX_COMPLETED);
 	assert_int_equal(a.size, 9);
+	assert_int_equal(a.found, -1);
 	assert_string_equal(a.sha256, "ff");
-	assert_int_equal(idx_asset_find(idx, "en", "live2d/chara/009_z", "f.png", &a), -ENOENT);
+	assert_int_equal(a.stamp, 42);
+
+	/* The origin says 18 (a truncated file was found): not taken back. */
+	assert_int_equal(idx_asset_adopt(idx, "jp", "b", "half", 9, "ee", 43), 0);
+	assert_int_equal(idx_asset_find(idx, "jp", "b", "half", &a), 0);
+	assert_int_equal(idx_asset_mark_probed(idx, a.id, 18, 0, NULL), 0);
+	assert_int_equal(idx_asset_get(idx, a.id, &a), 0);
+	assert_int_equal(a.state, IDX_PENDING);
+	assert_int_equal(a.size, 18);
+	assert_int_equal(a.found, -1);
+	assert_string_equal(a.sha256, "");
+	assert_int_equal(idx_asset_mark_probed(idx, a.id, 9, 0, NULL), 0);
+	assert_int_equal(idx_asset_get(idx, a.id, &a), 0);
+	assert_int_equal(a.state, IDX_PENDING);
+
+	/* A download started forgets what was found. */
+	assert_int_equal(idx_asset_adopt(idx, "jp", "b", "dl", 5, "dd", 44), 0);
+	assert_int_equal(idx_asset_find(idx, "jp", "b", "dl", &a), 0);
+	assert_int_equal(idx_asset_mark_downloading(idx, a.id, "u"), 0);
+	assert_int_equal(idx_asset_mark_probed(idx, a.id, 5, 0, NULL), 0);
+	assert_int_equal(idx_asset_get(idx, a.id, &a), 0);
+	assert_int_equal(a.state, IDX_DOWNLOADING);
 	idx_close(idx);
+}
+
+/* A completed row made as a rebuild and a probe make one. */
+static void adopt_completed(struct idx *idx, const char *server, const char *bundle,
+			    const char *file)
+{
+	struct idx_asset a;
+
+	assert_int_equal(idx_asset_adopt(idx, server, bundle, file, 1, "a", 1), 0);
+	assert_int_equal(idx_asset_find(idx, server, bundle, file, &a), 0);
+	assert_int_equal(idx_asset_mark_probed(idx, a.id, 1, 0, NULL), 0);
 }
 
 static int count_asset(void *arg, const struct idx_asset *a)
@@ -910,9 +974,9 @@ static void test_asset_list_by_server_and_state(void **state)
 	int n;
 
 	(void)state;
-	assert_int_equal(idx_asset_adopt(idx, "jp", "b", "1", 1, "a"), 0);
-	assert_int_equal(idx_asset_adopt(idx, "jp", "b", "2", 1, "a"), 0);
-	assert_int_equal(idx_asset_adopt(idx, "en", "b", "1", 1, "a"), 0);
+	adopt_completed(idx, "jp", "b", "1");
+	adopt_completed(idx, "jp", "b", "2");
+	adopt_completed(idx, "en", "b", "1");
 	struct idx_asset a;
 	assert_int_equal(idx_asset_find(idx, "jp", "b", "2", &a), 0);
 	assert_int_equal(idx_asset_mark_pending(idx, a.id), 0);
@@ -984,7 +1048,7 @@ static void test_costume_status_counts_asset_files(void **state)
 
 	(void)state;
 	assert_int_equal(idx_file_find(idx, id, IDX_DIR_ROOT, "x.moc", &moc), 0);
-	assert_int_equal(idx_asset_mark_completed(idx, asset, 500, "ab12", "u"), 0);
+	assert_int_equal(idx_asset_mark_completed(idx, asset, 500, "ab12", "u", 7), 0);
 	assert_int_equal(idx_asset_mark_failed(idx, moc.asset_id, EIO, "HTTP 503", "u"), 0);
 	assert_int_equal(idx_costume_status(idx, id, &st), 0);
 	assert_int_equal(st.files_total, 3); /* model.json has no asset */
@@ -1014,6 +1078,7 @@ int main(void)
 		T(test_doc_fetched_at_alone),
 		T(test_reopen_keeps_what_was_stored),
 		T(test_garbage_is_moved_aside),
+		T(test_open_failures_keep_the_file),
 		T(test_catalogue_present_per_server),
 		T(test_character_names_in_lang_japanese_where_null),
 		T(test_character_without_names_shows_its_id),
@@ -1051,7 +1116,7 @@ int main(void)
 		T(test_completed_clears_the_last_error),
 		T(test_pending_forgets_size_and_hash),
 		T(test_version_goes_up_only_for_other_bytes),
-		T(test_adopt_inserts_a_completed_row),
+		T(test_adopt_waits_for_the_origin),
 		T(test_asset_list_by_server_and_state),
 		T(test_touch_is_written_in_a_batch),
 	T(test_touch_is_written_before_an_lru_listing_and_at_close),
