@@ -47,7 +47,9 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 /* Detach from the terminal unless foreground (call before any thread starts). */
 int fs_daemonize(struct fs *fs, int foreground);
 
-/* Serve requests until unmounted or signalled (SIGINT, SIGTERM, SIGHUP).
+/* Serve requests until unmounted or signalled (SIGINT, SIGTERM, SIGHUP,
+ * heard from fs_mount() on; after fs_destroy() they are ignored, so that a
+ * burst of them is one unmount).
  * When the session ends, the library and the engine are stopped so that
  * readers waiting on the network return at once. engine, lib, idx and
  * cache must outlive the call. Returns 0 or a negative errno. */

@@ -28,6 +28,7 @@ struct fs {
 	struct fuse_session *se;
 	char *mountpoint;
 	int mounted;
+	int signals; /* libfuse's signal handlers are set (fs_mount to fs_destroy) */
 	time_t started;
 	/* With auto_unmount, fusermount3 takes a mount for dead only when
 	 * opening its root fails (ENOTCONN): folders must be opened here. */

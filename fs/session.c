@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,14 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 		fs_destroy(fs);
 		return -EIO;
 	}
+	/* From here on a SIGINT, SIGTERM or SIGHUP ends the session: also one
+	 * that comes before the loop runs (while the index opens). */
+	if (fuse_set_signal_handlers(fs->se) != 0) {
+		snprintf(why, whylen, "cannot set up signal handling");
+		fs_destroy(fs);
+		return -EIO;
+	}
+	fs->signals = 1;
 	if (fuse_session_mount(fs->se, mountpoint) != 0) {
 		snprintf(why, whylen, "cannot mount on %s (see the message above)", mountpoint);
 		fs_destroy(fs);
@@ -159,13 +168,9 @@ int fs_serve(struct fs *fs, struct http_engine *engine, struct fetch_library *li
 	fs->lib = lib;
 	fs->idx = idx;
 	fs->cache = cache;
-	if (fuse_set_signal_handlers(fs->se) != 0)
-		return -EIO;
 	loop = fuse_loop_cfg_create();
-	if (!loop) {
-		fuse_remove_signal_handlers(fs->se);
+	if (!loop)
 		return -ENOMEM;
-	}
 	/* Readers block while their file downloads: keep enough threads that
 	 * one slow file never holds up the rest. */
 	fuse_loop_cfg_set_max_threads(loop, (unsigned)fs->cfg.max_threads);
@@ -183,7 +188,6 @@ int fs_serve(struct fs *fs, struct http_engine *engine, struct fetch_library *li
 		pthread_join(watcher, NULL);
 	}
 	fuse_loop_cfg_destroy(loop);
-	fuse_remove_signal_handlers(fs->se);
 	return rc < 0 ? rc : 0;
 }
 
@@ -191,6 +195,20 @@ void fs_destroy(struct fs *fs)
 {
 	if (!fs)
 		return;
+	/* libfuse's handlers point at the session, and its removal puts back
+	 * the default action, death: a burst of signals (fifty SIGHUPs) would
+	 * kill the unmount half done. The unmount under way is the answer to
+	 * every later one. */
+	if (fs->signals) {
+		/* Ignored first: no instant with the default action. */
+		for (int pass = 0; pass < 2; pass++) {
+			signal(SIGHUP, SIG_IGN);
+			signal(SIGINT, SIG_IGN);
+			signal(SIGTERM, SIG_IGN);
+			if (!pass)
+				fuse_remove_signal_handlers(fs->se);
+		}
+	}
 	if (fs->se) {
 		if (fs->mounted)
 			fuse_session_unmount(fs->se);

@@ -6,12 +6,14 @@ cache paths, a cache_dir too long for SQLite."""
 import glob
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
-from helpers import TEX0, costume, read_file, wait_for
+from helpers import TEX0, costume, mount_fstype, read_file, wait_for
 from soundness import assert_sound, cached_files, verify
 from test_cli_helpers import Cli, cli, tree  # noqa: F401 (fixture)
 
@@ -262,3 +264,21 @@ def test_verify_while_gc_evicts_reports_nothing_missing(cli, origin):
             cli("pull", n, "--to", os.path.join(cli.cache, "..", "again%d" % round_))
         subprocess.run(["rm", "-rf", os.path.join(cli.cache, "..", "again%d" % round_)])
 
+
+# ---- signals ----
+
+def test_a_burst_of_sighups_is_one_unmount(mount):
+    """Fifty SIGHUPs 1 ms apart: the daemon unmounts once, cleanly, and is
+    not killed by the ones that come during its teardown."""
+    m = mount()
+    assert os.listdir(m.path)
+    for _ in range(50):
+        try:
+            os.kill(m.pid, signal.SIGHUP)
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
+    assert wait_for(lambda: not m.alive(), 30), "still running after the signals"
+    assert m.proc.wait() == 0, m.log_text()
+    assert "unmounted" in m.log_text()
+    assert wait_for(lambda: mount_fstype(m.path) is None, 10)
