@@ -51,6 +51,7 @@ struct req {
 	int64_t due_ms;   /* when the next round may start */
 	int base;         /* index of the base being tried */
 	int retries_used;
+	int waited;       /* this round waited for a base that was down */
 	int hops;
 	/* Per attempt. */
 	CURL *h;
@@ -186,6 +187,7 @@ static int launch(struct http_engine *e, struct slot *s)
 					   : CURL_HTTP_VERSION_2TLS;
 
 	r->h = s->h;
+	r->waited = 0;
 	r->checked = r->discard = r->began = r->err = 0;
 	r->clen = -1;
 	r->discarded = r->sniff_len = 0;
@@ -219,11 +221,23 @@ static void launch_or_fail(struct http_engine *e, struct slot *s)
 		finish_slot(e, s, -EIO);
 }
 
+static void timer_add(struct http_engine *e, struct req *r);
+
 /* Start a round at the first base that is up; fail fast if none is. */
 static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int b = http_next_up(&e->bases, 0);
+	if (b < 0 && r->res.attempts > 0 && !r->waited) {
+		/* A retry of a request under way waits (once a round) for the
+		 * base to be tried again: a short outage is covered by the
+		 * retries. A new request fails fast. */
+		r->waited = 1;
+		r->due_ms = http_now_ms() + http_down_left_s(&e->bases) * 1000;
+		release_slot(e, s);
+		timer_add(e, r);
+		return;
+	}
 	if (b < 0) {
 		if (r->res.attempts == 0)
 			set_reason(r, "origin unreachable, retrying after %ld s",
@@ -294,7 +308,10 @@ static void try_again(struct http_engine *e, struct slot *s, long retry_after_s)
 	timer_add(e, r);
 }
 
-/* Describe a transport error; returns 1 if it is worth retrying. */
+/* Describe a transport error; returns 0 if it is not worth retrying, 2 if
+ * the base could not be reached at all (no connection: it may be down),
+ * 1 for other failures worth retrying (a connection reset or cut short: a
+ * flaky link, not a dead origin). */
 static int network_reason(const struct http_engine *e, struct req *r, CURLcode rc)
 {
 	long oserr = 0;
@@ -306,21 +323,24 @@ static int network_reason(const struct http_engine *e, struct req *r, CURLcode r
 			set_reason(r, "connection refused");
 		else
 			set_reason(r, "could not connect: %s", strerror((int)oserr));
-		return 1;
+		return 2;
 	case CURLE_OPERATION_TIMEDOUT:
 		/* A reused connection has no connect time: ask whether the
 		 * transfer ever started instead. */
 		curl_easy_getinfo(r->h, CURLINFO_PRETRANSFER_TIME_T, &connect_us);
-		if (connect_us == 0)
+		if (connect_us == 0) {
 			set_reason(r, "connect timed out after %ld s", e->cfg.connect_timeout_s);
-		else
-			set_reason(r, "no data for %ld s", e->cfg.timeout_s);
+			return 2;
+		}
+		set_reason(r, "no data for %ld s", e->cfg.timeout_s);
 		return 1;
 	case CURLE_PARTIAL_FILE:
 		set_reason(r, "body shorter than its Content-Length");
 		return 1;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
+		set_reason(r, "%s", curl_easy_strerror(rc));
+		return 2;
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -552,13 +572,15 @@ static void attempt_done(struct http_engine *e, struct slot *s, CURLcode rc)
 	}
 	/* An unwanted body cut short still leaves its status to act on. */
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && r->discard)) {
-		if (!network_reason(e, r, rc)) {
+		int how = network_reason(e, r, rc);
+		if (!how) {
 			finish_slot(e, s, -EIO);
 			return;
 		}
-		/* A server that sent a status line is up: one broken body must not
-		 * make every other request fail fast. */
-		if (!status)
+		/* Only a base that cannot be reached may be down: a connection
+		 * reset, cut short or stalled is a flaky link, whose requests
+		 * are retried one by one instead of all failing fast. */
+		if (how == 2)
 			http_base_failed(&e->bases, r->base);
 		try_again(e, s, 0);
 		return;

@@ -43,7 +43,8 @@ int http_next_up(const struct http_bases *b, int from);
 /* Base i answered: it is up. */
 void http_base_ok(struct http_bases *b, int i);
 
-/* A network failure on base i; enough in a row mark it down for a while. */
+/* Base i could not be reached (no connection); enough in a row mark it
+ * down for a while. */
 void http_base_failed(struct http_bases *b, int i);
 
 /* Seconds until the first base that is down may be tried again. */

@@ -12,7 +12,7 @@
 #include "../../log/log.h"
 #include "http_int.h"
 
-#define DOWN_AFTER 3 /* network failures in a row */
+#define DOWN_AFTER 3 /* failures to connect in a row */
 #define DOWN_FIRST_MS 2000
 #define DOWN_MAX_MS 60000
 
@@ -119,7 +119,7 @@ void http_base_failed(struct http_bases *b, int i)
 		b->st[i].down_ms = DOWN_FIRST_MS;
 	b->st[i].down_until = now + b->st[i].down_ms;
 	root = prefix(b, HTTP_API, i, &n, &suffix);
-	log_warn("%.*s%s: %d network failures in a row, not contacted for %ld s", (int)n, root,
+	log_warn("%.*s%s: %d failures to connect in a row, not contacted for %ld s", (int)n, root,
 		 suffix, b->st[i].failures, b->st[i].down_ms / 1000);
 	b->st[i].down_ms = b->st[i].down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS : b->st[i].down_ms * 2;
 }

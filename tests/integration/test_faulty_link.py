@@ -57,6 +57,9 @@ def quiet_for(origin, seconds):
 LINKS = {
     # A bit of everything.
     "mixed": dict(rate=0.25, kinds=["503", "reset", "midreset", "short", "stall"]),
+    # Half the connections reset before any answer: a flaky link, not a
+    # dead origin (three in a row must not fail everything in flight).
+    "resets": dict(rate=0.5, kinds=["reset"]),
 }
 
 

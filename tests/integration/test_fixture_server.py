@@ -58,7 +58,7 @@ def content_length(head):
 def test_starts_fast_and_stops_cleanly(tmp_path):
     t0 = time.monotonic()
     o = Origin(tmp_path)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # well under a second on a quiet machine
     proc = o.proc
     o.stop()
     assert proc.returncode == 0
@@ -271,10 +271,10 @@ def test_fault_stall_hang_latency(origin):
     t0 = time.monotonic()
     assert get(origin, TEX)[2] == origin.expected(TEX)
     assert time.monotonic() - t0 >= 0.5
-    origin.fault(path="texture_00", kind="hang", seconds=2, count=1)
+    origin.fault(path="texture_00", kind="hang", seconds=20, count=1)
     t0 = time.monotonic()
     head, body, end = raw_get(origin, TEX, timeout=0.5)
-    assert end == "timeout" and head == b"" and time.monotonic() - t0 < 1.5
+    assert end == "timeout" and head == b"" and time.monotonic() - t0 < 10
     origin.fault(path="texture_00", kind="latency", ms=400, count=1)
     t0 = time.monotonic()
     get(origin, TEX)
@@ -282,14 +282,15 @@ def test_fault_stall_hang_latency(origin):
 
 
 def test_bandwidth(origin):
-    origin.config(bandwidth=1_000_000)
+    origin.config(bandwidth=200_000)
     t0 = time.monotonic()
     assert get(origin, TEX)[2] == origin.expected(TEX)
-    assert time.monotonic() - t0 >= 0.2
+    slowed = time.monotonic() - t0
+    assert slowed >= 1.2  # 256 KiB at 200 kB/s
     origin.config(bandwidth=0)
     t0 = time.monotonic()
     get(origin, TEX)
-    assert time.monotonic() - t0 < 0.2
+    assert time.monotonic() - t0 < slowed / 2
 
 
 def test_overrides(origin):
@@ -402,8 +403,8 @@ def test_sigterm_with_a_request_in_flight(origin):
     origin.fault(path="texture", kind="hang", seconds=30)
     s = socket.create_connection(("127.0.0.1", origin.port))
     s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % TEX).encode())
-    time.sleep(0.2)
+    assert wait_for(lambda: origin.stats()["in_flight"] == 1, 30)
     t0 = time.monotonic()
     origin.proc.send_signal(signal.SIGTERM)
-    assert origin.proc.wait(5) == 0 and time.monotonic() - t0 < 2
+    assert origin.proc.wait(30) == 0 and time.monotonic() - t0 < 10  # not the 30 s hang
     s.close()
