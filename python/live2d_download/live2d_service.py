@@ -13,7 +13,7 @@ OTHER_LANGUAGE_SUFFIX = "（日服）"
 
 
 class Live2dService:
-    def __init__(self, client: BestdoriClient, language: Optional[Language] = None) -> None:
+    def __init__(self, client: BestdoriClient, language: Language = Language.SIMPLIFIED_CHINESE) -> None:
         """language: names in this language (-o lang=); None leaves it to
         l2dfs (zh-hans unless L2DFS_OPTIONS says otherwise)."""
         self.client = client

@@ -22,6 +22,10 @@ class HttpStatusError(RuntimeError):
         self.status_code = status_code
         self.url = url
 
+    @property
+    def status(self) -> int:
+        return self.status_code
+
 
 class ModelParseError(RuntimeError):
     """A costume's file list could not be made (no usable buildData.asset)."""

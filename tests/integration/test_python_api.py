@@ -320,7 +320,8 @@ def test_service_names_icons_and_files(l2dfs_bin, origin, tmp_path):
             out["cancelled_first"] = not Path("m").exists()
         out["tomori_all"] = s.search_character("Tomori", all_language_result=True)
         out["loose"] = s.search_character("Tomorrow", match_threshold=40)
-        out["strict"] = s.search_character("Tomorrow")
+        out["default"] = s.search_character("Tomorrow")
+        out["strict"] = s.search_character("Tomorrow", match_threshold=80)
         out["no_live"] = s.search_costumes(36, include_live_event=False)
         print(repr(out))
     '''
@@ -342,7 +343,9 @@ def test_service_names_icons_and_files(l2dfs_bin, origin, tmp_path):
     assert out["unknown"] == out["download_unknown"] == 404
     assert out["cancelled_first"] is True
     assert out["tomori_all"] == {"id": "36", "name": c.info["character_names"]}
-    assert out["loose"] is not None and out["strict"] is None
+    # "tomor", a prefix of "tomori takamatsu" shorter than the query: 200 * 5 / 13.
+    assert out["loose"] is not None and out["default"] == {"id": "36", "name": "Tomori Takamatsu"}
+    assert out["strict"] is None
     assert out["no_live"] and not any("live_event" in n for n in out["no_live"])
 
 
@@ -408,19 +411,19 @@ def test_a_failed_file_raises_and_a_later_call_finishes(l2dfs_bin, origin, tmp_p
                 "036_live_event_307_ssr", root_dir=Path("models"))
             print("no error")
         except RuntimeError as e:
-            print(type(e).__name__, isinstance(e, L2dfsError), e.returncode, str(e))
+            print(type(e).__name__, getattr(e, "status", None), str(e))
     '''
     # The first back-off after a failure, shortened (DESIGN §10).
     env = {"L2DFS_RETRY_BACKOFF_MS": "1500"}
     r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("L2dfsError True 5 ") and "textures/texture_01.png" in r.stdout, r.stdout
+    assert r.stdout.startswith("HttpStatusError 500 ") and "_rip/texture_01.png" in r.stdout, r.stdout
     assert not (tmp_path / "app" / "models" / NAME / "textures" / "texture_01.png").exists()
     origin.clear_fault(fid)
     # At once, the file is not asked again: the same error, no request sent.
     before = origin.count("GET", url)
     r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
-    assert r.stdout.startswith("L2dfsError True 5 ") and origin.count("GET", url) == before
+    assert r.stdout.startswith("HttpStatusError 500 ") and origin.count("GET", url) == before, r.stdout
     # Once the back-off has passed, a later call finishes the job.
     time.sleep(2)
     r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code, env=env)
@@ -525,3 +528,65 @@ def test_costume_name_in_another_language(l2dfs_bin, origin, tmp_path):
     assert r.returncode == 0, r.stderr
     fallback = next(d for d in desc if d)
     assert eval(r.stdout) == (None, fallback + "（日服）", None)
+
+
+FAILING = '''
+import time
+from pathlib import Path
+from live2d_download.bestdori_client import BestdoriClient
+from live2d_download.live2d_downloader import Live2dDownloader
+from live2d_download.models import HttpStatusError
+
+counts = []
+def progress(*, file=None, model=None):
+    if model is not None:
+        counts.append((model.files_done, model.files_total))
+
+t = time.monotonic()
+try:
+    Live2dDownloader(BestdoriClient(**SETTINGS)).download_live2d_name(
+        "036_live_event_307_ssr", root_dir=Path("./models"), progress=progress)
+    print("no error")
+except HttpStatusError as e:
+    print("HttpStatusError", e.status, e.status_code, e.url)
+print("seconds", time.monotonic() - t)
+print("last", counts[-1][0], counts[-1][1])
+print("model.json", Path("./models/036_live_event_307_ssr/model.json").exists())
+'''
+
+
+def test_failed_download_is_an_http_status_error(l2dfs_bin, origin, tmp_path):
+    """Issue 15: a file the origin answers 503 raises HttpStatusError(503) with
+    the file's URL, files_done counts only files in place, and no model.json
+    names the missing file."""
+    origin.fault(path=r".*/texture_00\.png$", kind="status", status=503)
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", FAILING)
+    assert r.returncode == 0, r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    status, status_code, url = out["HttpStatusError"].split(" ")
+    assert status == status_code == "503"
+    assert url.startswith(origin.assets + "/jp/") and url.endswith("_rip/texture_00.png"), url
+    done, total = map(int, out["last"].split())
+    assert done < total
+    assert out["model.json"] == "False"
+
+
+DEFAULTS = '''
+from live2d_download.bestdori_client import BestdoriClient
+from live2d_download.live2d_downloader import Live2dDownloader
+from live2d_download.live2d_service import Live2dService
+client = BestdoriClient(**SETTINGS)
+print(Live2dService(client).language)
+print(Live2dDownloader(client).language)
+print(Live2dDownloader(client).asset_cache.cache.cache_dir)
+print(Live2dService(client).get_costume_icon("036_school_winter-2023"))
+'''
+
+
+def test_defaults_as_the_original(l2dfs_bin, origin, tmp_path):
+    """language SIMPLIFIED_CHINESE, the asset cache shared with the client's
+    l2dfs cache, and None for a costume without an icon."""
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", DEFAULTS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["Language.SIMPLIFIED_CHINESE", "Language.SIMPLIFIED_CHINESE",
+                                     str(tmp_path / "cache"), "None"]
