@@ -26,6 +26,32 @@ class CachePolicy:
     cache_dir: Optional[Path] = None
 
 
+# Where each catalogue document sits below the site's api_url (l2dfs's layout).
+DOCUMENT_PATHS = {
+    "chara_roster_url": "/characters/all.2.json",
+    "assets_index_url": "/explorer/%s/assets/_info.json",
+    "costume_index_url": "/costumes/all.5.json",
+}
+
+
+def _api_url_of(api_url: Optional[str], server: Server, roster: Optional[str], assets_index: Optional[str],
+                costume_index: Optional[str]) -> Optional[str]:
+    """The api_url the document URLs share (with base_api_url, if given);
+    ValueError for URLs outside that layout, which l2dfs cannot take."""
+    given = {"chara_roster_url": roster, "assets_index_url": assets_index, "costume_index_url": costume_index}
+    for arg, url in given.items():
+        if not url:
+            continue
+        tail = DOCUMENT_PATHS[arg] % server.value if "%s" in DOCUMENT_PATHS[arg] else DOCUMENT_PATHS[arg]
+        if not url.endswith(tail):
+            raise ValueError("%s=%r: l2dfs reads this document at <api_url>%s" % (arg, url, tail))
+        base = url[: -len(tail)]
+        if api_url and api_url.rstrip("/") != base:
+            raise ValueError("%s=%r is not below the api_url %r the other URLs give" % (arg, url, api_url))
+        api_url = base
+    return api_url
+
+
 class BestdoriClient:
     def __init__(
         self,
@@ -37,13 +63,19 @@ class BestdoriClient:
         session: Any = None,
         cache: Optional[CachePolicy] = None,
         user_agent: Optional[str] = None,
+        chara_roster_url: Optional[str] = None,
+        assets_index_url: Optional[str] = None,
+        costume_index_url: Optional[str] = None,
         options: Optional[dict] = None,
     ) -> None:
         """server -> server=, base_assets_url -> assets_url=, base_api_url ->
         api_url= (default: base_assets_url's site + /api when only that is
         given), timeout_seconds -> timeout=, cache.cache_dir -> cache_dir=,
         session.proxies -> proxy=; options: any other l2dfs -o options
-        ({"retries": 5, "h2c": True}). user_agent is not sent (l2dfs has its own)."""
+        ({"retries": 5, "h2c": True}). chara_roster_url, assets_index_url and
+        costume_index_url give api_url= where they sit at l2dfs's paths below
+        one api_url (ValueError otherwise). user_agent is not sent (l2dfs
+        names itself)."""
         self.server = server or Server.JAPANESE
         self.user_agent = user_agent
         self.cache = cache
@@ -52,8 +84,11 @@ class BestdoriClient:
             opts["server"] = server.value
         if base_assets_url:
             opts["assets_url"] = base_assets_url.rstrip("/")
-            if not base_api_url and opts["assets_url"].endswith("/assets"):
+            documents = chara_roster_url or assets_index_url or costume_index_url
+            if not base_api_url and not documents and opts["assets_url"].endswith("/assets"):
                 base_api_url = opts["assets_url"][: -len("/assets")] + "/api"
+        base_api_url = _api_url_of(base_api_url, self.server, chara_roster_url, assets_index_url,
+                                   costume_index_url)
         if base_api_url:
             opts["api_url"] = base_api_url.rstrip("/")
         if timeout_seconds is not None:

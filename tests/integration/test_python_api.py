@@ -590,3 +590,28 @@ def test_defaults_as_the_original(l2dfs_bin, origin, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["Language.SIMPLIFIED_CHINESE", "Language.SIMPLIFIED_CHINESE",
                                      str(tmp_path / "cache"), "None"]
+
+
+DOCUMENT_URLS = '''
+from pathlib import Path
+from live2d_download.bestdori_client import BestdoriClient, CachePolicy
+from live2d_download.live2d_service import Live2dService
+api = ORIGIN + "/api"
+client = BestdoriClient(base_assets_url=ORIGIN + "/assets", chara_roster_url=api + "/characters/all.2.json",
+                        assets_index_url=api + "/explorer/jp/assets/_info.json",
+                        costume_index_url=api + "/costumes/all.5.json", cache=CachePolicy(cache_dir=Path(CACHE)))
+print(client.options["api_url"] == api)
+print(Live2dService(client).search_character("灯"))
+try:
+    BestdoriClient(chara_roster_url="http://elsewhere.example/roster.json")
+except ValueError as e:
+    print("ValueError")
+'''
+
+
+def test_constructor_with_the_document_urls(l2dfs_bin, origin, tmp_path):
+    """The document's constructor: the four URLs and a CachePolicy."""
+    code = "ORIGIN = %r\nCACHE = %r\n" % (origin.url, str(tmp_path / "cache")) + DOCUMENT_URLS
+    r = run_script(l2dfs_bin, tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["True", "{'id': '36', 'name': '高松 灯'}", "ValueError"]
