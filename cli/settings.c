@@ -493,6 +493,7 @@ static const char *index_trouble(int rc)
 		return "cannot be opened for writing (check its mode, owner and filesystem);"
 		       " it was left as it is";
 	case -ENOSPC:
+	case -EDQUOT:
 		return "the disk is full; it was left as it is: make room and run again";
 	case -ENAMETOOLONG:
 		return "path too long: SQLite takes at most 511 bytes; choose a shorter"

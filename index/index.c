@@ -228,14 +228,23 @@ static int idx_migrate_copy(struct idx *idx)
 
 /* What a failed statement of the set-up means: content that is not a
  * database (corrupt, not one) is IDX_UNUSABLE; the rest (a full disk, a
- * read-only file, a lock) is said as it is, and the file left alone. */
-static int setup_errno(int rc)
+ * read-only file, a lock) is said as it is, and the file left alone. An
+ * I/O error says its cause where the system gave one (ENOSPC while the
+ * shared-memory file or the log grows). */
+static int setup_errno(struct idx *idx, int rc)
 {
+	int sys = idx->db ? sqlite3_system_errno(idx->db) : 0;
+
 	switch (rc & 0xff) {
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 	case SQLITE_SCHEMA:
 		return IDX_UNUSABLE;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		if (sys == ENOSPC || sys == EDQUOT || sys == EROFS || sys == EACCES)
+			return -sys;
+		return idx_errno(rc);
 	default:
 		return idx_errno(rc);
 	}
@@ -243,7 +252,7 @@ static int setup_errno(int rc)
 
 static int setup_exec(struct idx *idx, const char *sql)
 {
-	return setup_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+	return setup_errno(idx, sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
 }
 
 static int setup_schema(struct idx *idx)
@@ -288,7 +297,7 @@ static int idx_setup(struct idx *idx)
 	rc = rc == SQLITE_ROW ? strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0
 				       ? 0
 				       : IDX_UNUSABLE
-			      : setup_errno(rc);
+			      : setup_errno(idx, rc);
 	idx_done(idx, st);
 	if (rc == 0)
 		rc = setup_schema(idx);
@@ -313,7 +322,7 @@ static int idx_try_open(struct idx *idx, const char *path)
 	int rc = sqlite3_open_v2(path, &idx->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
-	rc = rc == SQLITE_OK ? idx_setup(idx) : setup_errno(rc);
+	rc = rc == SQLITE_OK ? idx_setup(idx) : setup_errno(idx, rc);
 	if (rc < 0) {
 		idx_stmts_free(idx);
 		sqlite3_close(idx->db);

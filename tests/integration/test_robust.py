@@ -282,3 +282,68 @@ def test_a_burst_of_sighups_is_one_unmount(mount):
     assert m.proc.wait() == 0, m.log_text()
     assert "unmounted" in m.log_text()
     assert wait_for(lambda: mount_fstype(m.path) is None, 10)
+
+
+# ---- a full disk ----
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(d)]).returncode:
+        pytest.skip("cannot mount a tmpfs")
+    yield d
+    subprocess.run(["umount", "-l", str(d)])
+
+
+def fill(path):
+    """Take every free byte of path's filesystem with one file."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (64 << 10))
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_full_disk_leaves_a_usable_index(l2dfs_bin, make_origin, mount, tiny_fs):
+    """The disk fills while the mount downloads and writes the index: reads
+    fail (ENOSPC), nothing is moved aside, verify answers; once there is
+    room, verify exits 0 and every read is right."""
+    origin = make_origin("--texture-size", str(256 << 10))
+    cache = str(tiny_fs / "cache")
+    m = mount(origin=origin, cache_dir=cache, opts={"prefetch": "off"})
+    names = sorted(origin.catalogue()["costumes"])
+    fill(str(tiny_fs / "filler"))
+    errors = 0
+    for n in names[:6]:
+        c = costume(origin, n)
+        for rel, url in c.files.items():
+            try:
+                assert read_file(c.flat(m, rel)) == origin.expected(url), (n, rel)
+            except OSError as e:
+                errors += 1
+                assert e.errno in (28, 5), e  # ENOSPC, or EIO for what the disk cut short
+    assert errors, "the disk never filled: the test tested nothing"
+    assert m.alive()
+    m.unmount()
+    # Still full (what the unmount gave back taken too): the index opens
+    # and verify reads it, or says the disk is full; it is never moved.
+    fill(str(tiny_fs / "filler2"))
+    r = subprocess.run(Cli(l2dfs_bin, origin, cache).argv("verify"), capture_output=True, text=True,
+                       timeout=60, env=Cli.env())
+    assert r.returncode == 0 or (r.returncode == 6 and "disk is full" in r.stderr), r.stdout + r.stderr
+    print("FULL DISK | verify while full: exit %d: %s" % (r.returncode, (r.stdout + r.stderr).strip()))
+    assert not glob.glob(os.path.join(cache, "index.db.corrupt-*"))
+    os.unlink(str(tiny_fs / "filler"))
+    os.unlink(str(tiny_fs / "filler2"))
+    status, problems = verify(l2dfs_bin, cache)
+    assert (status, problems) == (0, [])
+    m = mount(origin=origin, cache_dir=cache, opts={"prefetch": "off", "cache_max": "2M"})
+    for n in names[:3]:
+        c = costume(origin, n)
+        for rel, url in c.files.items():
+            assert read_file(c.flat(m, rel)) == origin.expected(url), (n, rel)
+    m.unmount()
+    assert verify(l2dfs_bin, cache) == (0, [])
