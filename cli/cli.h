@@ -40,6 +40,7 @@ struct cli_settings {
 	char api_url[HTTP_URL_MAX];
 	char assets_url[HTTP_URL_MAX];
 	char proxy[HTTP_URL_MAX];
+	char user_agent[256];
 	char mirror_buf[HTTP_URL_MAX * 2]; /* the mirrors' strings, NUL-separated */
 	struct http_config fetch;          /* points into the buffers above */
 	int prefetch;

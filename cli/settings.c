@@ -236,6 +236,11 @@ static int set_proxy(struct cli_settings *s, const struct opt_value *v)
 	s->fetch.proxy = s->proxy;
 	return COPY(s->proxy, v->text);
 }
+static int set_user_agent(struct cli_settings *s, const struct opt_value *v)
+{
+	s->fetch.user_agent = s->user_agent;
+	return COPY(s->user_agent, v->text);
+}
 static int set_h2c(struct cli_settings *s, const struct opt_value *v)
 {
 	(void)v;
@@ -279,6 +284,8 @@ static const struct opt_spec options[] = {
 	{ "mirror", OPT_URL, "URL[,URL...]", 0, 0, NULL,
 	  "up to 8 site roots serving /api and /assets, tried in order", set_mirror },
 	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
+	{ "user_agent", OPT_TEXT, "TEXT", 0, 0, "l2dfs/<version>",
+	  "the User-Agent sent (a polite crawler names itself)", set_user_agent },
 	{ "prefetch", OPT_CHOICE, "costume|off", 0, 0, "costume",
 	  "fetch a costume's files once one is read", set_prefetch },
 	{ "cache_max", OPT_SIZE, "SIZE", 0, 0, "0: no limit",

@@ -598,7 +598,7 @@ static CURL *new_handle(const struct http_engine *e)
 	if (!h)
 		return NULL;
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "l2dfs/" L2DFS_VERSION);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent ? c->user_agent : "l2dfs/" L2DFS_VERSION);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
 	/* A stall, not a slow transfer, is what ends an attempt. */

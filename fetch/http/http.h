@@ -27,6 +27,7 @@ struct http_config {
 	const char *mirrors[HTTP_MAX_MIRRORS];
 	int nmirrors;
 	const char *proxy;     /* NULL: libcurl's environment (https_proxy, no_proxy) */
+	const char *user_agent; /* NULL: "l2dfs/<version>" */
 	int max_connections;   /* per host over HTTP/1.1; default 16 */
 	int max_transfers;     /* in flight at once; default 128 */
 	int h2c;               /* HTTP/2 with prior knowledge over cleartext */

@@ -74,8 +74,8 @@ class BestdoriClient:
         session.proxies -> proxy=; options: any other l2dfs -o options
         ({"retries": 5, "h2c": True}). chara_roster_url, assets_index_url and
         costume_index_url give api_url= where they sit at l2dfs's paths below
-        one api_url (ValueError otherwise). user_agent is not sent (l2dfs
-        names itself)."""
+        one api_url (ValueError otherwise). user_agent -> user_agent= (default:
+        l2dfs's, which names l2dfs and its version)."""
         self.server = server or Server.JAPANESE
         self.user_agent = user_agent
         self.cache = cache
@@ -91,6 +91,8 @@ class BestdoriClient:
                                    costume_index_url)
         if base_api_url:
             opts["api_url"] = base_api_url.rstrip("/")
+        if user_agent:
+            opts["user_agent"] = user_agent
         if timeout_seconds is not None:
             opts["timeout"] = max(1, int(round(timeout_seconds)))
         if cache is not None and cache.cache_dir is not None:
