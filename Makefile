@@ -2,7 +2,7 @@
 # test hooks, asserts off) and build/l2dfs-test (-DL2DFS_TEST_HOOKS: the
 # test switches and asserts, what the tests run); `make check` runs every test.
 
-PKGS      := fuse3 libcurl libcjson sqlite3 libcrypto libutf8proc
+PKGS      := fuse3 libcurl libcjson sqlite3 libcrypto libutf8proc libmicrohttpd zlib
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
@@ -16,7 +16,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DL2DFS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread
 
-MODULES  := util log cache index recover fetch/http fetch/bestdori fetch/care fetch/library fs
+MODULES  := util log cache index recover fetch/http fetch/bestdori fetch/care fetch/library fs serve
 LIB_SRC  := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

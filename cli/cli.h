@@ -112,5 +112,6 @@ int cli_cmd_retry(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);
 int cli_cmd_verify(int argc, char **argv);
 int cli_cmd_refresh(int argc, char **argv);
+int cli_cmd_serve(int argc, char **argv);
 
 #endif

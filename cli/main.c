@@ -17,7 +17,8 @@
 
 static const char usage_text[] =
 	"usage: l2dfs [-f] [-d] [-o OPTIONS] MOUNTPOINT\n"
-	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh [-o OPTIONS] ...\n"
+	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh|serve\n"
+	"             [-o OPTIONS] ...\n"
 	"             (--help each)\n"
 	"\n"
 	"Mounts the Bestdori Live2D catalogue read-only at MOUNTPOINT:\n"
@@ -234,7 +235,8 @@ static const struct subcommand subcommands[] = {
 	{ "pull", cli_cmd_pull },     { "search", cli_cmd_search }, { "costumes", cli_cmd_costumes },
 	{ "status", cli_cmd_status }, { "retry", cli_cmd_retry },   { "gc", cli_cmd_gc },
 	{ "verify", cli_cmd_verify }, { "characters", cli_cmd_characters },
-	{ "cat", cli_cmd_cat },       { "refresh", cli_cmd_refresh }, { NULL, NULL },
+	{ "cat", cli_cmd_cat },       { "refresh", cli_cmd_refresh }, { "serve", cli_cmd_serve },
+	{ NULL, NULL },
 };
 
 int main(int argc, char **argv)

@@ -161,6 +161,18 @@ static void docs_init(struct fetch_library *lib, struct doc *docs)
 	}
 }
 
+int fetch_catalogue_document(struct fetch_library *lib, const char *path, char **body,
+			     size_t *len)
+{
+	struct doc docs[NDOCS];
+
+	docs_init(lib, docs);
+	for (int i = 0; i < NDOCS; i++)
+		if (strcmp(path, docs[i].path) == 0)
+			return idx_doc_get(lib->idx, docs[i].key, body, len, NULL);
+	return -ENOENT;
+}
+
 static void docs_free(struct doc *docs)
 {
 	for (int i = 0; i < NDOCS; i++) {
@@ -557,6 +569,12 @@ static int build_data_fetch(struct fetch_library *lib, const struct idx_costume 
 	return rc;
 }
 
+/* Where the index keeps a costume's buildData. */
+static void build_data_key(const struct idx_costume *c, char *key, size_t len)
+{
+	snprintf(key, len, "build:%s:%s", c->server, c->live2d_name);
+}
+
 /* 1 if the costume was refused (too many files), now or before: it is not
  * asked again in this library's life, and none of its files is probed. */
 static int costume_refused(struct fetch_library *lib, const struct idx_costume *c,
@@ -588,7 +606,7 @@ static int costume_list_files(struct fetch_library *lib, const struct idx_costum
 
 	/* Asked anew after each catalogue store (it may have changed); the
 	 * stored copy serves when the origin cannot answer. */
-	snprintf(key, sizeof(key), "build:%s:%s", c->server, c->live2d_name);
+	build_data_key(c, key, sizeof(key));
 	if (costume_refused(lib, c, NULL, 0))
 		return -EIO;
 	rc = build_data_fetch(lib, c, &body, &len);
@@ -614,6 +632,19 @@ static int costume_list_files(struct fetch_library *lib, const struct idx_costum
 	bd_costume_files_free(&spec);
 	free(body);
 	return rc;
+}
+
+int fetch_costume_build_data(struct fetch_library *lib, int64_t costume_id, char **body,
+			     size_t *len)
+{
+	char key[IDX_NAME_MAX + 32];
+	struct idx_costume c;
+	int rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
+
+	if (rc < 0)
+		return rc;
+	build_data_key(&c, key, sizeof(key));
+	return idx_doc_get(lib->idx, key, body, len, NULL);
 }
 
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)

@@ -59,11 +59,23 @@ int fetch_catalogue_refresh(struct fetch_library *lib, int force);
  * once it fires, the refresh going on in the background. */
 int fetch_catalogue_wait(struct fetch_library *lib);
 
+/* The stored copy of a catalogue document by its path under the API base
+ * ("/characters/all.2.json", "/explorer/<server>/assets/_info.json",
+ * "/costumes/all.5.json"): the origin's bytes, *body malloc'd. -ENOENT for
+ * another path or one never stored. */
+int fetch_catalogue_document(struct fetch_library *lib, const char *path, char **body,
+			     size_t *len);
+
 /* Make sure the costume's file list (from its buildData.asset) is in the
  * index: fetched when the costume is not listed (new, or the catalogue was
  * stored since), the stored buildData serving when the origin fails.
  * -ENOENT if the costume has no buildData, -EIO otherwise. */
 int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
+
+/* The costume's buildData.asset as last stored (the copy its file list
+ * was made from; fetch_costume_ensure() first). *body malloc'd. */
+int fetch_costume_build_data(struct fetch_library *lib, int64_t costume_id, char **body,
+			     size_t *len);
 
 /* Make sure every file of the costume (only the optional ones: physics,
  * icon, if optional_only) has a known size or is known missing, probing the
