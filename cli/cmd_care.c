@@ -177,6 +177,7 @@ int cli_cmd_verify(int argc, char **argv)
 		cJSON_AddNumberToObject(j, "corrupted", r.corrupted);
 		cJSON_AddNumberToObject(j, "not_file", r.not_file);
 		cJSON_AddNumberToObject(j, "repaired", r.repaired);
+		cJSON_AddNumberToObject(j, "found", r.found);
 		cJSON_AddBoolToObject(j, "sound", !bad);
 		cmd_json_line(j);
 	} else {
@@ -185,6 +186,9 @@ int cli_cmd_verify(int argc, char **argv)
 		       bad ? "" : "all sound; ", r.missing, r.truncated, r.corrupted, r.not_file);
 		if (o.repair && bad)
 			printf("; %d repaired", r.repaired);
+		if (r.found)
+			printf("; %d files found by an index rebuild are not served until the"
+			       " origin's size for each agrees", r.found);
 		putchar('\n');
 	}
 	return bad ? CLI_FAILED : CLI_OK;

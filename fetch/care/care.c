@@ -167,6 +167,12 @@ int care_gc(struct idx *idx, struct cache *cache, int64_t max_size, int low_pct,
 
 /* ---- integrity ---- */
 
+static int count_found(void *arg, const struct idx_asset *a)
+{
+	((struct care_verify_report *)arg)->found += a->found >= 0;
+	return 0;
+}
+
 /* 1 if a's row is no longer what it was when read. */
 static int asset_changed(struct idx *idx, const struct idx_asset *a)
 {
@@ -226,5 +232,7 @@ int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn
 			fn(arg, &a, problem, size, repaired);
 	}
 	free(l.v);
+	if (rc == 0)
+		rc = idx_asset_list(idx, NULL, IDX_PENDING, count_found, r);
 	return rc;
 }

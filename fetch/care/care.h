@@ -65,6 +65,8 @@ struct care_verify_report {
 	int checked;  /* completed assets looked at */
 	int missing, truncated, corrupted, not_file;
 	int repaired; /* removed and marked pending */
+	int found;    /* files an index rebuild found, not served until the origin's
+		       * size agrees (not a problem: counted only) */
 	int64_t bytes;/* bytes hashed */
 };
 
@@ -78,7 +80,8 @@ typedef void (*care_verify_fn)(void *arg, const struct idx_asset *a,
  * with the index. With repair, an unsound file (or whatever else is at its
  * path, a folder with all it holds) is removed and its row marked pending
  * so the next read downloads it again. A file evicted or replaced while
- * the check runs (its row changed) is no problem. fn may be NULL.
+ * the check runs (its row changed) is no problem. Files an index rebuild
+ * found and the origin has not vouched for yet are counted. fn may be NULL.
  */
 int care_verify(struct idx *idx, struct cache *cache, int repair, care_verify_fn fn,
 		      void *arg, struct care_verify_report *r);

@@ -144,6 +144,10 @@ def test_rebuilt_index_trusts_no_byte_it_cannot_check(mount, origin, l2dfs_bin, 
     assert "1 hardlinked or unreadable files dropped" in log, log
     assert foreign.read_bytes() == b"not an asset, somebody else's file"
     assert os.stat(str(foreign)).st_nlink == 1
+    r = subprocess.run(Cli(l2dfs_bin, origin, cache).argv("verify"), capture_output=True, text=True,
+                       timeout=60, env=Cli.env())
+    assert r.returncode == 0 and "%d files found by an index rebuild" % (len(c.files) - 1) in r.stdout, \
+        r.stdout + r.stderr
     for rel, url in c.files.items():
         assert read_file(c.path(m, rel)) == origin.expected(url), rel
     gets = origin.asset_gets()
