@@ -222,23 +222,36 @@ static void launch_or_fail(struct http_engine *e, struct slot *s)
 }
 
 static void timer_add(struct http_engine *e, struct req *r);
+static long retry_budget_ms(const struct http_engine *e, const struct req *r);
 
-/* Start a round at the first base that is up; fail fast if none is. */
+/*
+ * Start a round at the first base that is up. When none is, a retry of a
+ * request under way waits (once a round) for the base to be tried again,
+ * and a fresh request waits for it too if its retries would have waited as
+ * long (spending a retry): an outage shorter than the retries (0.5 + 1 +
+ * 2 s by default) fails nothing. Otherwise a fresh request fails fast: a
+ * long outage costs new requests nothing.
+ */
 static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int b = http_next_up(&e->bases, 0);
 	if (b < 0 && r->res.attempts > 0 && !r->waited) {
-		/* A retry of a request under way waits (once a round) for the
-		 * base to be tried again: a short outage is covered by the
-		 * retries. A new request fails fast. */
 		r->waited = 1;
-		r->due_ms = http_now_ms() + http_down_left_s(&e->bases) * 1000;
+		r->due_ms = http_now_ms() + http_down_left_ms(&e->bases);
 		release_slot(e, s);
 		timer_add(e, r);
 		return;
 	}
 	if (b < 0) {
+		int64_t left = http_down_left_ms(&e->bases);
+		if (r->retries_used < e->cfg.retries && left <= retry_budget_ms(e, r)) {
+			r->retries_used++;
+			r->due_ms = http_now_ms() + left + 1;
+			release_slot(e, s);
+			timer_add(e, r);
+			return;
+		}
 		if (r->res.attempts == 0)
 			set_reason(r, "origin unreachable, retrying after %ld s",
 				   http_down_left_s(&e->bases));
@@ -260,15 +273,30 @@ static void timer_add(struct http_engine *e, struct req *r)
 	*p = r;
 }
 
-/* base_ms * 2^(n-1), +-50%. */
-static long backoff_ms(struct http_engine *e, int n)
+/* base_ms * 2^(n-1), capped: the n-th retry's nominal back-off. */
+static long nominal_backoff_ms(const struct http_engine *e, int n)
 {
 	long d = e->cfg.retry_base_ms;
 	for (int i = 1; i < n && d < RETRY_AFTER_MAX_MS; i++)
 		d *= 2;
-	if (d > RETRY_AFTER_MAX_MS)
-		d = RETRY_AFTER_MAX_MS;
+	return d > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : d;
+}
+
+/* The nominal back-off, +-50%. */
+static long backoff_ms(struct http_engine *e, int n)
+{
+	long d = nominal_backoff_ms(e, n);
 	return d / 2 + (long)(rand_r(&e->rng) % (unsigned)(d + 1));
+}
+
+/* How long r's remaining retries would wait in all (nominal): 0.5 + 1 + 2 s
+ * for a fresh request by default. */
+static long retry_budget_ms(const struct http_engine *e, const struct req *r)
+{
+	long sum = 0;
+	for (int n = r->retries_used + 1; n <= e->cfg.retries; n++)
+		sum += nominal_backoff_ms(e, n);
+	return sum;
 }
 
 /* The attempt failed in a way worth another try (reason already set):

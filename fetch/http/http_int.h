@@ -47,7 +47,9 @@ void http_base_ok(struct http_bases *b, int i);
  * down for a while. */
 void http_base_failed(struct http_bases *b, int i);
 
-/* Seconds until the first base that is down may be tried again. */
+/* Milliseconds (seconds, rounded up) until the first base that is down may
+ * be tried again. */
+int64_t http_down_left_ms(const struct http_bases *b);
 long http_down_left_s(const struct http_bases *b);
 
 /* Content-Type text/html, whatever its parameters. */

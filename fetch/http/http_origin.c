@@ -124,13 +124,18 @@ void http_base_failed(struct http_bases *b, int i)
 	b->st[i].down_ms = b->st[i].down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS : b->st[i].down_ms * 2;
 }
 
-long http_down_left_s(const struct http_bases *b)
+int64_t http_down_left_ms(const struct http_bases *b)
 {
 	int64_t now = http_now_ms(), first = INT64_MAX;
 	for (int i = 0; i < b->n; i++)
 		if (b->st[i].down_until < first)
 			first = b->st[i].down_until;
-	return first > now ? (long)((first - now + 999) / 1000) : 0;
+	return first > now ? first - now : 0;
+}
+
+long http_down_left_s(const struct http_bases *b)
+{
+	return (long)((http_down_left_ms(b) + 999) / 1000);
 }
 
 int http_is_html_type(const char *ct)

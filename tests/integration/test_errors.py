@@ -4,7 +4,6 @@ hostile or broken documents, writes, and bad start-up conditions."""
 import errno
 import json
 import os
-import re
 import subprocess
 import time
 
@@ -231,33 +230,6 @@ def test_unsafe_names_in_buildData(mount, origin, tmp_path):
     assert [k for k in origin.requests() if "evil" in k or "abs.png" in k] == []
     log = m.log_text()
     assert "evil.mtn" in log and "abs.png" in log
-
-
-def huge_build_data(origin, name, n):
-    own = "live2d/chara/" + name
-    doc = json.loads(origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name))
-    doc["Base"]["motions"] = [{"bundleName": own, "fileName": "m%06d.mtn.bytes" % i} for i in range(n)]
-    # raw: the server serves the text as it is (no file made for each entry).
-    origin.build_data(name, raw=json.dumps(doc))
-
-
-def test_huge_buildData_is_refused_before_any_probe(mount, origin):
-    # 100,000 entries: more files than any costume has. Refused with a
-    # clear reason before parsing or probing, and not asked again.
-    name = "036_casual-2023"
-    huge_build_data(origin, name, 100000)
-    m = mount(opts=NO_PREFETCH)
-    c = costume(origin, name)
-    path = "/assets/jp/live2d/chara/%s_rip/buildData.asset" % name
-    for _ in range(3):
-        assert oserror(lambda: os.listdir(c.path(m))) == errno.EIO
-        assert oserror(lambda: os.stat(c.path(m, "model.json"))) == errno.EIO
-    assert origin.count("GET", path) == 1
-    assert [k for k in origin.requests() if k.startswith("HEAD")] == []
-    assert re.search(r"buildData lists 1000\d\d files, more than any costume has \(2000\): refused",
-                     m.log_text())
-    # Other costumes are unaffected.
-    assert "model.json" in os.listdir(costume(origin).path(m))
 
 
 def test_hostile_display_name(mount, origin):
