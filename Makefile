@@ -131,12 +131,15 @@ install: all
 	install -m 0644 doc/l2dfs.1 $(DESTDIR)$(MAN1DIR)/l2dfs.1
 	sed 's|/usr/local/bin/l2dfs|$(BINDIR)/l2dfs|' contrib/l2dfs@.service > $(BUILD)/l2dfs@.service
 	install -m 0644 $(BUILD)/l2dfs@.service $(DESTDIR)$(USERUNITDIR)/l2dfs@.service
+	sed 's|/usr/local/bin/l2dfs|$(BINDIR)/l2dfs|' contrib/l2dfs-serve.service > $(BUILD)/l2dfs-serve.service
+	install -m 0644 $(BUILD)/l2dfs-serve.service $(DESTDIR)$(USERUNITDIR)/l2dfs-serve.service
 	install -m 0644 contrib/nginx-l2dfs-cache.conf $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
 	install -d $(DESTDIR)$(PYTHONDIR)/live2d_download
 	install -m 0644 $(PYPKG) $(DESTDIR)$(PYTHONDIR)/live2d_download/
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/l2dfs $(DESTDIR)$(MAN1DIR)/l2dfs.1 \
-		$(DESTDIR)$(USERUNITDIR)/l2dfs@.service $(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
+		$(DESTDIR)$(USERUNITDIR)/l2dfs@.service $(DESTDIR)$(USERUNITDIR)/l2dfs-serve.service \
+		$(DESTDIR)$(EXAMPLEDIR)/nginx-l2dfs-cache.conf
 	rm -rf $(DESTDIR)$(PYTHONDIR)/live2d_download
 	rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/doc/l2dfs 2>/dev/null || true
 
