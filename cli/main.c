@@ -17,8 +17,7 @@
 
 static const char usage_text[] =
 	"usage: l2dfs [-f] [-d] [-o OPTIONS] MOUNTPOINT\n"
-	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh|serve\n"
-	"             [-o OPTIONS] ...\n"
+	"       l2dfs pull|search|characters|costumes|cat|status|retry|gc|verify|refresh|serve [-o OPTIONS] ...\n"
 	"             (--help each)\n"
 	"\n"
 	"Mounts the Bestdori Live2D catalogue read-only at MOUNTPOINT:\n"

@@ -261,6 +261,7 @@ def test_make_install_and_uninstall(tmp_path, l2dfs_bin):
         "usr/local/bin/l2dfs": 0o755,
         "usr/local/share/man/man1/l2dfs.1": 0o644,
         "usr/local/lib/systemd/user/l2dfs@.service": 0o644,
+        "usr/local/lib/systemd/user/l2dfs-serve.service": 0o644,
         "usr/local/share/doc/l2dfs/examples/nginx-l2dfs-cache.conf": 0o644,
     }
     site = run(["/usr/bin/python3", "-c", "import sys; print(sys.path)"]).stdout
