@@ -8,6 +8,7 @@ else on PATH), so the cache is the one l2dfs mounts use.
 
 from .asset_cache import AssetCache, LinkMode
 from .bestdori_client import BestdoriClient, CachePolicy
+from .cache import CacheManager, cache_manager
 from .live2d_downloader import DownloadResult, Live2dDownloader
 from .live2d_service import Live2dService
 from .models import (AssetKey, CancelledError, CancelToken, FileProgress, HttpStatusError, L2dfsError,
@@ -15,7 +16,7 @@ from .models import (AssetKey, CancelledError, CancelToken, FileProgress, HttpSt
                      ProgressCallback, Server)
 
 __all__ = [
-    "AssetCache", "AssetKey", "BestdoriClient", "CachePolicy", "CancelledError", "CancelToken",
+    "AssetCache", "AssetKey", "BestdoriClient", "CacheManager", "CachePolicy", "cache_manager", "CancelledError", "CancelToken",
     "DownloadResult", "FileProgress", "HttpStatusError", "L2dfsError", "Language", "LinkMode",
     "Live2dCostume", "Live2dDownloader", "Live2dFileSpec", "Live2dService", "ModelParseError",
     "ModelProgress", "ProgressCallback", "Server",

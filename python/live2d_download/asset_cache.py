@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -35,3 +38,35 @@ class AssetCache:
     def get_cache_path(self, key: AssetKey) -> Path:
         server = (key.server or Server.JAPANESE).value
         return self.cache.resolve_path("%s/assets/%s/%s/%s" % (self.namespace, server, key.bundle_name, key.file_name))
+
+    def materialize_to(self, *, cache_path: Path, dest_path: Path, mode: LinkMode = LinkMode.AUTO,
+                       overwrite: bool = False) -> str:
+        """The cache file at dest_path: "linked" (hardlink), "copied", or
+        "skipped" when dest_path exists and overwrite is False. HARDLINK
+        raises OSError where a link cannot be made (another filesystem)."""
+        cache_path, dest_path = Path(cache_path), Path(dest_path)
+        if not overwrite and (dest_path.exists() or dest_path.is_symlink()):
+            return "skipped"
+        dest_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp.", dir=str(dest_path.parent))
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            how = "copied"
+            if mode is not LinkMode.COPY:
+                try:
+                    os.link(cache_path, tmp)
+                    how = "linked"
+                except OSError:
+                    if mode is LinkMode.HARDLINK:
+                        raise
+            if how == "copied":
+                shutil.copy2(cache_path, tmp)
+            os.replace(tmp, dest_path)
+            return how
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise

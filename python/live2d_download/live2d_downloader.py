@@ -76,12 +76,26 @@ class Live2dDownloader:
         overwrite: bool = False,
         cancel: Optional[CancelToken] = None,
         progress: Optional[ProgressCallback] = None,
+        download_name_and_icon: bool = True,
     ) -> DownloadResult:
-        """The costume into root_dir/<live2d_name>/ with model.json, name.txt
-        and icon.png. CancelledError if cancel was set (nothing partial is
-        left; a later call finishes the job)."""
-        return self.download_live2d_name(costume.live2d_name, root_dir=root_dir, overwrite=overwrite,
-                                         cancel=cancel, progress=progress)
+        """The costume into root_dir/<live2d_name>/ with model.json, and
+        name.txt and icon.png unless download_name_and_icon is False (l2dfs
+        places them; they are then removed if this call placed them).
+        CancelledError if cancel was set (nothing partial is left; a later
+        call finishes the job)."""
+        folder = Path(root_dir) / costume.live2d_name
+        extras = [] if download_name_and_icon else [p for p in (folder / "name.txt", folder / "icon.png")
+                                                    if not p.exists()]
+        result = self.download_live2d_name(costume.live2d_name, root_dir=root_dir, overwrite=overwrite,
+                                           cancel=cancel, progress=progress)
+        for p in extras:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        dropped = set(extras)
+        return DownloadResult(result.live2d_name, result.model_dir,
+                              [p for p in result.downloaded_files if p not in dropped], result.skipped_files)
 
     def download_live2d_name(
         self,

@@ -144,7 +144,8 @@ class Live2dCostume:
         out: dict = {}
         for f in self.find_file_by_kind("motion"):
             stem = os.path.splitext(os.path.basename(f.rel_path))[0]
-            out.setdefault("".join(c for c in stem if c.isalpha()), []).append(f)
+            group = "".join(c for c in stem if c.isascii() and c.isalpha()) or "motion"
+            out.setdefault(group, []).append(f)
         return out
 
     def render_model_json(self) -> dict:
@@ -152,3 +153,20 @@ class Live2dCostume:
         if self._client is None:
             raise ModelParseError("this costume was not made by Live2dService.build_costume")
         return json.loads(self._client._cat(self.live2d_name, "model.json"))
+
+
+def validate_rel_path(rel_path: str) -> str:
+    """rel_path as a safe path inside a model folder ("textures/a.png"):
+    ValueError for an empty, absolute or drive path, a '..' or '.' part,
+    a backslash or a control character."""
+    import pathlib
+    if not isinstance(rel_path, str) or not rel_path:
+        raise ValueError("empty path")
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in rel_path):
+        raise ValueError("bad character in path: %r" % (rel_path,))
+    p = pathlib.PurePosixPath(rel_path)
+    if p.is_absolute() or (len(rel_path) > 1 and rel_path[1] == ":"):
+        raise ValueError("absolute path: %r" % (rel_path,))
+    if any(part in ("..", ".") for part in rel_path.split("/")) or "" in rel_path.split("/"):
+        raise ValueError("path leaves its folder or has an empty part: %r" % (rel_path,))
+    return p.as_posix()

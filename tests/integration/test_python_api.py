@@ -615,3 +615,65 @@ def test_constructor_with_the_document_urls(l2dfs_bin, origin, tmp_path):
     r = run_script(l2dfs_bin, tmp_path / "app", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["True", "{'id': '36', 'name': '高松 灯'}", "ValueError"]
+
+
+LOCAL_API = '''
+import os, time
+from pathlib import Path
+from live2d_download.cache import CacheManager, cache_manager
+from live2d_download.asset_cache import AssetCache, LinkMode
+from live2d_download.models import validate_rel_path
+from live2d_download.bestdori_client import BestdoriClient
+from live2d_download.live2d_downloader import Live2dDownloader
+from live2d_download.live2d_service import Live2dService
+m = CacheManager(Path(CACHE))
+out = {}
+out["absent"] = m.read_cache("x.txt")
+m.write_cache("x.txt", "文字")
+m.write_cache("b.bin", b"\\xff\\x00")
+out["text"], out["bytes"] = m.read_cache("x.txt"), m.read_cache("b.bin")
+m.write_json("j.json", {"a": [1, "灯"]})
+out["json"] = m.read_json("j.json")
+m.write_expire_json("e.json", {"k": 1})
+out["fresh"], out["expired"] = m.read_expire_json("e.json", 60), m.read_expire_json("e.json", -1)
+m.atomic_write_bytes(Path(CACHE) / "deep" / "a.bin", lambda f: f.write(b"abc"))
+out["atomic"] = (Path(CACHE) / "deep" / "a.bin").read_bytes()
+out["module"] = isinstance(cache_manager, CacheManager)
+src = Path(CACHE) / "src.bin"
+src.write_bytes(b"body")
+a = AssetCache(m)
+out["materialize"] = [a.materialize_to(cache_path=src, dest_path=Path("d/one"), mode=LinkMode.AUTO),
+                      a.materialize_to(cache_path=src, dest_path=Path("d/one")),
+                      a.materialize_to(cache_path=src, dest_path=Path("d/two"), mode=LinkMode.COPY),
+                      a.materialize_to(cache_path=src, dest_path=Path("d/one"), overwrite=True, mode=LinkMode.COPY)]
+out["linked_ino"] = os.stat("d/two").st_ino != src.stat().st_ino
+out["valid"] = validate_rel_path("textures/a.png")
+bad = []
+for p in ("", "/etc/passwd", "../x", "a/../b", "a\\\\b", "a/./b", "a//b", "c:/x", "a\\nb"):
+    try:
+        validate_rel_path(p)
+    except ValueError:
+        bad.append(p)
+out["bad"] = len(bad)
+client = BestdoriClient(**SETTINGS)
+costume = Live2dService(client).build_costume("036_live_event_307_ssr")
+Live2dDownloader(client).download_costume(costume, root_dir=Path("models"), download_name_and_icon=False)
+folder = Path("models/036_live_event_307_ssr")
+out["no_name_icon"] = (folder / "model.json").exists() and not (folder / "name.txt").exists() and not (folder / "icon.png").exists()
+print(repr(out))
+'''
+
+
+def test_cache_manager_asset_cache_and_paths(l2dfs_bin, origin, tmp_path):
+    """The original's CacheManager file API, AssetCache.materialize_to's
+    words, models.validate_rel_path and download_name_and_icon=False."""
+    code = settings(origin, tmp_path / "cache") + "CACHE = %r\n" % str(tmp_path / "cache") + LOCAL_API
+    r = run_script(l2dfs_bin, tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    out = eval(r.stdout)
+    assert out == {
+        "absent": None, "text": "文字", "bytes": b"\xff\x00", "json": {"a": [1, "灯"]},
+        "fresh": {"k": 1}, "expired": None, "atomic": b"abc", "module": True,
+        "materialize": ["linked", "skipped", "copied", "copied"], "linked_ino": True,
+        "valid": "textures/a.png", "bad": 9, "no_name_icon": True,
+    }, out
