@@ -414,13 +414,27 @@ int idx_asset_mark_failed(struct idx *idx, int64_t id, int err, const char *erro
 			    "itt", v, t);
 }
 
-int idx_asset_mark_pending(struct idx *idx, int64_t id)
+/* Back to pending; changed: as a new version whose bytes are not known. */
+static int mark_pending(struct idx *idx, int64_t id, int changed)
 {
+	const int64_t v[] = { changed, changed, changed };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='pending', size=-1,"
 			    " bytes_done=0, sha256='', stamp=0, found=-1, err=0, error='',"
-			    " failures=0, retry_at=0 WHERE id=?",
-			    "", NULL, NULL);
+			    " failures=0, retry_at=0, version=version+?,"
+			    " ver_size=CASE WHEN ? THEN -1 ELSE ver_size END,"
+			    " ver_sha256=CASE WHEN ? THEN '' ELSE ver_sha256 END WHERE id=?",
+			    "iii", v, NULL);
+}
+
+int idx_asset_mark_pending(struct idx *idx, int64_t id)
+{
+	return mark_pending(idx, id, 0);
+}
+
+int idx_asset_mark_changed(struct idx *idx, int64_t id)
+{
+	return mark_pending(idx, id, 1);
 }
 
 int idx_asset_set_backoff(struct idx *idx, int64_t id, int failures, int64_t retry_at_ms)

@@ -242,6 +242,9 @@ int idx_asset_clear_backoff(struct idx *idx);
 /* Back to pending with size, hash and back-off forgotten (file gone,
  * evicted, repaired, retried); the version and its size and hash stay. */
 int idx_asset_mark_pending(struct idx *idx, int64_t id);
+/* Back to pending as a new version whose bytes are not known yet: the
+ * origin said the file changed. */
+int idx_asset_mark_changed(struct idx *idx, int64_t id);
 /* A probe's answer: size >= 0 present; err > 0 failed with that errno.
  * A pending row with a found file of that very size becomes completed. */
 int idx_asset_mark_probed(struct idx *idx, int64_t id, int64_t size, int err,

@@ -45,6 +45,7 @@ struct req {
 	enum http_method method;
 	enum http_priority prio;
 	int decode;       /* Accept-Encoding sent, body decoded */
+	struct curl_slist *headers; /* conditional request headers, or NULL */
 	struct http_sink sink;
 	http_done_fn done;
 	void *arg;
@@ -155,6 +156,7 @@ static void finish(struct req *r, int err)
 		r->res.reason[0] = '\0';
 	if (r->done)
 		r->done(r->arg, &r->res);
+	curl_slist_free_all(r->headers);
 	free(r);
 }
 
@@ -201,6 +203,7 @@ static int launch(struct http_engine *e, struct slot *s)
 	curl_easy_setopt(s->h, CURLOPT_HTTP_VERSION, version);
 	/* Documents compress well; assets are stored byte for byte as served. */
 	curl_easy_setopt(s->h, CURLOPT_ACCEPT_ENCODING, r->decode ? "" : NULL);
+	curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, r->headers); /* NULL: none */
 	/* Waiting for a connection to learn whether it multiplexes only
 	 * pays where HTTP/2 is possible. */
 	curl_easy_setopt(s->h, CURLOPT_PIPEWAIT, (long)(!plain || (e->cfg.h2c && !e->h2c_fresh)));
@@ -565,6 +568,10 @@ static void http_answer(struct http_engine *e, struct slot *s, long status)
 	}
 	set_reason(r, "HTTP %ld%s", status, http_status_text(status));
 	switch (status) {
+	case 304: /* only a conditional request gets it: res.status tells */
+		r->res.reason[0] = '\0';
+		finish_slot(e, s, 0);
+		break;
 	case 301: case 302: case 303: case 307: case 308:
 		follow_redirect(e, s);
 		break;
@@ -913,7 +920,7 @@ int http_submit(struct http_engine *e, enum http_base base, const char *path,
 		 enum http_method method, enum http_priority prio,
 		 const struct http_sink *sink, http_done_fn done, void *arg)
 {
-	return http_submit_enc(e, base, path, method, prio, 0, sink, done, arg);
+	return http_submit_enc(e, base, path, method, prio, 0, NULL, sink, done, arg);
 }
 
 /* Unlink the queued request of done and arg from queue p; the caller holds
@@ -957,9 +964,39 @@ int http_promote(struct http_engine *e, http_done_fn done, void *arg,
 	return r != NULL;
 }
 
+/* The headers of a conditional request into *out (NULL for none). */
+static int cond_headers(const struct http_cond *c, struct curl_slist **out)
+{
+	char line[160];
+	struct curl_slist *l = NULL, *n;
+
+	*out = NULL;
+	if (c && c->etag && c->etag[0]) {
+		snprintf(line, sizeof(line), "If-None-Match: \"%.128s\"", c->etag);
+		if (!(n = curl_slist_append(l, line)))
+			goto oom;
+		l = n;
+	}
+	if (c && c->modified_since > 0) {
+		time_t t = (time_t)c->modified_since;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(line, sizeof(line), "If-Modified-Since: %a, %d %b %Y %H:%M:%S GMT", &tm);
+		if (!(n = curl_slist_append(l, line)))
+			goto oom;
+		l = n;
+	}
+	*out = l;
+	return 0;
+oom:
+	curl_slist_free_all(l);
+	return -ENOMEM;
+}
+
 int http_submit_enc(struct http_engine *e, enum http_base base, const char *path,
 		enum http_method method, enum http_priority prio, int decode,
-		const struct http_sink *sink, http_done_fn done, void *arg)
+		const struct http_cond *cond, const struct http_sink *sink, http_done_fn done,
+		void *arg)
 {
 	struct req *r;
 	size_t len;
@@ -981,6 +1018,10 @@ int http_submit_enc(struct http_engine *e, enum http_base base, const char *path
 	r->method = method;
 	r->prio = prio;
 	r->decode = decode;
+	if (cond_headers(cond, &r->headers) < 0) {
+		free(r);
+		return -ENOMEM;
+	}
 	if (sink)
 		r->sink = *sink;
 	r->done = done;
@@ -991,6 +1032,7 @@ int http_submit_enc(struct http_engine *e, enum http_base base, const char *path
 	pthread_mutex_lock(&e->lock);
 	if (e->stopping) {
 		pthread_mutex_unlock(&e->lock);
+		curl_slist_free_all(r->headers);
 		free(r);
 		return -ECANCELED;
 	}

@@ -144,6 +144,21 @@ int http_get_memory(struct http_engine *e, enum http_base base, const char *path
 		     enum http_priority prio, size_t max_bytes, char **body, size_t *len,
 		     struct http_result *res);
 
+/* What a conditional request sends: If-None-Match with etag quoted (NULL
+ * or "": none), If-Modified-Since with modified_since (seconds since the
+ * epoch; 0: none). */
+struct http_cond {
+	const char *etag;
+	int64_t modified_since;
+};
+
+/* Blocking conditional HEAD (as HTTP_PROBE): 0 with res->status 304 when
+ * the origin says the file did not change, 0 with a 2xx status when it
+ * answered the file (changed, or the origin ignores conditions), else the
+ * error as for any request. */
+int http_head_if(struct http_engine *e, enum http_base base, const char *path,
+		 const struct http_cond *cond, struct http_result *res);
+
 /* Blocking HEAD of n paths at once (all in flight together, as HTTP_PROBE:
  * within the request budget); res[i] for each. Returns 0 when every request
  * got an answer (see res[i].err). */

@@ -61,10 +61,12 @@ int http_sniff_html(const unsigned char *p, size_t n, int final);
 
 /* http_submit(), and with decode set the request carries Accept-Encoding
  * (every encoding libcurl can decode) and the sink gets decoded bytes; its
- * begin() then gets -1 when the body came encoded. */
+ * begin() then gets -1 when the body came encoded. cond (may be NULL) makes
+ * it a conditional request. */
 int http_submit_enc(struct http_engine *e, enum http_base base, const char *path,
 		enum http_method method, enum http_priority prio, int decode,
-		const struct http_sink *sink, http_done_fn done, void *arg);
+		const struct http_cond *cond, const struct http_sink *sink, http_done_fn done,
+		void *arg);
 
 /* The reason phrase with a leading space (" Not Found"), "" if unknown. */
 const char *http_status_text(long status);

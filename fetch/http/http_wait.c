@@ -70,7 +70,7 @@ int http_submit_document(struct http_engine *e, enum http_base base, const char 
 {
 	struct http_sink sink = http_membuf_sink(m);
 
-	return http_submit_enc(e, base, path, HTTP_GET, prio, 1, &sink, done, arg);
+	return http_submit_enc(e, base, path, HTTP_GET, prio, 1, NULL, &sink, done, arg);
 }
 
 int http_get_memory(struct http_engine *e, enum http_base base, const char *path,
@@ -102,6 +102,24 @@ int http_get_memory(struct http_engine *e, enum http_base base, const char *path
 	*body = m.buf;
 	*len = m.len;
 	return 0;
+}
+
+int http_head_if(struct http_engine *e, enum http_base base, const char *path,
+		 const struct http_cond *cond, struct http_result *res)
+{
+	struct waiter w;
+	struct waited item = { &w, res };
+	int rc;
+
+	waiter_init(&w, 1);
+	rc = http_submit_enc(e, base, path, HTTP_HEAD, HTTP_PROBE, 0, cond, NULL, waited_done,
+			     &item);
+	if (rc < 0) {
+		result_failed(res, rc);
+		waiter_done(&w);
+	}
+	waiter_wait(&w);
+	return res->err;
 }
 
 int http_head_batch(struct http_engine *e, enum http_base base, const char *const *paths,

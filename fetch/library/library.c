@@ -1038,3 +1038,62 @@ int fetch_costume_name_txt(struct fetch_library *lib, int64_t costume_id, char *
 	*len = strlen(*text);
 	return 0;
 }
+
+/* ---- asking again about a costume (`l2dfs refresh COSTUME`) ---- */
+
+/* Ask the origin whether a cached asset changed (a conditional HEAD: its
+ * SHA-256 as the ETag, the time it was stored): 1 if it did (its copy is
+ * dropped, the next read downloads the new bytes as a new version), 0 if
+ * not, or a negative errno. */
+static int asset_recheck(struct fetch_library *lib, int64_t asset_id)
+{
+	struct idx_asset a;
+	struct http_result res;
+	char path[HTTP_URL_MAX];
+	int rc = idx_asset_get(lib->idx, asset_id, &a);
+
+	if (rc < 0 || a.state != IDX_COMPLETED)
+		return rc;
+	rc = fetch_asset_url_path(a.server, a.bundle, a.file, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	const struct http_cond cond = { a.sha256, a.updated_at };
+	rc = http_head_if(lib->engine, HTTP_ASSETS, path, &cond, &res);
+	if (rc == 0 && res.status == 304)
+		return 0;
+	if (rc < 0 && rc != -ENOENT) {
+		log_error("%s/%s: asking the origin again: %s", a.bundle, a.file, res.reason);
+		return rc;
+	}
+	log_info("%s/%s: %s on the origin; its copy is dropped", a.bundle, a.file,
+		 rc == 0 ? "changed" : "gone");
+	cache_asset_remove(lib->cache, a.server, a.bundle, a.file);
+	rc = idx_asset_mark_changed(lib->idx, asset_id);
+	return rc < 0 ? rc : 1;
+}
+
+int fetch_costume_refresh(struct fetch_library *lib, int64_t costume_id, int *changed)
+{
+	struct asset_list l = { 0 };
+	struct idx_costume c;
+	int rc = busy_take(lib, KEY_COSTUME(costume_id), 1);
+
+	*changed = 0;
+	if (rc < 0)
+		return rc;
+	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
+	if (rc == 0)
+		rc = costume_list_files(lib, &c);
+	fetch_busy_release(lib, KEY_COSTUME(costume_id));
+	if (rc == 0)
+		rc = costume_assets(lib, costume_id, &l);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		int r = asset_recheck(lib, l.ids[i]);
+		if (r < 0)
+			rc = r;
+		else
+			*changed += r;
+	}
+	asset_list_free(&l);
+	return rc;
+}

@@ -77,6 +77,13 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id);
 int fetch_costume_build_data(struct fetch_library *lib, int64_t costume_id, char **body,
 			     size_t *len);
 
+/* Ask the origin again about a costume a user knows changed: its buildData
+ * is fetched now (the file list stored anew), and each cached file is asked
+ * for with a conditional request; one the origin says changed (or no longer
+ * has) is dropped from the cache, so that the next read downloads it as a
+ * new version (DESIGN §7). *changed gets how many were dropped. */
+int fetch_costume_refresh(struct fetch_library *lib, int64_t costume_id, int *changed);
+
 /* Make sure every file of the costume (only the optional ones: physics,
  * icon, if optional_only) has a known size or is known missing, probing the
  * unknown ones in one parallel batch (no bodies fetched). A file in flight

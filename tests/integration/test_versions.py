@@ -72,3 +72,30 @@ def test_a_changed_file_is_never_read_as_a_mix(mount, origin, change):
     assert wait_for(read_new, 20, interval=0.2), seen
     assert os.stat(path).st_size == len(new)
     assert read_file(c.flat(m, TEX0)) == new
+
+
+def test_refresh_of_a_costume_asks_again_with_conditional_requests(mount, origin):
+    c = costume(origin)
+    m = mount(opts={"prefetch": "off"})
+    url = c.files[TEX0]
+    for rel in (TEX0, "textures/texture_01.png"):
+        read_file(c.path(m, rel))
+    build = "/assets/jp/live2d/chara/%s_rip/buildData.asset" % c.name
+    m.unmount()
+    new = bytes(b ^ 0x33 for b in origin.expected(url))
+    origin.document(url, raw_b64=base64.b64encode(new).decode())
+    origin.reset()
+    r = subprocess.run([m.binary, "refresh", "-o", "cache_dir=%s,api_url=%s,assets_url=%s" %
+                        (m.cache, origin.api, origin.assets), c.name],
+                       capture_output=True, text=True, env=m.env())
+    assert r.returncode == 0, r.stderr
+    assert "1 file changed" in r.stdout, r.stdout
+    asked = origin.requests()
+    # buildData again, one conditional HEAD per cached file, no body.
+    assert asked.get("GET " + build) == 1
+    assert asked.get("HEAD " + url) == 1 and asked.get("HEAD " + c.files["textures/texture_01.png"]) == 1
+    assert not any(k.startswith("GET /assets/") and k != "GET " + build for k in asked), asked
+    assert not os.path.exists(c.cache_file(m.cache, TEX0))
+    assert os.path.exists(c.cache_file(m.cache, "textures/texture_01.png"))
+    m2 = mount(cache_dir=m.cache, opts={"prefetch": "off"})
+    assert read_file(c.path(m2, TEX0)) == new
