@@ -13,6 +13,7 @@
  * least the origin's Retry-After, at most FETCH_BACKOFF_MAX_S) has passed;
  * the failure count and that time are in the index, so remounts keep them.
  */
+#include <assert.h>
 #include "library_int.h"
 
 #include <errno.h>
@@ -87,34 +88,23 @@ static int64_t backoff_ms(const struct fetch_library *lib, int failures, long re
 	return d > max ? max : d;
 }
 
-/* Record a failed request's back-off (what: "download", "size probe");
- * logs the reason with it. */
+/* Record a failed download's back-off; logs the reason with it. */
 static void backoff_record(struct fetch_library *lib, int64_t asset_id, const char *bundle,
-			   const char *file, const char *what, const char *why,
-			   long retry_after_s)
+			   const char *file, const char *why, long retry_after_s)
 {
+	assert(!lib_locked(lib)); /* SQL */
 	struct idx_asset a;
 	int failures = idx_asset_get(lib->idx, asset_id, &a) == 0 ? a.failures + 1 : 1;
 	int64_t d = backoff_ms(lib, failures, retry_after_s);
 
 	idx_asset_set_backoff(lib->idx, asset_id, failures, fetch_now_ms() + d);
-	log_error("%s/%s: %s failed: %s; not asked again for %lld s (failure %d)", bundle, file,
-		  what, why, (long long)((d + 999) / 1000), failures);
-}
-
-void fetch_asset_probe_failed(struct fetch_library *lib, const struct idx_asset *a,
-			      const struct http_result *res)
-{
-	const char *why = res->reason[0] ? res->reason : strerror(-res->err);
-
-	if (res->err == -ECANCELED || res->err == -EINTR)
-		return;
-	idx_asset_mark_failed(lib->idx, a->id, res->err == -EFBIG ? EFBIG : EIO, why, res->url);
-	backoff_record(lib, a->id, a->bundle, a->file, "size probe", why, res->retry_after_s);
+	log_error("%s/%s: download failed: %s; not asked again for %lld s (failure %d)", bundle,
+		  file, why, (long long)((d + 999) / 1000), failures);
 }
 
 static struct fetch_transfer *transfer_find(struct fetch_library *lib, int64_t asset_id)
 {
+	assert(lib_locked(lib));
 	for (struct fetch_transfer *t = lib->transfers; t; t = t->next)
 		if (t->asset_id == asset_id)
 			return t;
@@ -123,6 +113,7 @@ static struct fetch_transfer *transfer_find(struct fetch_library *lib, int64_t a
 
 static void transfer_unlink(struct fetch_library *lib, struct fetch_transfer *t)
 {
+	assert(lib_locked(lib));
 	for (struct fetch_transfer **p = &lib->transfers; *p; p = &(*p)->next) {
 		if (*p == t) {
 			*p = t->next;
@@ -142,6 +133,8 @@ static void transfer_free(struct fetch_transfer *t)
 /* Drop one reference; the caller holds lib->lock. */
 static void transfer_put(struct fetch_transfer *t)
 {
+	assert(lib_locked(t->lib));
+	assert(t->refs > 0);
 	if (--t->refs == 0)
 		transfer_free(t);
 }
@@ -150,7 +143,8 @@ static void transfer_put(struct fetch_transfer *t)
  * reference. Takes lib->lock. */
 static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, int err)
 {
-	pthread_mutex_lock(&lib->lock);
+	assert(!lib_locked(lib));
+	lib_lock(lib);
 	int body_fd = t->body_fd;
 	t->body_fd = -1;
 	t->err = err;
@@ -162,7 +156,7 @@ static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, in
 	pthread_cond_broadcast(&t->answered);
 	pthread_cond_broadcast(&t->readable);
 	transfer_put(t);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (body_fd >= 0)
 		close(body_fd); /* readers hold their own copies */
 }
@@ -171,6 +165,7 @@ static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, in
  * caller holds lib->lock. */
 static void job_push(struct fetch_library *lib, struct fetch_job *job)
 {
+	assert(lib_locked(lib));
 	*lib->jobs_tail = job;
 	lib->jobs_tail = &job->next;
 	pthread_cond_signal(&lib->job_ready);
@@ -189,10 +184,10 @@ static int sink_begin(void *ctx, int64_t content_length)
 	struct fetch_library *lib = t->lib;
 
 	atomic_store(&t->content_length, content_length);
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	t->heard = 1;
 	pthread_cond_broadcast(&t->answered);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (content_length >= 0)
 		progress_queue(t);
 	return 0;
@@ -207,14 +202,14 @@ static void progress_queue(struct fetch_transfer *t)
 		return; /* progress is a hint: skip this one */
 	job->kind = JOB_PROGRESS;
 	job->t = t;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	if (!t->progress_queued) {
 		t->progress_queued = 1;
 		t->refs++;
 		job_push(lib, job);
 		job = NULL;
 	}
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	free(job);
 }
 
@@ -260,9 +255,9 @@ static void transfer_done(void *arg, const struct http_result *res)
 	job->kind = JOB_COMMIT;
 	job->t = t;
 	job->res = *res;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	job_push(lib, job); /* with the flight's reference */
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 /* ---- commit workers ---- */
@@ -271,6 +266,7 @@ static void transfer_done(void *arg, const struct http_result *res)
 static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, int err,
 			   const char *msg, const struct http_result *res, int64_t size)
 {
+	assert(!lib_locked(lib)); /* SQL */
 	if (err == -ECANCELED) {
 		idx_asset_mark_pending(lib->idx, t->asset_id);
 	} else if (err < 0) {
@@ -278,7 +274,7 @@ static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, 
 		if (err == -ENOENT)
 			log_info("%s/%s: not on the origin (%s)", t->bundle, t->file, msg);
 		else if (err == -EIO || err == -EFBIG)
-			backoff_record(lib, t->asset_id, t->bundle, t->file, "download", msg,
+			backoff_record(lib, t->asset_id, t->bundle, t->file, msg,
 				       res->retry_after_s);
 		else
 			log_error("%s/%s: download failed: %s", t->bundle, t->file, msg);
@@ -312,10 +308,10 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 		return 0;
 	if (cache_writer_reader(t->writer, &fd) < 0)
 		return 0; /* its readers wait for the commit instead */
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	t->body_fd = fd;
 	pthread_cond_broadcast(&t->readable);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 #ifdef L2DFS_TEST_HOOKS
 	/* L2DFS_TEST_COMMIT_DELAY_MS stretches the commit that follows, so
 	 * that a test sees readers served before it. */
@@ -357,24 +353,24 @@ static void commit(struct fetch_library *lib, struct fetch_transfer *t,
 
 static void progress_write(struct fetch_library *lib, struct fetch_transfer *t)
 {
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	t->progress_queued = 0;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	idx_asset_mark_progress(lib->idx, t->asset_id, atomic_load(&t->bytes),
 				atomic_load(&t->content_length));
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	transfer_put(t);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 static void *commit_worker(void *arg)
 {
 	struct fetch_library *lib = arg;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	for (;;) {
 		while (!lib->jobs && !(lib->stopping && lib->outstanding == 0))
-			pthread_cond_wait(&lib->job_ready, &lib->lock);
+			lib_cond_wait(lib, &lib->job_ready);
 		if (!lib->jobs)
 			break;
 		struct fetch_job *job = lib->jobs;
@@ -382,19 +378,19 @@ static void *commit_worker(void *arg)
 		if (!lib->jobs)
 			lib->jobs_tail = &lib->jobs;
 		lib->working++;
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 		if (job->kind == JOB_COMMIT)
 			commit(lib, job->t, &job->res);
 		else
 			progress_write(lib, job->t);
 		free(job);
-		pthread_mutex_lock(&lib->lock);
+		lib_lock(lib);
 		if (--lib->working == 0 && !lib->jobs)
 			pthread_cond_broadcast(&lib->jobs_idle);
 	}
 	/* The others may be waiting for the same condition. */
 	pthread_cond_broadcast(&lib->job_ready);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return NULL;
 }
 
@@ -412,12 +408,12 @@ int fetch_assets_start(struct fetch_library *lib)
 void fetch_library_stop(struct fetch_library *lib)
 {
 	/* transfer_start() checks this under the lock it links transfers with. */
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	lib->stopping = 1;
 	pthread_cond_broadcast(&lib->job_ready);
 	for (struct fetch_transfer *t = lib->transfers; t; t = t->next)
 		pthread_cond_broadcast(&t->ended);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 void fetch_assets_stop(struct fetch_library *lib)
@@ -435,6 +431,7 @@ void fetch_assets_stop(struct fetch_library *lib)
  * SQLite and the disk. */
 static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 {
+	assert(!lib_locked(lib)); /* SQLite and the disk */
 	enum http_priority prio;
 	struct idx_asset now;
 	char path[HTTP_URL_MAX], msg[IDX_TEXT_MAX + 1];
@@ -459,11 +456,11 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 	}
 	idx_asset_mark_downloading(lib->idx, t->asset_id, path);
 	const struct http_sink sink = { sink_begin, sink_write, sink_reset, t };
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	prio = t->prio; /* raised meanwhile? */
 	t->submitted = 1;
 	t->refs++; /* it may end before the check below */
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	rc = http_submit(lib->engine, HTTP_ASSETS, path, HTTP_GET, prio, &sink, transfer_done,
 			  t);
 	if (rc < 0) {
@@ -474,15 +471,15 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 	} else {
 		/* A raise between the read above and the submit found nothing
 		 * queued: do it now. */
-		pthread_mutex_lock(&lib->lock);
+		lib_lock(lib);
 		enum http_priority now = t->prio;
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 		if (now < prio)
 			http_promote(lib->engine, transfer_done, t, now);
 	}
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	transfer_put(t);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 /* Raise t's request to prio unless it is there or ahead; the caller holds
@@ -490,11 +487,13 @@ static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
 static void transfer_raise(struct fetch_library *lib, struct fetch_transfer *t,
 			   enum http_priority prio)
 {
-	pthread_mutex_lock(&lib->lock);
+	assert(!lib_locked(lib));
+	assert(t->refs > 0);
+	lib_lock(lib);
 	int raise = prio < t->prio && !t->done, submitted = t->submitted;
 	if (raise)
 		t->prio = prio;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	/* Not submitted yet: transfer_launch() submits it at the new one. */
 	if (raise && submitted)
 		http_promote(lib->engine, transfer_done, t, prio);
@@ -533,14 +532,15 @@ static struct fetch_transfer *transfer_new(struct fetch_library *lib, const stru
 static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 			  enum http_priority prio, int keep, struct fetch_transfer **out)
 {
+	assert(!lib_locked(lib));
 	struct fetch_transfer *t, *fresh = transfer_new(lib, a);
 	int created = 0, stopping;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	t = transfer_find(lib, a->id);
 	stopping = lib->stopping;
 	if (!t && (stopping || !fresh)) {
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 		transfer_free_unused(fresh);
 		return stopping ? -ECANCELED : -ENOMEM;
 	}
@@ -558,7 +558,7 @@ static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 		atomic_store(&t->abandoned, 0);
 		*out = t;
 	}
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (created) {
 		transfer_launch(lib, t);
 	} else {
@@ -566,9 +566,9 @@ static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
 		transfer_raise(lib, t, prio);
 	}
 	if (!out) {
-		pthread_mutex_lock(&lib->lock);
+		lib_lock(lib);
 		transfer_put(t);
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 	}
 	return 0;
 }
@@ -580,6 +580,7 @@ enum until { UNTIL_ENDED, UNTIL_ANSWERED, UNTIL_READABLE };
 /* 1 once what until names is there, short of the end. Caller holds lib->lock. */
 static int reached(const struct fetch_transfer *t, enum until until)
 {
+	assert(lib_locked(t->lib));
 	return until == UNTIL_ANSWERED ? t->heard : until == UNTIL_READABLE && t->body_fd >= 0;
 }
 
@@ -594,6 +595,8 @@ static int reached(const struct fetch_transfer *t, enum until until)
 static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t, enum until until,
 			 int *fd)
 {
+	assert(lib_locked(lib));
+	assert(t->refs > 0);
 	pthread_cond_t *cond = until == UNTIL_ANSWERED	? &t->answered
 			       : until == UNTIL_READABLE ? &t->readable
 							 : &t->ended;
@@ -618,9 +621,9 @@ static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t, en
 
 int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id)
 {
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int found = transfer_find(lib, asset_id) != NULL;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return found;
 }
 
@@ -629,21 +632,21 @@ int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_
 {
 	struct fetch_transfer *t;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	t = transfer_find(lib, asset_id);
 	if (t) {
 		t->refs += 2; /* the waiter's, and one to read it after */
 		t->waiters++;
 	}
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (!t)
 		return 0;
 	transfer_raise(lib, t, prio);
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int rc = transfer_wait(lib, t, UNTIL_ANSWERED, NULL);
 	*size = rc == 2 ? atomic_load(&t->content_length) : -1;
 	transfer_put(t);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return rc == -EINTR ? -EINTR : 1;
 }
 
@@ -651,14 +654,14 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	struct fetch_transfer *t = transfer_find(lib, asset_id);
 	if (t && t->body_fd >= 0 && !t->done) {
 		t->refs++;
 		t->waiters++;
 		rc = transfer_wait(lib, t, UNTIL_ENDED, NULL);
 	}
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return rc == -EINTR ? -EINTR : 0;
 }
 
@@ -666,6 +669,7 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
  * found bad and forgotten (download it again). */
 static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int *fd)
 {
+	assert(!lib_locked(lib)); /* the disk */
 	int rc = cache_asset_open(lib->cache, a->server, a->bundle, a->file, a->size, a->stamp,
 				  fd);
 	if (rc == 0) {
@@ -686,10 +690,10 @@ static int commits_wait(struct fetch_library *lib)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (rc == 0 && (lib->jobs || lib->working))
 		rc = fetch_wait(lib, &lib->jobs_idle);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return rc;
 }
 
@@ -704,14 +708,15 @@ static int download_wait(struct fetch_library *lib, const struct idx_asset *a, i
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	rc = transfer_wait(lib, t, early ? UNTIL_READABLE : UNTIL_ENDED, fd);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return rc;
 }
 
 static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, int *fd)
 {
+	assert(!lib_locked(lib));
 	struct idx_asset a;
 	int rc, made_room = 0;
 

@@ -4,6 +4,7 @@
  * download that takes it over the limit runs a pass (fetch/care), sparing
  * the file just written and the files readers are opening (pins).
  */
+#include <assert.h>
 #include "library_int.h"
 
 #include <stdlib.h>
@@ -24,14 +25,15 @@ void fetch_budget_start(struct fetch_library *lib)
 
 void fetch_budget_pin(struct fetch_library *lib, int64_t asset_id, int add)
 {
+	assert(!lib_locked(lib));
 	if (lib->cfg.cache_max <= 0)
 		return;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	if (add)
 		fetch_keys_add(&lib->pins, asset_id);
 	else
 		fetch_keys_remove(&lib->pins, asset_id);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 struct spare_ctx {
@@ -58,24 +60,25 @@ static int library_spares(void *arg, int64_t id)
 static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t exclude,
 			    int wait)
 {
+	assert(!lib_locked(lib)); /* SQL and the disk */
 	struct care_report r;
 	int64_t max = lib->cfg.cache_max, margin = max - care_share(max, CARE_LOW_WATER);
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (wait && lib->care_running)
-		pthread_cond_wait(&lib->pass_over, &lib->lock);
+		lib_cond_wait(lib, &lib->pass_over);
 	if (lib->care_running) {
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 		return 0;
 	}
 	lib->care_running = 1;
 	int64_t counted = lib->care_total;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 
 	struct spare_ctx spare = { lib, exclude };
 	int rc = care_evict(lib->idx, lib->cache, target, library_spares, &spare, &r);
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	if (rc == 0) {
 		/* Downloads finished during the pass are added on top. */
 		lib->care_total = r.total_after + (lib->care_total - counted);
@@ -86,7 +89,7 @@ static int64_t library_pass(struct fetch_library *lib, int64_t target, int64_t e
 	}
 	lib->care_running = 0;
 	pthread_cond_broadcast(&lib->pass_over);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (rc < 0)
 		log_warn("cache eviction failed: %s", strerror(-rc));
 	else if (r.evicted || r.kept_open || r.kept_linked)
@@ -101,10 +104,10 @@ void fetch_budget_added(struct fetch_library *lib, int64_t asset_id, int64_t siz
 {
 	if (lib->cfg.cache_max <= 0)
 		return;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	lib->care_total += size;
 	int over = lib->care_total > lib->care_trigger && !lib->care_running;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (over)
 		library_pass(lib, care_share(lib->cfg.cache_max, CARE_LOW_WATER), asset_id, 0);
 }
@@ -117,9 +120,9 @@ int fetch_budget_make_room(struct fetch_library *lib, int64_t need)
 		return 0;
 	if (need < ROOM_MIN)
 		need = ROOM_MIN;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int64_t below = lib->care_total - 2 * need;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (below < target)
 		target = below > 0 ? below : 0;
 	/* The index's log shares the disk and keeps its largest size. */

@@ -1,6 +1,7 @@
 /*
  * library.c: the catalogue and the costumes, kept in the index.
  */
+#include <assert.h>
 #include "library_int.h"
 
 #include <errno.h>
@@ -99,18 +100,19 @@ void fetch_library_free(struct fetch_library *lib)
  * -EINTR once this thread's cancel token fires (the key not taken). */
 static int busy_take(struct fetch_library *lib, int64_t key, int cancellable)
 {
+	assert(!lib_locked(lib));
 	int rc = 0;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (rc == 0 && fetch_keys_has(&lib->busy, key)) {
 		if (cancellable)
 			rc = fetch_wait(lib, &lib->key_released);
 		else
-			pthread_cond_wait(&lib->key_released, &lib->lock);
+			lib_cond_wait(lib, &lib->key_released);
 	}
 	if (rc == 0)
 		fetch_keys_add(&lib->busy, key);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return rc;
 }
 
@@ -121,10 +123,10 @@ void fetch_busy_acquire(struct fetch_library *lib, int64_t key)
 
 void fetch_busy_release(struct fetch_library *lib, int64_t key)
 {
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	fetch_keys_remove(&lib->busy, key);
 	pthread_cond_broadcast(&lib->key_released);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 }
 
 /* ---- the catalogue ---- */
@@ -224,10 +226,10 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 		if (res.err < 0)
 			doc_done(&docs[i], &res);
 	}
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (pending > 0)
-		pthread_cond_wait(&lib->docs_answered, &lib->lock);
-	pthread_mutex_unlock(&lib->lock);
+		lib_cond_wait(lib, &lib->docs_answered);
+	lib_unlock(lib);
 	for (int i = 0; i < NDOCS; i++) {
 		if (docs[i].err == 0)
 			docs[i].err = http_membuf_finish(&docs[i].got);
@@ -410,10 +412,10 @@ int fetch_catalogue_refresh(struct fetch_library *lib, int force)
 	 * ask the origin again a while after it failed (at once if there is
 	 * nothing to serve meanwhile). */
 	if (rc == 0 || idx_catalogue_present(lib->idx, lib->server)) {
-		pthread_mutex_lock(&lib->lock);
+		lib_lock(lib);
 		lib->catalogue_checked_until =
 			idx_now() + (rc < 0 ? MIN(CATALOGUE_RETRY_S, ttl) : MIN(300, ttl));
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 	}
 	fetch_busy_release(lib, KEY_CATALOGUE);
 	docs_free(docs);
@@ -424,9 +426,9 @@ int fetch_catalogue_ensure(struct fetch_library *lib)
 {
 	int rc;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int fresh = idx_now() < lib->catalogue_checked_until;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (fresh)
 		return 0;
 	rc = fetch_catalogue_refresh(lib, 0);
@@ -447,9 +449,9 @@ static void catalogue_call_free(void *arg)
 
 int fetch_catalogue_wait(struct fetch_library *lib)
 {
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int fresh = idx_now() < lib->catalogue_checked_until;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	/* The usual case, without a thread. */
 	if (fresh)
 		return 0;
@@ -580,13 +582,14 @@ static void build_data_key(const struct idx_costume *c, char *key, size_t len)
 static int costume_refused(struct fetch_library *lib, const struct idx_costume *c,
 			   const char *body, size_t len)
 {
+	assert(!lib_locked(lib));
 	size_t n = body ? bd_build_data_entries(body, len) : 0;
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	if (n > BD_COSTUME_FILES_MAX)
 		fetch_keys_add(&lib->refused, c->id);
 	int refused = fetch_keys_has(&lib->refused, c->id);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (n > BD_COSTUME_FILES_MAX)
 		log_error("%s: buildData lists %zu files, more than any costume has (%d): refused",
 			  c->live2d_name, n, BD_COSTUME_FILES_MAX);
@@ -597,6 +600,7 @@ static int costume_refused(struct fetch_library *lib, const struct idx_costume *
  * costume's busy key. */
 static int costume_list_files(struct fetch_library *lib, const struct idx_costume *c)
 {
+	assert(!lib_locked(lib)); /* network, SQL */
 	struct bd_costume_files spec = { 0 };
 	struct bd_rejects rej = { 0 };
 	char key[IDX_NAME_MAX + 32];
@@ -781,15 +785,6 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 	return 0;
 }
 
-static void probe_failed(struct fetch_library *lib, int64_t asset_id,
-			 const struct http_result *res)
-{
-	struct idx_asset a;
-
-	if (idx_asset_get(lib->idx, asset_id, &a) == 0)
-		fetch_asset_probe_failed(lib, &a, res);
-}
-
 /* Probe the files of h; the caller holds the costume's probe key. */
 static int probe_run(struct fetch_library *lib, struct head_call *h)
 {
@@ -802,8 +797,6 @@ static int probe_run(struct fetch_library *lib, struct head_call *h)
 			idx_asset_mark_probed(lib->idx, h->ids[i], h->res[i].size, 0, NULL);
 		else if (h->res[i].err == -ENOENT)
 			idx_asset_mark_probed(lib->idx, h->ids[i], -1, ENOENT, h->res[i].reason);
-		else if (h->res[i].err < 0)
-			probe_failed(lib, h->ids[i], &h->res[i]);
 	}
 	head_call_free(h);
 	return rc;
@@ -933,7 +926,7 @@ static int memo_get(struct fetch_library *lib, int64_t costume_id, uint64_t v, c
 	int found = 0;
 	int64_t now = idx_now();
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	for (int i = 0; i < FETCH_MODEL_MEMOS && !found; i++) {
 		struct fetch_model_memo *m = &lib->memo[i];
 		if (!m->text || m->costume_id != costume_id || m->version != v ||
@@ -943,7 +936,7 @@ static int memo_get(struct fetch_library *lib, int64_t costume_id, uint64_t v, c
 		*text = strdup(m->text);
 		*len = m->len;
 	}
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return found && *text;
 }
 
@@ -956,7 +949,7 @@ static void memo_put(struct fetch_library *lib, int64_t costume_id, uint64_t v,
 
 	if (!copy)
 		return;
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	int slot = 0;
 	while (slot < FETCH_MODEL_MEMOS && !(lib->memo[slot].text &&
 					     lib->memo[slot].costume_id == costume_id))
@@ -965,7 +958,7 @@ static void memo_put(struct fetch_library *lib, int64_t costume_id, uint64_t v,
 		slot = (int)(lib->memo_next++ % FETCH_MODEL_MEMOS);
 	old = lib->memo[slot].text;
 	lib->memo[slot] = (struct fetch_model_memo){ costume_id, v, idx_now(), copy, len };
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	free(old);
 }
 

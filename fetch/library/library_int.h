@@ -95,6 +95,10 @@ struct fetch_library {
 #endif
 
 	pthread_mutex_t lock;              /* see above */
+#ifndef NDEBUG
+	_Atomic pthread_t owner;           /* who holds lock, for lib_locked() */
+	atomic_int owned;
+#endif
 	struct fetch_transfer *transfers;  /* lock: in flight, one per asset */
 	struct fetch_keys busy;            /* lock: catalogue/costume work in progress */
 	pthread_cond_t key_released;       /* with lock: busy lost a key */
@@ -162,10 +166,6 @@ int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_
 /* 1 if a failed download of the asset is backing off (not to be asked
  * before its retry time). */
 int64_t fetch_now_ms(void); /* status.c: ms on the index's clock */
-/* A size probe of a failed after the engine's retries (not 404): the row
- * is failed and backs off, as after a failed download (assets.c). */
-void fetch_asset_probe_failed(struct fetch_library *lib, const struct idx_asset *a,
-			      const struct http_result *res);
 
 /* cache_max (budget.c): count the cached bytes once, at start. */
 void fetch_budget_start(struct fetch_library *lib);
@@ -181,5 +181,44 @@ void fetch_budget_added(struct fetch_library *lib, int64_t asset_id, int64_t siz
 /* cache_max: a download of need bytes (-1: unknown) failed with ENOSPC.
  * Evict below the limit to make room; 1 if anything was freed, else 0. */
 int fetch_budget_make_room(struct fetch_library *lib, int64_t need);
+
+/* lib->lock. With asserts on (test builds, make asan), its holder is
+ * remembered so that functions can assert(lib_locked(lib)) at entry. */
+static inline void lib_lock(struct fetch_library *lib)
+{
+	pthread_mutex_lock(&lib->lock);
+#ifndef NDEBUG
+	lib->owner = pthread_self();
+	lib->owned = 1;
+#endif
+}
+
+static inline void lib_unlock(struct fetch_library *lib)
+{
+#ifndef NDEBUG
+	lib->owned = 0;
+#endif
+	pthread_mutex_unlock(&lib->lock);
+}
+
+static inline void lib_cond_wait(struct fetch_library *lib, pthread_cond_t *cond)
+{
+#ifndef NDEBUG
+	lib->owned = 0;
+#endif
+	pthread_cond_wait(cond, &lib->lock);
+#ifndef NDEBUG
+	lib->owner = pthread_self();
+	lib->owned = 1;
+#endif
+}
+
+#ifndef NDEBUG
+/* 1 if this thread holds lib->lock (only meaningful in an assert). */
+static inline int lib_locked(const struct fetch_library *lib)
+{
+	return lib->owned && pthread_equal(lib->owner, pthread_self());
+}
+#endif
 
 #endif

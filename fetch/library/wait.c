@@ -2,6 +2,7 @@
  * wait.c: the waiting primitives of the library: small key lists and
  * cancel tokens (a waiter the kernel interrupts stops waiting at once).
  */
+#include <assert.h>
 #include "library_int.h"
 
 #include <errno.h>
@@ -71,13 +72,14 @@ int fetch_cancelled(void)
 
 int fetch_wait(struct fetch_library *lib, pthread_cond_t *cond)
 {
+	assert(lib_locked(lib));
 	struct fetch_cancel *c = current && current->lib == lib ? current : NULL;
 
 	if (c && atomic_load(&c->fired))
 		return -EINTR;
 	if (c)
 		c->cond = cond;
-	pthread_cond_wait(cond, &lib->lock);
+	lib_cond_wait(lib, cond);
 	if (c)
 		c->cond = NULL;
 	return 0;
@@ -108,20 +110,20 @@ static void *offload_thread(void *p)
 	struct fetch_library *lib = o->lib;
 	int rc = o->fn(o->arg);
 
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	o->rc = rc;
 	o->done = 1;
 	int abandoned = o->abandoned;
 	pthread_cond_broadcast(&o->answered);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	if (abandoned) {
 		o->free_arg(o->arg);
 		offload_free(o);
 	}
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	if (--lib->offloaded == 0)
 		pthread_cond_broadcast(&lib->offload_over);
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	return NULL;
 }
 
@@ -161,24 +163,24 @@ int fetch_offload(struct fetch_library *lib, int (*fn)(void *arg), void *arg,
 		offload_free(o);
 		return fn(arg);
 	}
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (!o->done && rc == 0)
 		rc = fetch_wait(lib, &o->answered);
 	if (!o->done) {
 		o->abandoned = 1;
-		pthread_mutex_unlock(&lib->lock);
+		lib_unlock(lib);
 		return -EINTR;
 	}
 	rc = o->rc;
-	pthread_mutex_unlock(&lib->lock);
+	lib_unlock(lib);
 	offload_free(o);
 	return rc;
 }
 
 void fetch_offload_drain(struct fetch_library *lib)
 {
-	pthread_mutex_lock(&lib->lock);
+	lib_lock(lib);
 	while (lib->offloaded)
-		pthread_cond_wait(&lib->offload_over, &lib->lock);
-	pthread_mutex_unlock(&lib->lock);
+		lib_cond_wait(lib, &lib->offload_over);
+	lib_unlock(lib);
 }

@@ -100,8 +100,9 @@ def test_index_without_backoff_columns_is_migrated(mount, origin):
 
 def test_backoff_covers_the_size_probe(mount, origin):
     """A file the origin answers 503 to, HEAD and GET alike, read cold: the
-    first stat pays the engine's retries; the back-off then covers the size
-    probe as much as the GET, so later stats and reads send nothing."""
+    first stat pays the engine's retries (its size probe, then its GET); the
+    back-off then covers the size probe as much as the GET, so later stats
+    and reads send nothing."""
     m = mount(opts=NO_PREFETCH)
     c = costume(origin)
     url = c.files[TEX]
@@ -121,4 +122,3 @@ def test_backoff_covers_the_size_probe(mount, origin):
     r = row(m, c)
     assert r["state"] == "failed" and "HTTP 503" in r["error"], r
     assert r["retry_at"] > time.time() * 1000
-    assert re.search(r"texture_00\.png: size probe failed: HTTP 503.*not asked again", m.log_text())

@@ -339,9 +339,9 @@ static enum idx_state state_of(int i)
 static void wait_pass(int64_t trigger)
 {
 	for (int i = 0; i < 200; i++) {
-		pthread_mutex_lock(&w.lib->lock);
+		lib_lock(w.lib);
 		int ran = w.lib->care_trigger != trigger && !w.lib->care_running;
-		pthread_mutex_unlock(&w.lib->lock);
+		lib_unlock(w.lib);
 		if (ran)
 			return;
 		usleep(10 * 1000);
@@ -360,9 +360,9 @@ static void test_pins_spare_eviction(void **state)
 	assert_int_equal(state_of(1), IDX_COMPLETED);
 	fetch_budget_pin(w.lib, w.assets[0], 0);
 	sleep(1); /* least recently used: a.moc, by the index's clock */
-	pthread_mutex_lock(&w.lib->lock);
+	lib_lock(w.lib);
 	int64_t trigger = w.lib->care_trigger;
-	pthread_mutex_unlock(&w.lib->lock);
+	lib_unlock(w.lib);
 	download(2, 600); /* unpinned, the oldest goes */
 	wait_pass(trigger);
 	assert_int_equal(state_of(0), IDX_PENDING);
