@@ -41,16 +41,12 @@ static int fuse_mount_args(struct fuse_args *args, const struct fs_config *cfg)
 	return 0;
 }
 
-int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoint,
-	     char *why, size_t whylen)
+/* libfuse's own message for a missing or odd /dev/fuse is vague: check first. */
+static int fuse_device_check(char *why, size_t whylen)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fs *fs;
-	int fd;
-
-	/* libfuse's own message for this is vague; check first. */
 	struct stat st;
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
 	if (fd < 0) {
 		snprintf(why, whylen, "cannot use /dev/fuse: %s (is the fuse module loaded?)",
 			 strerror(errno));
@@ -63,7 +59,17 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 		snprintf(why, whylen, "cannot use /dev/fuse: it is not the FUSE device (10,229)");
 		return -ENODEV;
 	}
+	return 0;
+}
 
+int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoint,
+	     char *why, size_t whylen)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs *fs;
+
+	if (fuse_device_check(why, whylen) < 0)
+		return -ENODEV;
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
