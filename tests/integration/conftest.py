@@ -40,6 +40,15 @@ def l2dfs_bin():
     return path
 
 
+@pytest.fixture(scope="session")
+def l2dfs_release_bin(l2dfs_bin):
+    """The release build (make: build/l2dfs), which make install installs."""
+    path = os.environ.get("L2DFS_RELEASE_BIN") or os.path.join(os.path.dirname(l2dfs_bin), "l2dfs")
+    if not os.access(path, os.X_OK):
+        pytest.skip("no release binary at %s (run make, or set L2DFS_RELEASE_BIN)" % path)
+    return path
+
+
 @pytest.fixture
 def mount(request, tmp_path, l2dfs_bin, make_origin):
     """mount(origin=None, cache_dir=None, mountpoint=None, opts={}, env={}, args=[],

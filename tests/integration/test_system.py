@@ -253,7 +253,8 @@ def test_man_page_lists_the_status_attributes(mount, origin):
 # ---- make install / uninstall ----
 
 
-def test_make_install_and_uninstall(tmp_path, l2dfs_bin):
+def test_make_install_and_uninstall(tmp_path, l2dfs_release_bin):
+    l2dfs_bin = l2dfs_release_bin
     dest = tmp_path / "dest"
     r = make("install", *install_args(l2dfs_bin, DESTDIR=dest, PREFIX="/usr/local"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -287,7 +288,8 @@ def test_make_install_and_uninstall(tmp_path, l2dfs_bin):
     assert not (dest / "usr/local/share/doc/l2dfs").exists()
 
 
-def test_installed_unit_runs_the_installed_binary(tmp_path, l2dfs_bin):
+def test_installed_unit_runs_the_installed_binary(tmp_path, l2dfs_release_bin):
+    l2dfs_bin = l2dfs_release_bin
     dest = tmp_path / "dest"
     r = make("install", *install_args(l2dfs_bin, DESTDIR=dest, PREFIX="/opt/l2dfs"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -464,7 +466,8 @@ def test_systemd_unit_mounts_and_unmounts(tmp_path, origin, l2dfs_bin):
     assert os.listdir(mnt) == []
 
 
-def test_systemd_analyze_verify(tmp_path, l2dfs_bin):
+def test_systemd_analyze_verify(tmp_path, l2dfs_release_bin):
+    l2dfs_bin = l2dfs_release_bin
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed: the unit file was not verified")
     prefix = tmp_path / "prefix"
