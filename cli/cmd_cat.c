@@ -15,10 +15,14 @@ static const char *const dir_names[IDX_NDIRS] = { "", "textures", "motions", "ex
 
 static const char cat_usage[] =
 	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
+	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|COSTUME\n"
 	"\n"
 	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
 	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
 	"it into the cache first. COSTUME is a live2d name.\n"
+	"--doc writes a catalogue document as stored (the origin's JSON): the\n"
+	"character roster, the asset index, the costume index, or COSTUME's\n"
+	"buildData.asset.\n"
 	"Exit status: 0; 1 no such costume or file, or the origin lacks it;\n"
 	"5 the download failed.\n";
 
@@ -102,9 +106,55 @@ static int cat_file(struct cli_env *env, const struct idx_file *f, const char *a
 	return CLI_OK;
 }
 
+static int doc_flag(void *arg, const char *name, const char *value)
+{
+	(void)name;
+	*(const char **)arg = value;
+	return 0;
+}
+
+/* --doc NAME: a stored catalogue document, or a costume's buildData, to
+ * stdout: a cli_exit. */
+static int cat_doc(struct cli_env *env, const struct cli_settings *s, const char *doc)
+{
+	static const char *const docs[][2] = { { "roster", "/characters/all.2.json" },
+					       { "assets", "/explorer/%s/assets/_info.json" },
+					       { "costumes", "/costumes/all.5.json" } };
+	struct idx_costume c;
+	char path[64], *body = NULL;
+	size_t len = 0;
+	int rc = -ENOENT, known = 0;
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		if (strcmp(doc, docs[i][0]) == 0) {
+			snprintf(path, sizeof(path), docs[i][1], s->server);
+			rc = fetch_catalogue_document(env->lib, path, &body, &len);
+			known = 1;
+		}
+	if (!known && idx_costume_find(env->idx, s->server, s->lang, -1, doc, &c) == 0) {
+		rc = fetch_costume_ensure(env->lib, c.id);
+		if (rc == 0)
+			rc = fetch_costume_build_data(env->lib, c.id, &body, &len);
+	}
+	if (rc == 0)
+		rc = write_all(body, len);
+	free(body);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "l2dfs cat: --doc %s: no such document\n", doc);
+		return CLI_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "l2dfs cat: --doc %s: %s\n", doc, strerror(-rc));
+		return CLI_FAILED;
+	}
+	return CLI_OK;
+}
+
 int cli_cmd_cat(int argc, char **argv)
 {
-	const struct cmd_spec spec = { cat_usage, NULL, NULL, NULL, NULL, 1, 1 };
+	static const char *const value_flags[] = { "--doc", NULL };
+	const char *doc = NULL;
+	const struct cmd_spec spec = { cat_usage, NULL, value_flags, doc_flag, &doc, 0, 1 };
 	struct cli_settings s;
 	struct cli_env env;
 	struct idx_costume c;
@@ -116,6 +166,16 @@ int cli_cmd_cat(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if ((npos == 0) == (doc == NULL)) {
+		fprintf(stderr, "l2dfs cat: give COSTUME/PATH or --doc NAME\n%s", cat_usage);
+		cli_env_close(&env);
+		return CLI_USAGE;
+	}
+	if (doc) {
+		rc = cat_doc(&env, &s, doc);
+		cli_env_close(&env);
+		return rc;
+	}
 	snprintf(buf, sizeof(buf), "%s", pos[0]);
 	char *slash = strchr(buf, '/');
 	if (slash)

@@ -279,7 +279,7 @@ void cmd_print_nearest(struct cli_env *env, const struct cli_settings *s, const 
 /* ---- the commands ---- */
 
 struct list_opts {
-	int all_langs, json, no_live_event;
+	int all_langs, json, no_live_event, all;
 	double min_score; /* search: the lowest score printed */
 	long id;          /* costumes: the character by id (0: by name) */
 };
@@ -311,7 +311,7 @@ static int search_flag(void *arg, const char *name, const char *value)
 }
 
 static const char search_usage[] =
-	"usage: l2dfs search [-o OPTIONS] [--all-languages] [--min-score N] [--json] NAME\n"
+	"usage: l2dfs search [-o OPTIONS] [--all] [--all-languages] [--min-score N] [--json] NAME\n"
 	"\n"
 	"Characters whose name matches NAME (fuzzy: partial ratio >= 75 on\n"
 	"NFKC-normalized, case-folded text), best first, one per line:\n"
@@ -321,6 +321,8 @@ static const char search_usage[] =
 	"--json prints {\"id\", \"name\", \"score\"} objects, one per line, with\n"
 	"\"names\" (the five names, ja en zh-hant zh-hans ko, null where missing)\n"
 	"under --all-languages.\n"
+	"--all searches every entry of the site's roster, also characters with no\n"
+	"costume (named in lang, else in Japanese), and --json always has \"names\".\n"
 	"Exit status: 0 if something matched, 5 if nothing did.\n";
 
 static void print_match(struct cli_env *env, const struct list_opts *o, const struct cmd_match *m)
@@ -338,11 +340,95 @@ static void print_match(struct cli_env *env, const struct list_opts *o, const st
 	cmd_json_line(j);
 }
 
+/* A roster entry's name in lang, else Japanese, else the first it has; NULL
+ * if it has none. */
+static const char *roster_name(const cJSON *names, int lang)
+{
+	const cJSON *x = cJSON_GetArrayItem(names, lang);
+
+	if (!cJSON_IsString(x))
+		x = cJSON_GetArrayItem(names, 0);
+	for (int l = 0; !cJSON_IsString(x) && l < IDX_LANGS; l++)
+		x = cJSON_GetArrayItem(names, l);
+	return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+struct roster_match {
+	struct cmd_match m; /* first: match_cmp sorts these */
+	const cJSON *names;
+};
+
+/*
+ * --all: every entry of the stored roster document, in roster order, not
+ * only the characters with a costume (the Python downloader searched
+ * these). A name missing in the language scores 0; ties go to the lower id,
+ * which is the roster's order. Prints the matches; the number in *shown.
+ */
+static int roster_search(struct cli_env *env, const struct cli_settings *s,
+			 const struct list_opts *o, const char *query, size_t *shown)
+{
+	struct roster_match *v = NULL;
+	size_t n = 0, cap = 0, len;
+	char *body = NULL;
+	cJSON *doc = NULL, *e;
+	int rc = fetch_catalogue_document(env->lib, "/characters/all.2.json", &body, &len);
+
+	if (rc == 0 && !(doc = cJSON_ParseWithLength(body, len)))
+		rc = -EINVAL;
+	cJSON_ArrayForEach(e, doc)
+	{
+		const cJSON *names = cJSON_GetObjectItemCaseSensitive(e, "characterName");
+		const char *display = roster_name(names, s->lang);
+		char *end;
+		long long id = strtoll(e->string, &end, 10);
+
+		if (!display || *end || !*e->string)
+			continue;
+		if (util_grow(&v, &cap, n + 1, sizeof(*v)) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+		struct roster_match *r = &v[n++];
+		r->names = names;
+		r->m.id = id;
+		r->m.is_costume = 0;
+		snprintf(r->m.name, sizeof(r->m.name), "%s", display);
+		r->m.score = 0;
+		for (int l = 0; l < IDX_LANGS; l++) {
+			const cJSON *x = cJSON_GetArrayItem(names, l);
+			double sc = (o->all_langs || l == s->lang) && cJSON_IsString(x)
+					    ? cmd_partial_ratio(query, x->valuestring)
+					    : 0;
+			r->m.score = sc > r->m.score ? sc : r->m.score;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), match_cmp);
+	for (*shown = 0; rc == 0 && *shown < n && v[*shown].m.score >= o->min_score; (*shown)++) {
+		const struct roster_match *r = &v[*shown];
+		if (!o->json) {
+			printf("%lld\t%s\t%.1f\n", (long long)r->m.id, r->m.name, r->m.score);
+			continue;
+		}
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddNumberToObject(j, "id", (double)r->m.id);
+		cJSON_AddStringToObject(j, "name", r->m.name);
+		cJSON_AddNumberToObject(j, "score", r->m.score);
+		cJSON_AddItemToObject(j, "names", cJSON_Duplicate(r->names, 1));
+		cmd_json_line(j);
+	}
+	free(v);
+	cJSON_Delete(doc);
+	free(body);
+	return rc;
+}
+
 int cli_cmd_search(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "--min-score", NULL };
 	struct list_opts o = { .min_score = CMD_MATCH_THRESHOLD };
 	const struct cmd_switch sw[] = { { "--all-languages", &o.all_langs },
+					 { "--all", &o.all },
 					 { "--json", &o.json },
 					 { NULL, NULL } };
 	const struct cmd_spec spec = { search_usage, sw, value_flags, search_flag, &o, 1, 1 };
@@ -355,13 +441,22 @@ int cli_cmd_search(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (cmd_character_matches(&env, &s, pos[0], o.all_langs, &m, &n) < 0) {
+	rc = 0;
+	if (o.all) {
+		rc = roster_search(&env, &s, &o, pos[0], &shown);
+		if (rc < 0)
+			fprintf(stderr, "l2dfs search: no usable roster: %s\n", strerror(-rc));
+	} else if (cmd_character_matches(&env, &s, pos[0], o.all_langs, &m, &n) < 0) {
 		fprintf(stderr, "l2dfs search: the index is unusable\n");
 		cli_env_close(&env);
 		return CLI_CACHE;
 	}
 	for (size_t i = 0; i < n && m[i].score >= o.min_score; i++, shown++)
 		print_match(&env, &o, &m[i]);
+	if (rc < 0) {
+		cli_env_close(&env);
+		return CLI_FAILED;
+	}
 	if (!shown)
 		fprintf(stderr, "l2dfs search: no character matches '%s'%s\n", pos[0],
 			o.all_langs ? "" : " (try --all-languages)");

@@ -7,6 +7,7 @@ environment, which is passed through untouched).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -132,30 +133,72 @@ class BestdoriClient:
                              r.returncode)
         return [x for x in _l2dfs.json_lines(r.stdout) if x.get("event") == "file"]
 
+    def _assets_url(self) -> str:
+        return self.options.get("assets_url", "https://bestdori.com/assets")
+
+    def _api_url(self) -> str:
+        return self.options.get("api_url", "https://bestdori.com/api")
+
     def _build_data_url(self, live2d_name: str) -> str:
-        base = self.options.get("assets_url", "https://bestdori.com/assets")
-        return "%s/%s/live2d/chara/%s_rip/buildData.asset" % (base, self.server.value, live2d_name)
+        return "%s/%s/live2d/chara/%s_rip/buildData.asset" % (self._assets_url(), self.server.value, live2d_name)
 
     # --- the endpoints an app uses ---
 
+    def _doc(self, name: str, **extra):
+        """A catalogue document as l2dfs stored it (l2dfs cat --doc), parsed;
+        None when l2dfs has no such document or costume."""
+        r = self._run("cat", "--doc", name, ok=(0, _l2dfs.EXIT_USAGE), **extra)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
     def get_characters_roster(self) -> dict:
-        """{id: {"characterName": [ja, en, zh-hant, zh-hans, ko]}} of the
-        characters that have a costume."""
-        lines = _l2dfs.json_lines(self._run("characters", "--json").stdout)
-        return {str(x["id"]): {"characterName": x["names"]} for x in lines}
+        """The site's character roster (/characters/all.2.json): every
+        character, {id: {"characterName": [ja, en, zh-hant, zh-hans, ko],
+        ...}}, as the site sent it."""
+        return self._doc("roster") or {}
+
+    def get_character(self, chara_id: int) -> dict:
+        """The roster's entry for the character (l2dfs does not fetch the
+        per-character detail document); HttpStatusError(404) if none."""
+        entry = self.get_characters_roster().get(str(int(chara_id)))
+        if entry is None:
+            raise HttpStatusError(404, "%s/characters/%d.json" % (self._api_url(), int(chara_id)))
+        return entry
+
+    def get_assets_index(self) -> dict:
+        """The server's asset index (/explorer/<server>/assets/_info.json)."""
+        return self._doc("assets") or {}
+
+    def get_live2d_assets_map(self) -> dict:
+        """The asset index's live2d.chara: {bundle name: file count}."""
+        return self.get_assets_index().get("live2d", {}).get("chara", {})
+
+    def get_costume_index(self) -> dict:
+        """The costume index (/costumes/all.5.json)."""
+        return self._doc("costumes") or {}
+
+    def get_build_data(self, live2d_name: str) -> dict:
+        """The costume's buildData.asset as l2dfs stored it;
+        HttpStatusError(404) for a costume the site does not know."""
+        doc = self._doc(live2d_name)
+        if doc is None:
+            raise HttpStatusError(404, self._build_data_url(live2d_name))
+        return doc
+
+    def get_asset_url(self, bundle_name: str, file_name: str) -> str:
+        """Where the site serves a file of a bundle (without .bytes, as the
+        site serves it)."""
+        if file_name.endswith(".bytes"):
+            file_name = file_name[: -len(".bytes")]
+        return "%s/%s/%s_rip/%s" % (self._assets_url(), self.server.value, bundle_name, file_name)
 
     def validate_live2d_name(self, live2d_name: str) -> bool:
-        try:
-            self._file_list(live2d_name)
-        except HttpStatusError:
-            return False
-        return True
+        """True if the asset index lists the costume."""
+        return live2d_name in self.get_live2d_assets_map()
 
     def get_costume_icon(self, costume_id: int, live2d_name: str) -> bytes:
         """The costume's icon; HttpStatusError(404) when the origin has none."""
         data = self._cat(live2d_name, "icon.png")
         if data is None:
-            base = self.options.get("assets_url", "https://bestdori.com/assets")
             raise HttpStatusError(404, "%s/%s/thumb/costume/group%d_rip/%s.png"
-                                  % (base, self.server.value, costume_id // 50, live2d_name))
+                                  % (self._assets_url(), self.server.value, costume_id // 50, live2d_name))
         return data

@@ -26,16 +26,24 @@ class Live2dService:
         return self.client._run(cmd, *args, ok=ok, lang=self._lang())
 
     def list_characters(self) -> list:
-        """[{"id": "1", "name": "户山 香澄"}, ...]: the characters with a
-        costume, by id, named as the mount names them."""
-        lines = _l2dfs.json_lines(self._run("characters", "--json").stdout)
-        return [{"id": str(x["id"]), "name": x["name"]} for x in lines]
+        """[{"id": "1", "name": "户山 香澄"}, ...]: every roster character, in
+        roster order, named in the service's language; where the roster has
+        no name in it, in Japanese, else in the first language it has one."""
+        lang = self.language.value if self.language is not None else Language.SIMPLIFIED_CHINESE.value
+        out = []
+        for cid, entry in self.client.get_characters_roster().items():
+            names = entry.get("characterName") or []
+            order = [lang] + list(range(len(names)))
+            name = next((names[i] for i in order if i < len(names) and names[i] is not None), None)
+            if name is not None:
+                out.append({"id": str(cid), "name": name})
+        return out
 
     def search_character(self, name: str, *, match_threshold=75, all_language_result=False) -> Optional[dict]:
         """The best fuzzy match of name among the characters' names (in the
         service's language, or in all five with all_language_result, where
         "name" is then the list of five names); None below match_threshold."""
-        args = ["--json", "--min-score", str(int(match_threshold))]
+        args = ["--all", "--json", "--min-score", str(int(match_threshold))]
         if all_language_result:
             args.append("--all-languages")
         r = self._run("search", *args, "--", name, ok=(0, _l2dfs.EXIT_FAILED))

@@ -1,0 +1,117 @@
+"""The live2d_download package's roster and raw documents: every roster
+character (not only those with costumes), and the catalogue documents as
+l2dfs stored them (`l2dfs cat --doc`, `l2dfs search --all`)."""
+
+import json
+import subprocess
+
+from helpers import REPO
+from test_cli_helpers import Cli
+from test_python_api import example
+
+SAMPLES = REPO / "tests" / "data" / "samples"
+ROSTER = json.loads((SAMPLES / "api_characters_all.2.json").read_text())
+
+
+def test_roster_lists_and_searches_every_character(l2dfs_bin, make_origin, tmp_path):
+    origin = make_origin("--catalogue", "samples")
+    code = '''
+        from live2d_download import BestdoriClient, Live2dService, Language
+        c = BestdoriClient(**SETTINGS)
+        s = Live2dService(c)
+        out = {}
+        out["roster"] = c.get_characters_roster()
+        out["list"] = s.list_characters()
+        out["list_ja"] = Live2dService(c, language=Language.JAPANESE).list_characters()
+        out["clerk"] = s.search_character("店员")
+        out["clerk_all"] = s.search_character("Fast Food Clerk", all_language_result=True)
+        out["tomori"] = s.search_character("高松 灯")
+        out["nothing"] = s.search_character("qqqqqqqq")
+        print(repr(out))
+    '''
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    out = eval(r.stdout)
+    assert out["roster"] == ROSTER and len(out["roster"]) == 264
+    named = [k for k, v in ROSTER.items() if any(n is not None for n in v["characterName"])]
+    assert [x["id"] for x in out["list"]] == named
+    by_id = {x["id"]: x["name"] for x in out["list"]}
+    for k, v in ROSTER.items():
+        names = v["characterName"]
+        # The original's name; the Japanese one where it has none in the language.
+        assert by_id[k] == (names[3] if names[3] is not None else names[0] or next(n for n in names if n))
+    assert {x["id"]: x["name"] for x in out["list_ja"]}["202"] == ROSTER["202"]["characterName"][0]
+    # 202 is the first of the clerks ("快餐店 店员"): ties go to roster order.
+    assert out["clerk"] == {"id": "202", "name": "快餐店 店员"}
+    assert out["clerk_all"] == {"id": "202", "name": ROSTER["202"]["characterName"]}
+    assert out["tomori"]["id"] == "36"
+    assert out["nothing"] is None
+
+
+def test_the_mount_and_characters_keep_only_characters_with_costumes(l2dfs_bin, make_origin, tmp_path):
+    origin = make_origin("--catalogue", "samples")
+    cli = Cli(l2dfs_bin, origin, tmp_path / "cache")
+    listed = cli("characters", "--json")
+    assert listed.returncode == 0, listed.stderr
+    ids = {json.loads(x)["id"] for x in listed.stdout.splitlines()}
+    assert 202 not in ids and 0 < len(ids) < len(ROSTER)
+    r = cli("search", "--all", "--json", "店员")
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout.splitlines()[0])
+    assert first["id"] == 202 and first["names"] == ROSTER["202"]["characterName"]
+    assert cli("search", "店员").returncode == 5
+
+
+def test_cat_doc_prints_the_stored_documents(l2dfs_bin, origin, tmp_path):
+    cli = Cli(l2dfs_bin, origin, tmp_path / "cache")
+    for name, path in (("roster", "/api/characters/all.2.json"), ("assets", "/api/explorer/jp/assets/_info.json"),
+                       ("costumes", "/api/costumes/all.5.json")):
+        r = subprocess.run(cli.argv("cat", "--doc", name), capture_output=True, env=cli.env())
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == origin.expected(path)
+    name = "036_live_event_307_ssr"
+    r = cli("cat", "--doc", name)
+    assert r.returncode == 0, r.stderr
+    bd = origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name)
+    assert json.loads(r.stdout) == json.loads(bd)
+    assert cli("cat", "--doc", "036_no_such_costume").returncode == 1
+    assert cli("cat").returncode == 1
+    assert cli("cat", "--doc", "roster", "%s/model.json" % name).returncode == 1
+
+
+def test_raw_documents_in_the_package(l2dfs_bin, origin, tmp_path):
+    name = "036_live_event_307_ssr"
+    code = '''
+        from live2d_download import BestdoriClient, HttpStatusError
+        c = BestdoriClient(**SETTINGS)
+        out = {}
+        out["assets"] = c.get_assets_index()
+        out["map"] = c.get_live2d_assets_map()
+        out["costumes"] = c.get_costume_index()
+        out["bd"] = c.get_build_data(%(name)r)
+        try:
+            c.get_build_data("036_no_such_costume")
+        except HttpStatusError as e:
+            out["bd_unknown"] = (e.status_code, e.url)
+        out["chara"] = c.get_character(36)
+        try:
+            c.get_character(99999)
+        except HttpStatusError as e:
+            out["chara_unknown"] = e.status_code
+        out["valid"] = c.validate_live2d_name(%(name)r)
+        out["invalid"] = c.validate_live2d_name("036_no_such_costume")
+        out["url"] = c.get_asset_url("live2d/chara/036_general", "idle01.mtn.bytes")
+        print(repr(out))
+    ''' % {"name": name}
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    out = eval(r.stdout)
+    assets = json.loads(origin.expected("/api/explorer/jp/assets/_info.json"))
+    assert out["assets"] == assets and out["map"] == assets["live2d"]["chara"]
+    assert out["costumes"] == json.loads(origin.expected("/api/costumes/all.5.json"))
+    assert out["bd"] == json.loads(origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name))
+    assert out["bd_unknown"] == (404, origin.assets + "/jp/live2d/chara/036_no_such_costume_rip/buildData.asset")
+    assert out["chara"] == json.loads(origin.expected("/api/characters/all.2.json"))["36"]
+    assert out["chara_unknown"] == 404
+    assert out["valid"] is True and out["invalid"] is False
+    assert out["url"] == origin.assets + "/jp/live2d/chara/036_general_rip/idle01.mtn"
