@@ -210,7 +210,9 @@ def test_search_example(l2dfs_bin, origin, tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     cli = Cli(l2dfs_bin, origin, tmp_path / "cache")
-    listed = [{"id": str(x["id"]), "name": x["name"]} for x in json_lines(cli("characters", "--json").stdout)]
+    # Every roster entry, as the original (not only the mount's characters).
+    roster = json.loads(origin.expected("/api/characters/all.2.json"))
+    listed = [{"id": k, "name": v["characterName"][3] or v["characterName"][0]} for k, v in roster.items()]
     assert out[0] == repr(listed) and {"id": "36", "name": "高松 灯"} in listed
     assert out[1] == "None"
     assert out[2] == repr({"id": "36", "name": "高松 灯"})
