@@ -16,6 +16,7 @@ static const char *const dir_names[IDX_NDIRS] = { "", "textures", "motions", "ex
 static const char cat_usage[] =
 	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
 	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|COSTUME\n"
+	"       l2dfs cat [-o OPTIONS] --asset BUNDLE/FILE\n"
 	"\n"
 	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
 	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
@@ -23,6 +24,8 @@ static const char cat_usage[] =
 	"--doc writes a catalogue document as stored (the origin's JSON): the\n"
 	"character roster, the asset index, the costume index, or COSTUME's\n"
 	"buildData.asset.\n"
+	"--asset writes a file of a bundle (live2d/chara/036_general/idle01.mtn)\n"
+	"that a costume's buildData named, downloading it into the cache first.\n"
 	"Exit status: 0; 1 no such costume or file, or the origin lacks it;\n"
 	"5 the download failed.\n";
 
@@ -106,11 +109,35 @@ static int cat_file(struct cli_env *env, const struct idx_file *f, const char *a
 	return CLI_OK;
 }
 
-static int doc_flag(void *arg, const char *name, const char *value)
+struct cat_opts {
+	const char *doc, *asset;
+};
+
+static int cat_flag(void *arg, const char *name, const char *value)
 {
-	(void)name;
-	*(const char **)arg = value;
+	struct cat_opts *o = arg;
+
+	*(strcmp(name, "--doc") == 0 ? &o->doc : &o->asset) = value;
 	return 0;
+}
+
+/* --asset BUNDLE/FILE: an asset the index knows (a buildData named it),
+ * to stdout: a cli_exit. */
+static int cat_asset(struct cli_env *env, const struct cli_settings *s, const char *arg)
+{
+	struct idx_asset a;
+	struct idx_file f = { 0 };
+	char bundle[PATH_MAX];
+	const char *slash = strrchr(arg, '/');
+
+	if (!slash || slash == arg || !slash[1] ||
+	    snprintf(bundle, sizeof(bundle), "%.*s", (int)(slash - arg), arg) >= (int)sizeof(bundle) ||
+	    idx_asset_find(env->idx, s->server, bundle, slash + 1, &a) < 0) {
+		fprintf(stderr, "l2dfs cat: --asset %s: no such file of a known costume\n", arg);
+		return CLI_USAGE;
+	}
+	f.asset_id = a.id;
+	return cat_file(env, &f, arg);
 }
 
 /* --doc NAME: a stored catalogue document, or a costume's buildData, to
@@ -152,9 +179,9 @@ static int cat_doc(struct cli_env *env, const struct cli_settings *s, const char
 
 int cli_cmd_cat(int argc, char **argv)
 {
-	static const char *const value_flags[] = { "--doc", NULL };
-	const char *doc = NULL;
-	const struct cmd_spec spec = { cat_usage, NULL, value_flags, doc_flag, &doc, 0, 1 };
+	static const char *const value_flags[] = { "--doc", "--asset", NULL };
+	struct cat_opts o = { NULL, NULL };
+	const struct cmd_spec spec = { cat_usage, NULL, value_flags, cat_flag, &o, 0, 1 };
 	struct cli_settings s;
 	struct cli_env env;
 	struct idx_costume c;
@@ -166,13 +193,14 @@ int cli_cmd_cat(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if ((npos == 0) == (doc == NULL)) {
-		fprintf(stderr, "l2dfs cat: give COSTUME/PATH or --doc NAME\n%s", cat_usage);
+	if (npos + !!o.doc + !!o.asset != 1) {
+		fprintf(stderr, "l2dfs cat: give one of COSTUME/PATH, --doc NAME, --asset BUNDLE/FILE\n%s",
+			cat_usage);
 		cli_env_close(&env);
 		return CLI_USAGE;
 	}
-	if (doc) {
-		rc = cat_doc(&env, &s, doc);
+	if (o.doc || o.asset) {
+		rc = o.doc ? cat_doc(&env, &s, o.doc) : cat_asset(&env, &s, o.asset);
 		cli_env_close(&env);
 		return rc;
 	}

@@ -7,7 +7,7 @@ else on PATH), so the cache is the one l2dfs mounts use.
 """
 
 from .asset_cache import AssetCache, LinkMode
-from .bestdori_client import BestdoriClient, CachePolicy
+from .bestdori_client import BestdoriClient, CachePolicy, DownloadStream
 from .cache import CacheManager, cache_manager
 from .live2d_downloader import DownloadResult, Live2dDownloader
 from .live2d_service import Live2dService
@@ -17,7 +17,7 @@ from .models import (AssetKey, CancelledError, CancelToken, FileProgress, HttpSt
 
 __all__ = [
     "AssetCache", "AssetKey", "BestdoriClient", "CacheManager", "CachePolicy", "cache_manager", "CancelledError", "CancelToken",
-    "DownloadResult", "FileProgress", "HttpStatusError", "L2dfsError", "Language", "LinkMode",
+    "DownloadResult", "DownloadStream", "FileProgress", "HttpStatusError", "L2dfsError", "Language", "LinkMode",
     "Live2dCostume", "Live2dDownloader", "Live2dFileSpec", "Live2dService", "ModelParseError",
     "ModelProgress", "ProgressCallback", "Server",
 ]

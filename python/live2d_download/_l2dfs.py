@@ -65,17 +65,30 @@ def _stop_on_cancel(proc: subprocess.Popen, cancel: CancelToken, done: threading
             return
 
 
+def start(opts: dict, cmd: str, *args: str) -> subprocess.Popen:
+    """l2dfs CMD with opts, its stdout a pipe to read as it comes."""
+    argv = [binary(), cmd] + options_arg(opts) + [str(a) for a in args]
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    except OSError as e:
+        raise L2dfsError("cannot run %s: %s" % (argv[0], e)) from e
+
+
+def watch_cancel(proc: subprocess.Popen, cancel: Optional[CancelToken]) -> threading.Event:
+    """SIGINT to proc once cancel is set (until the event returned is set)."""
+    done = threading.Event()
+    if cancel is not None:
+        threading.Thread(target=_stop_on_cancel, args=(proc, cancel, done), daemon=True).start()
+    return done
+
+
 def stream(opts: dict, cmd: str, args: list, cancel: Optional[CancelToken],
            on_line: Callable[[dict], None]) -> tuple:
     """Run l2dfs CMD ... --json, calling on_line for each line as it comes;
     (exit status, stderr). CancelledError once cancel stopped it."""
     if cancel is not None:
         cancel.raise_if_cancelled()
-    argv = [binary(), cmd] + options_arg(opts) + [str(a) for a in args]
-    try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    except OSError as e:
-        raise L2dfsError("cannot run %s: %s" % (argv[0], e)) from e
+    proc = start(opts, cmd, *args)
     err: list = []
     drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     drain.start()

@@ -8,12 +8,64 @@ environment, which is passed through untouched).
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from . import _l2dfs
-from .models import HttpStatusError, L2dfsError, Server
+from .models import CancelledError, CancelToken, HttpStatusError, L2dfsError, Server
+
+
+@dataclass
+class DownloadStream:
+    """An asset's bytes as `l2dfs cat --asset` writes them (resp is that
+    process). iter_bytes() yields them as they come; a cancel stops l2dfs
+    (CancelledError); close() ends it early."""
+
+    resp: Any
+    chunk_size: int
+    cancel: Optional[CancelToken] = None
+    total_bytes: Optional[int] = None
+    downloaded_bytes: int = 0
+    _first: bytes = b""
+    _url: str = ""
+
+    def __enter__(self) -> "DownloadStream":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc = self.resp
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f is not None and not f.closed:
+                f.close()
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        done = _l2dfs.watch_cancel(self.resp, self.cancel)
+        try:
+            chunk, self._first = self._first, b""
+            while chunk:
+                if self.cancel is not None:
+                    self.cancel.raise_if_cancelled()
+                self.downloaded_bytes += len(chunk)
+                yield chunk
+                chunk = self.resp.stdout.read1(self.chunk_size)
+            rc = self.resp.wait()
+        finally:
+            done.set()
+        if self.cancel is not None and (rc == _l2dfs.EXIT_INTERRUPTED or self.cancel.cancelled()):
+            raise CancelledError("Operation cancelled")
+        if rc != 0:
+            err = self.resp.stderr.read().decode("utf-8", "replace").strip()
+            raise L2dfsError("l2dfs cat %s: %s" % (self._url, err or "exit status %d" % rc), rc, err)
+        self.total_bytes = self.downloaded_bytes
+        self.close()
 
 
 @dataclass
@@ -190,6 +242,35 @@ class BestdoriClient:
         if file_name.endswith(".bytes"):
             file_name = file_name[: -len(".bytes")]
         return "%s/%s/%s_rip/%s" % (self._assets_url(), self.server.value, bundle_name, file_name)
+
+    def iter_download_asset(self, bundle_name: str, file_name: str, *, cancel: Optional[CancelToken] = None,
+                            allow_not_found: bool = False, chunk_size: int = 1024 * 256, retries: int = 3,
+                            backoff_base: float = 0.5) -> Optional[DownloadStream]:
+        """A stream of the asset's bytes through l2dfs's cache (one download
+        however many ask). The asset must be one a costume's buildData named
+        (build_costume or a download lists it). None when the site lacks it
+        and allow_not_found, else HttpStatusError(404). retries -> retries=;
+        backoff_base is l2dfs's (retry_base_ms=)."""
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        url = self.get_asset_url(bundle_name, file_name)
+        rel = "%s/%s" % (bundle_name, file_name[: -len(".bytes")] if file_name.endswith(".bytes") else file_name)
+        proc = _l2dfs.start(self._options(retries=int(retries)), "cat", "--asset", rel)
+        stream = DownloadStream(resp=proc, chunk_size=int(chunk_size), cancel=cancel, _url=url)
+        done = _l2dfs.watch_cancel(proc, cancel)
+        try:
+            stream._first = proc.stdout.read1(stream.chunk_size)
+        finally:
+            done.set()
+        if not stream._first and proc.wait() == _l2dfs.EXIT_USAGE:
+            stream.close()
+            if allow_not_found:
+                return None
+            raise HttpStatusError(404, url)
+        if cancel is not None and cancel.cancelled():
+            stream.close()
+            raise CancelledError("Operation cancelled")
+        return stream
 
     def validate_live2d_name(self, live2d_name: str) -> bool:
         """True if the asset index lists the costume."""

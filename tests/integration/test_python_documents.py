@@ -5,7 +5,7 @@ l2dfs stored them (`l2dfs cat --doc`, `l2dfs search --all`)."""
 import json
 import subprocess
 
-from helpers import REPO
+from helpers import REPO, costume
 from test_cli_helpers import Cli
 from test_python_api import example
 
@@ -115,3 +115,59 @@ def test_raw_documents_in_the_package(l2dfs_bin, origin, tmp_path):
     assert out["chara_unknown"] == 404
     assert out["valid"] is True and out["invalid"] is False
     assert out["url"] == origin.assets + "/jp/live2d/chara/036_general_rip/idle01.mtn"
+
+
+def test_iter_download_asset_streams_through_the_cache(l2dfs_bin, origin, tmp_path):
+    name = "036_live_event_307_ssr"
+    code = '''
+        from live2d_download import BestdoriClient, Live2dService, HttpStatusError
+        c = BestdoriClient(**SETTINGS)
+        files = Live2dService(c).build_costume(%(name)r).files
+        out = {"streams": {}}
+        for f in files:
+            s = c.iter_download_asset(f.source.bundle_name, f.source.file_name, chunk_size=4096)
+            with s:
+                data = b"".join(s.iter_bytes())
+            out["streams"][f.rel_path] = (len(data), s.downloaded_bytes, s.total_bytes)
+        out["none"] = c.iter_download_asset("live2d/chara/036_general", "no_such.mtn", allow_not_found=True)
+        try:
+            c.iter_download_asset("live2d/chara/036_general", "no_such.mtn")
+        except HttpStatusError as e:
+            out["unknown"] = e.status_code
+        print(repr(out))
+    ''' % {"name": name}
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    out = eval(r.stdout)
+    c = costume(origin, name)
+    for f in c.info["files"]:
+        if f["rel"] == "icon.png":
+            continue
+        size = len(origin.expected("/assets/jp/%s_rip/%s" % (f["bundle"], f["file"])))
+        assert out["streams"][f["rel"]] == (size, size, size), f["rel"]
+    assert out["none"] is None and out["unknown"] == 404
+
+
+def test_a_stream_stops_within_a_second_of_its_cancel(l2dfs_bin, make_origin, tmp_path):
+    origin = make_origin("--texture-size", str(3 << 20))
+    origin.config(bandwidth=256 << 10)
+    code = '''
+        import threading, time
+        from live2d_download import BestdoriClient, Live2dService, CancelToken, CancelledError
+        c = BestdoriClient(**SETTINGS)
+        tex = Live2dService(c).build_costume("036_live_event_307_ssr").find_file_by_kind("texture")[0]
+        token = CancelToken.new()
+        threading.Timer(1.0, token.cancel).start()
+        t0 = time.monotonic()
+        try:
+            s = c.iter_download_asset(tex.source.bundle_name, tex.source.file_name, cancel=token)
+            for _ in s.iter_bytes():
+                pass
+            print("finished", time.monotonic() - t0)
+        except CancelledError:
+            print("cancelled", time.monotonic() - t0)
+    '''
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    what, took = r.stdout.split()
+    assert what == "cancelled" and float(took) < 2.0, r.stdout
