@@ -52,7 +52,6 @@ struct req {
 	int64_t due_ms;   /* when the next round may start */
 	int base;         /* index of the base being tried */
 	int retries_used;
-	int waited;       /* this round waited for a base that was down */
 	int hops;
 	/* Per attempt. */
 	CURL *h;
@@ -189,7 +188,6 @@ static int launch(struct http_engine *e, struct slot *s)
 					   : CURL_HTTP_VERSION_2TLS;
 
 	r->h = s->h;
-	r->waited = 0;
 	r->checked = r->discard = r->began = r->err = 0;
 	r->clen = -1;
 	r->discarded = r->sniff_len = 0;
@@ -228,24 +226,20 @@ static void timer_add(struct http_engine *e, struct req *r);
 static long retry_budget_ms(const struct http_engine *e, const struct req *r);
 
 /*
- * Start a round at the first base that is up. When none is, a retry of a
- * request under way waits (once a round) for the base to be tried again,
- * and a fresh request waits for it too if its retries would have waited as
- * long (spending a retry): an outage shorter than the retries (0.5 + 1 +
- * 2 s by default) fails nothing. Otherwise a fresh request fails fast: a
- * long outage costs new requests nothing.
+ * Start a round at the first base that is up. A retry of a request under
+ * way keeps to its own schedule (0.5 + 1 + 2 s by default) even when every
+ * base is marked down: an outage shorter than the retries fails nothing,
+ * and a dead origin costs each request no more than its retries. A fresh
+ * request that finds the origin down waits for it, spending a retry, if its
+ * retries would have waited as long; otherwise it fails now: a long outage
+ * costs new requests nothing.
  */
 static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int b = http_next_up(&e->bases, 0);
-	if (b < 0 && r->res.attempts > 0 && !r->waited) {
-		r->waited = 1;
-		r->due_ms = http_now_ms() + http_down_left_ms(&e->bases);
-		release_slot(e, s);
-		timer_add(e, r);
-		return;
-	}
+	if (b < 0 && r->res.attempts > 0)
+		b = 0;
 	if (b < 0) {
 		int64_t left = http_down_left_ms(&e->bases);
 		if (r->retries_used < e->cfg.retries && left <= retry_budget_ms(e, r)) {
@@ -255,9 +249,7 @@ static void start_round(struct http_engine *e, struct slot *s)
 			timer_add(e, r);
 			return;
 		}
-		if (r->res.attempts == 0)
-			set_reason(r, "origin unreachable, retrying after %ld s",
-				   http_down_left_s(&e->bases));
+		set_reason(r, "origin unreachable, retrying after %ld s", http_down_left_s(&e->bases));
 		give_up(e, s);
 		return;
 	}
