@@ -6,7 +6,7 @@ network and disk job is done by the l2dfs command (found through L2DFS_BIN,
 else on PATH), so the cache is the one l2dfs mounts use.
 """
 
-from .asset_cache import AssetCache, LinkMode
+from .asset_cache import AssetCache, CacheResult, LinkMode
 from .bestdori_client import BestdoriClient, CachePolicy, DownloadStream
 from .cache import CacheManager, cache_manager
 from .live2d_downloader import DownloadResult, Live2dDownloader
@@ -16,7 +16,7 @@ from .models import (AssetKey, CancelledError, CancelToken, FileProgress, HttpSt
                      ProgressCallback, Server)
 
 __all__ = [
-    "AssetCache", "AssetKey", "BestdoriClient", "CacheManager", "CachePolicy", "cache_manager", "CancelledError", "CancelToken",
+    "AssetCache", "AssetKey", "BestdoriClient", "CacheManager", "CacheResult", "CachePolicy", "cache_manager", "CancelledError", "CancelToken",
     "DownloadResult", "DownloadStream", "FileProgress", "HttpStatusError", "L2dfsError", "Language", "LinkMode",
     "Live2dCostume", "Live2dDownloader", "Live2dFileSpec", "Live2dService", "ModelParseError",
     "ModelProgress", "ProgressCallback", "Server",

@@ -5,18 +5,36 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from .cache import CacheManager
-from .models import AssetKey, Server
+from .models import AssetKey, CancelToken, HttpStatusError, L2dfsError, Server
 
 
 class LinkMode(Enum):
     AUTO = "auto"          # hardlink, copy where that fails
     HARDLINK = "hardlink"  # hardlink or fail
     COPY = "copy"          # always copy
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    """What get_or_download found: the cache file (None when the origin
+    lacks the asset) and how: "cache_hit", "downloaded" or "missing"."""
+
+    cache_path: Optional[Path]
+    status: str
+
+    @property
+    def path(self) -> Optional[Path]:
+        return self.cache_path
+
+    @property
+    def hit(self) -> bool:
+        return self.status == "cache_hit"
 
 
 class AssetCache:
@@ -38,6 +56,42 @@ class AssetCache:
     def get_cache_path(self, key: AssetKey) -> Path:
         server = (key.server or Server.JAPANESE).value
         return self.cache.resolve_path("%s/assets/%s/%s/%s" % (self.namespace, server, key.bundle_name, key.file_name))
+
+    def get_or_download(self, *, key: AssetKey, open_stream: Callable[[], Optional[Any]], allow_not_found: bool,
+                        cancel: Optional[CancelToken] = None,
+                        on_bytes: Optional[Callable[[int, Optional[int]], None]] = None) -> CacheResult:
+        """The asset's cache file, downloaded if it is not there. A stream of
+        BestdoriClient.iter_download_asset is l2dfs's: l2dfs writes the cache
+        file and its index row (one download however many ask), and this
+        cache must be the client's. Another stream's bytes are written here
+        (temporary file, then rename). on_bytes(done, total) follows it."""
+        path = self.get_cache_path(key)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if path.is_file():
+            return CacheResult(path, "cache_hit")
+        stream = open_stream()
+        if stream is None:
+            if allow_not_found:
+                return CacheResult(None, "missing")
+            raise HttpStatusError(404, "%s/%s" % (key.bundle_name, key.file_name))
+        from .bestdori_client import DownloadStream
+
+        def chunks():
+            with stream:
+                for chunk in stream.iter_bytes():
+                    if on_bytes is not None:
+                        on_bytes(stream.downloaded_bytes, stream.total_bytes)
+                    yield chunk
+
+        if isinstance(stream, DownloadStream):
+            for _ in chunks():
+                pass
+        else:
+            self.cache.atomic_write_bytes(path, lambda f: [f.write(c) for c in chunks()])
+        if not path.is_file():
+            raise L2dfsError("%s: not in the cache %s (is it the client's cache?)" % (key.file_name, self.cache.cache_dir))
+        return CacheResult(path, "downloaded")
 
     def materialize_to(self, *, cache_path: Path, dest_path: Path, mode: LinkMode = LinkMode.AUTO,
                        overwrite: bool = False) -> str:

@@ -171,3 +171,43 @@ def test_a_stream_stops_within_a_second_of_its_cancel(l2dfs_bin, make_origin, tm
     assert r.returncode == 0, r.stderr
     what, took = r.stdout.split()
     assert what == "cancelled" and float(took) < 2.0, r.stdout
+
+
+def test_asset_cache_get_or_download(l2dfs_bin, origin, tmp_path):
+    cache = tmp_path / "cache"
+    code = '''
+        from pathlib import Path
+        from live2d_download import AssetCache, AssetKey, BestdoriClient, CacheManager, Live2dService, Server
+        c = BestdoriClient(**SETTINGS)
+        ac = AssetCache(CacheManager(Path(%(cache)r)))
+        f = Live2dService(c).build_costume("036_live_event_307_ssr").find_file_by_kind("motion")[0]
+        key = AssetKey(f.source.bundle_name, f.source.file_name, Server.JAPANESE)
+        seen = []
+        open_it = lambda: c.iter_download_asset(key.bundle_name, key.file_name)
+        first = ac.get_or_download(key=key, open_stream=open_it, allow_not_found=False,
+                                   on_bytes=lambda d, t: seen.append((d, t)))
+        again = ac.get_or_download(key=key, open_stream=open_it, allow_not_found=False)
+        gone = AssetKey("live2d/chara/036_general", "no_such.mtn", Server.JAPANESE)
+        missing = ac.get_or_download(key=gone, allow_not_found=True,
+                                     open_stream=lambda: c.iter_download_asset(gone.bundle_name, gone.file_name,
+                                                                               allow_not_found=True))
+        class Other:
+            downloaded_bytes, total_bytes = 0, 3
+            def __enter__(self): return self
+            def __exit__(self, *a): pass
+            def iter_bytes(self):
+                self.downloaded_bytes = 3
+                yield b"abc"
+        mine = ac.get_or_download(key=AssetKey("app", "x.bin", Server.JAPANESE), open_stream=Other,
+                                  allow_not_found=False)
+        print(repr((str(first.cache_path), first.status, str(again.path), again.hit, seen[-1],
+                    missing.cache_path, missing.status, mine.status, mine.cache_path.read_bytes())))
+    ''' % {"cache": str(cache)}
+    r = example(l2dfs_bin, origin, cache, tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    path, status, path2, hit, last, mpath, mstatus, mine, mine_bytes = eval(r.stdout)
+    assert status == "downloaded" and path2 == path and hit is True
+    assert open(path, "rb").read() == origin.expected("/assets/jp/%s_rip/%s" % tuple(path.split("/jp/", 1)[1].rsplit("/", 1)))
+    assert last[0] == len(open(path, "rb").read())
+    assert mpath is None and mstatus == "missing"
+    assert mine == "downloaded" and mine_bytes == b"abc"
