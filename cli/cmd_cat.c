@@ -17,6 +17,7 @@ static const char cat_usage[] =
 	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
 	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|COSTUME\n"
 	"       l2dfs cat [-o OPTIONS] --asset BUNDLE/FILE\n"
+	"       l2dfs cat [-o OPTIONS] --build-data FILE|-\n"
 	"\n"
 	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
 	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
@@ -26,6 +27,9 @@ static const char cat_usage[] =
 	"buildData.asset.\n"
 	"--asset writes a file of a bundle (live2d/chara/036_general/idle01.mtn)\n"
 	"that a costume's buildData named, downloading it into the cache first.\n"
+	"--build-data lists the files a buildData.asset (FILE, or - for stdin)\n"
+	"gives a costume folder, one JSON object per line: {\"rel_path\", \"kind\",\n"
+	"\"optional\", \"bundle\", \"file\"}; nothing is downloaded.\n"
 	"Exit status: 0; 1 no such costume or file, or the origin lacks it;\n"
 	"5 the download failed.\n";
 
@@ -110,15 +114,65 @@ static int cat_file(struct cli_env *env, const struct idx_file *f, const char *a
 }
 
 struct cat_opts {
-	const char *doc, *asset;
+	const char *doc, *asset, *build_data;
 };
 
 static int cat_flag(void *arg, const char *name, const char *value)
 {
 	struct cat_opts *o = arg;
 
-	*(strcmp(name, "--doc") == 0 ? &o->doc : &o->asset) = value;
+	*(strcmp(name, "--doc") == 0	  ? &o->doc
+	  : strcmp(name, "--asset") == 0 ? &o->asset
+					  : &o->build_data) = value;
 	return 0;
+}
+
+/* --build-data FILE: the files that buildData gives a costume, as JSON
+ * lines: a cli_exit. */
+static int cat_build_data(const char *path)
+{
+	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	struct bd_costume_files files = { 0 };
+	struct bd_rejects rejects = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int rc = in ? 0 : -errno;
+
+	if (rc == 0) {
+		FILE *mem = open_memstream(&text, &len);
+		char buf[65536];
+		size_t n;
+		while (mem && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+			fwrite(buf, 1, n, mem);
+		rc = !mem || ferror(in) ? -EIO : 0;
+		if (mem)
+			fclose(mem);
+		if (in != stdin)
+			fclose(in);
+	}
+	if (rc == 0)
+		rc = bd_parse_build_data(text, len, &files, &rejects);
+	for (size_t i = 0; rc == 0 && i < files.n; i++) {
+		const struct bd_file_spec *f = &files.files[i];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "rel_path", f->rel_path);
+		cJSON_AddStringToObject(j, "kind", cmd_kind_name(f->kind));
+		cJSON_AddBoolToObject(j, "optional", f->optional);
+		cJSON_AddStringToObject(j, "bundle", f->bundle);
+		cJSON_AddStringToObject(j, "file", f->file);
+		cmd_json_line(j);
+	}
+	for (size_t i = 0; i < rejects.n; i++)
+		fprintf(stderr, "l2dfs cat: --build-data %s: left out %s\n", path, rejects.lines[i]);
+	bd_costume_files_free(&files);
+	bd_rejects_free(&rejects);
+	free(text);
+	if (rc < 0) {
+		fprintf(stderr, "l2dfs cat: --build-data %s: %s\n", path,
+			rc == -EBADMSG ? "not a usable buildData.asset" : strerror(-rc));
+		return CLI_USAGE;
+	}
+	return CLI_OK;
 }
 
 /* --asset BUNDLE/FILE: an asset the index knows (a buildData named it),
@@ -179,8 +233,8 @@ static int cat_doc(struct cli_env *env, const struct cli_settings *s, const char
 
 int cli_cmd_cat(int argc, char **argv)
 {
-	static const char *const value_flags[] = { "--doc", "--asset", NULL };
-	struct cat_opts o = { NULL, NULL };
+	static const char *const value_flags[] = { "--doc", "--asset", "--build-data", NULL };
+	struct cat_opts o = { NULL, NULL, NULL };
 	const struct cmd_spec spec = { cat_usage, NULL, value_flags, cat_flag, &o, 0, 1 };
 	struct cli_settings s;
 	struct cli_env env;
@@ -189,16 +243,22 @@ int cli_cmd_cat(int argc, char **argv)
 	enum idx_dir dir;
 	const char *name;
 	char *pos[1], buf[PATH_MAX];
-	int npos, rc = cmd_start(argc, argv, &spec, &s, pos, &npos, &env, 1);
+	int npos, rc = cmd_parse_args(argc, argv, &spec, &s, pos, &npos);
 
 	if (rc >= 0)
 		return rc;
-	if (npos + !!o.doc + !!o.asset != 1) {
-		fprintf(stderr, "l2dfs cat: give one of COSTUME/PATH, --doc NAME, --asset BUNDLE/FILE\n%s",
+	if (npos + !!o.doc + !!o.asset + !!o.build_data != 1) {
+		fprintf(stderr,
+			"l2dfs cat: give one of COSTUME/PATH, --doc NAME, --asset BUNDLE/FILE,"
+			" --build-data FILE\n%s",
 			cat_usage);
-		cli_env_close(&env);
 		return CLI_USAGE;
 	}
+	/* A buildData given is read without the cache or the network. */
+	if (o.build_data)
+		return cat_build_data(o.build_data);
+	if ((rc = cmd_open(argv[0], &s, &env, 1)) >= 0)
+		return rc;
 	if (o.doc || o.asset) {
 		rc = o.doc ? cat_doc(&env, &s, o.doc) : cat_asset(&env, &s, o.asset);
 		cli_env_close(&env);

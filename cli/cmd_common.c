@@ -120,13 +120,17 @@ int cmd_start(int argc, char **argv, const struct cmd_spec *spec, struct cli_set
 {
 	int rc = cmd_parse_args(argc, argv, spec, s, pos, npos);
 
-	if (rc >= 0)
-		return rc;
-	rc = cli_env_open(env, s, with_network);
+	return rc >= 0 ? rc : cmd_open(argv[0], s, env, with_network);
+}
+
+int cmd_open(const char *cmd, const struct cli_settings *s, struct cli_env *env, int with_network)
+{
+	int rc = cli_env_open(env, s, with_network);
+
 	if (rc)
 		return rc;
 	if (with_network && fetch_catalogue_ensure(env->lib) < 0) {
-		fprintf(stderr, "l2dfs %s: cannot get the catalogue from %s\n", argv[0], s->api_url);
+		fprintf(stderr, "l2dfs %s: cannot get the catalogue from %s\n", cmd, s->api_url);
 		cli_env_close(env);
 		return CLI_FAILED;
 	}
@@ -304,4 +308,16 @@ void cmd_pool_run(size_t n, int nthreads, int (*fn)(void *arg, size_t i),
 		pthread_join(threads[i], NULL);
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.ended);
+}
+
+const char *cmd_kind_name(enum idx_file_kind kind)
+{
+	static const char *const kinds[] = {
+		[IDX_KIND_MODEL] = "model",	    [IDX_KIND_PHYSICS] = "physics",
+		[IDX_KIND_TEXTURE] = "texture",	    [IDX_KIND_MOTION] = "motion",
+		[IDX_KIND_EXPRESSION] = "expression", [IDX_KIND_ICON] = "icon",
+		[IDX_KIND_MODEL_JSON] = "model_json", [IDX_KIND_NAME_TXT] = "name_txt",
+	};
+
+	return kinds[kind];
 }

@@ -46,6 +46,9 @@ int cmd_parse_args(int argc, char **argv, const struct cmd_spec *spec, struct cl
  */
 int cmd_start(int argc, char **argv, const struct cmd_spec *spec, struct cli_settings *s,
 	      char **pos, int *npos, struct cli_env *env, int with_network);
+/* The second half of cmd_start(), for a command that looks at its
+ * arguments first: -1 with env open, or the cli_exit to return. */
+int cmd_open(const char *cmd, const struct cli_settings *s, struct cli_env *env, int with_network);
 
 /* "--x N": a whole number in [min, max] into *out, else a message and -EINVAL. */
 int cmd_parse_int(const char *flag, const char *value, long min, long max, long *out);
@@ -54,6 +57,9 @@ int cmd_parse_int(const char *flag, const char *value, long min, long max, long 
 
 /* Print obj as one line on stdout (flushed; safe from several threads), free it. */
 void cmd_json_line(cJSON *obj);
+
+/* "model", "texture"...: a file kind as --json output names it. */
+const char *cmd_kind_name(enum idx_file_kind kind);
 
 /* "12.3 MiB": a size for people. */
 const char *cmd_human_size(int64_t bytes, char buf[32]);

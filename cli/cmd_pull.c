@@ -487,13 +487,6 @@ static void write_generated(struct pull *p)
 /* --list: each file with where it comes from, nothing written. */
 static void print_list(const struct pull *p)
 {
-	static const char *const kinds[] = {
-		[IDX_KIND_MODEL] = "model",	    [IDX_KIND_PHYSICS] = "physics",
-		[IDX_KIND_TEXTURE] = "texture",	    [IDX_KIND_MOTION] = "motion",
-		[IDX_KIND_EXPRESSION] = "expression", [IDX_KIND_ICON] = "icon",
-		[IDX_KIND_MODEL_JSON] = "model_json", [IDX_KIND_NAME_TXT] = "name_txt",
-	};
-
 	for (size_t i = 0; i < p->nfiles; i++) {
 		const struct pull_file *f = &p->files[i];
 		struct idx_asset a;
@@ -507,7 +500,7 @@ static void print_list(const struct pull *p)
 		cJSON_AddStringToObject(j, "event", "file");
 		cJSON_AddStringToObject(j, "live2d_name", f->pc->c.live2d_name);
 		cJSON_AddStringToObject(j, "rel_path", f->rel);
-		cJSON_AddStringToObject(j, "kind", kinds[f->kind]);
+		cJSON_AddStringToObject(j, "kind", cmd_kind_name(f->kind));
 		cJSON_AddBoolToObject(j, "optional", f->optional);
 		cJSON_AddStringToObject(j, "bundle", a.bundle);
 		cJSON_AddStringToObject(j, "file", a.file);

@@ -136,6 +136,25 @@ class Live2dCostume:
     files: list  # list[Live2dFileSpec], buildData order
     _client: Any = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def from_build_data(cls, live2d_name: str, build_data: dict) -> "Live2dCostume":
+        """The costume's files from its buildData.asset, as l2dfs reads it
+        (`l2dfs cat --build-data -`: the same paths a pull or a mount gives).
+        ModelParseError when it is unusable."""
+        import subprocess
+        from . import _l2dfs
+        argv = [_l2dfs.binary(), "cat", "--build-data", "-"]
+        try:
+            r = subprocess.run(argv, input=json.dumps(build_data).encode("utf-8"), capture_output=True)
+        except OSError as e:
+            raise L2dfsError("cannot run %s: %s" % (argv[0], e)) from e
+        if r.returncode != 0:
+            raise ModelParseError("%s: %s" % (live2d_name, r.stderr.decode("utf-8", "replace").strip()))
+        files = [Live2dFileSpec(source=AssetKey(x["bundle"], x["file"]), rel_path=x["rel_path"],
+                                optional=bool(x["optional"]), kind=x["kind"])
+                 for x in _l2dfs.json_lines(r.stdout)]
+        return cls(live2d_name=live2d_name, files=files)
+
     def find_file_by_kind(self, kind: str) -> list:
         return [f for f in self.files if f.kind == kind]
 

@@ -211,3 +211,40 @@ def test_asset_cache_get_or_download(l2dfs_bin, origin, tmp_path):
     assert last[0] == len(open(path, "rb").read())
     assert mpath is None and mstatus == "missing"
     assert mine == "downloaded" and mine_bytes == b"abc"
+
+
+def test_from_build_data_lists_what_a_pull_lists(l2dfs_bin, origin, tmp_path):
+    name = "036_live_event_307_ssr"
+    code = '''
+        from live2d_download import BestdoriClient, Live2dCostume, Live2dService, ModelParseError
+        c = BestdoriClient(**SETTINGS)
+        built = Live2dService(c).build_costume(%(name)r)
+        parsed = Live2dCostume.from_build_data(%(name)r, c.get_build_data(%(name)r))
+        key = lambda f: (f.rel_path, f.kind, f.optional, f.source.bundle_name, f.source.file_name)
+        try:
+            Live2dCostume.from_build_data("x", {"Base": 5})
+            bad = None
+        except ModelParseError:
+            bad = "ModelParseError"
+        print(repr(([key(f) for f in built.files], [key(f) for f in parsed.files], parsed.live2d_name, bad)))
+    ''' % {"name": name}
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    built, parsed, parsed_name, bad = eval(r.stdout)
+    assert parsed == built and len(parsed) > 3 and parsed_name == name
+    assert bad == "ModelParseError"
+
+
+def test_cat_build_data_needs_no_network(l2dfs_bin, tmp_path):
+    sample = SAMPLES / "jp_live2d_chara_001_live_event_332_r_rip_buildData.asset.json"
+    # An origin nobody listens on: reading a given buildData asks it nothing.
+    env = dict(Cli.env(), L2DFS_OPTIONS="api_url=http://127.0.0.1:9/api,assets_url=http://127.0.0.1:9/assets,"
+                                        "cache_dir=%s" % (tmp_path / "c"))
+    r = subprocess.run([l2dfs_bin, "cat", "--build-data", str(sample)], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[0] == {"rel_path": "kasumi_event332.moc", "kind": "model", "optional": False,
+                        "bundle": "live2d/chara/001_live_event_332_r", "file": "kasumi_event332.moc"}
+    assert {x["kind"] for x in lines} >= {"model", "texture", "motion", "expression"}
+    assert not (tmp_path / "c").exists()
