@@ -257,39 +257,56 @@ static void body_free(struct body *b)
 		close(b->fd);
 }
 
-static enum MHD_Result answer(struct serve_req *r, struct body *b)
+/* 304's test: If-None-Match decides when given; else If-Modified-Since. */
+static int not_modified(struct serve_req *r, const struct body *b)
 {
 	const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						      MHD_HTTP_HEADER_IF_NONE_MATCH);
 	const char *ims = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						      MHD_HTTP_HEADER_IF_MODIFIED_SINCE);
+	time_t since;
+
+	if (inm)
+		return etag_listed(inm, b->etag);
+	return ims && b->mtime && parse_http_date(ims, &since) == 0 && b->mtime <= since;
+}
+
+/* A generated text the client accepts gzipped is sent gzipped (not ranges:
+ * a range is of the identity bytes). */
+static void gzip_if_asked(struct serve_req *r, struct body *b, const char *range)
+{
+	size_t zlen;
+	char *z;
+
+	if (!b->text || !b->vary_encoding || range || !accepts_gzip(r))
+		return;
+	z = gzip(b->text, (size_t)b->size, &zlen);
+	if (z) {
+		free(b->text);
+		b->text = z, b->size = (int64_t)zlen, b->gzipped = 1;
+	}
+}
+
+static enum MHD_Result answer(struct serve_req *r, struct body *b)
+{
 	const char *range = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 							MHD_HTTP_HEADER_RANGE);
 	const char *if_range = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 							   MHD_HTTP_HEADER_IF_RANGE);
 	struct MHD_Response *resp;
-	time_t since;
 	unsigned status = MHD_HTTP_OK;
-	int64_t off = 0, len = b->size;
+	int64_t off = 0, len;
 	char cr[96];
 
-	/* 304: If-None-Match decides when given; else If-Modified-Since. */
-	if (inm ? etag_listed(inm, b->etag)
-		: ims && b->mtime && parse_http_date(ims, &since) == 0 && b->mtime <= since) {
+	if (not_modified(r, b)) {
 		body_free(b);
 		resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
 		if (resp)
 			set_headers(r, resp, b);
 		return queue(r, MHD_HTTP_NOT_MODIFIED, resp);
 	}
-	if (b->text && b->vary_encoding && !range && accepts_gzip(r)) {
-		size_t zlen;
-		char *z = gzip(b->text, (size_t)b->size, &zlen);
-		if (z) {
-			free(b->text);
-			b->text = z, b->size = len = (int64_t)zlen, b->gzipped = 1;
-		}
-	}
+	gzip_if_asked(r, b, range);
+	len = b->size;
 	if (range && (!if_range || strcmp(if_range, b->etag) == 0)) {
 		int rc = parse_range(range, b->size, &off, &len);
 		if (rc < 0) {
