@@ -63,10 +63,24 @@ LINKS = {
 }
 
 
+@pytest.fixture
+def make_proxy(tmp_path):
+    """make_proxy(origin, **kw): a FaultProxy stopped when the test ends."""
+    started = []
+
+    def make(origin, **kw):
+        started.append(FaultProxy(tmp_path / ("proxy%d" % len(started)), origin, **kw))
+        return started[-1]
+
+    yield make
+    for p in started:
+        p.stop()
+
+
 @pytest.mark.parametrize("link", sorted(LINKS))
-def test_parallel_copies_over_a_faulty_link(make_origin, mount, tmp_path, link):
+def test_parallel_copies_over_a_faulty_link(make_origin, make_proxy, mount, tmp_path, link):
     origin = make_origin("--catalogue", "parity")
-    proxy = FaultProxy(tmp_path / "proxy", origin, rate=0, stall=4, seed=15, kinds=LINKS[link]["kinds"])
+    proxy = make_proxy(origin, rate=0, stall=4, seed=15, kinds=LINKS[link]["kinds"])
     # A stall outlasts the timeout: the engine gives up on it and tries again.
     m = mount(origin=proxy, opts={"timeout": "2"})
     names = sorted(origin.catalogue()["costumes"])
