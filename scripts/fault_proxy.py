@@ -24,14 +24,14 @@ import argparse
 import http.client
 import http.server
 import json
-import os
 import random
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
+
+from fixture_server import serve_until_stopped
 
 KINDS = ("503", "reset", "midreset", "short", "stall")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -214,21 +214,7 @@ def main(argv=None):
     link.config({})  # checks the kinds
     server = Server(("127.0.0.1", a.port), Handler)
     server.link = link
-    port = server.server_address[1]
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, a.port_file)
-    else:
-        print("listening on http://127.0.0.1:%d" % port, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
-    server.server_close()
-    return 0
+    return serve_until_stopped(server, a.port_file)
 
 
 if __name__ == "__main__":

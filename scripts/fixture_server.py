@@ -1142,6 +1142,26 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+def serve_until_stopped(server, port_file):
+    """Announce the port (atomically in port_file, else on stdout), serve
+    until SIGTERM or ^C; 0. Shared with fault_proxy.py."""
+    port = server.server_address[1]
+    if port_file:
+        tmp = port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, port_file)
+    else:
+        print("listening on http://127.0.0.1:%d" % port, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    server.server_close()
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Bestdori-shaped origin for tests (see the module docstring).")
     p.add_argument("--port", type=int, default=0, help="0: pick a free port")
@@ -1159,21 +1179,7 @@ def main(argv=None):
     cat = Catalogue(a.catalogue, a.seed, a.texture_size, a.moc_size, a.samples_dir, a.models_dir)
     server = Server(("127.0.0.1", a.port), Handler)
     server.origin = Origin(cat, a.latency_ms, a.bandwidth)
-    port = server.server_address[1]
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, a.port_file)
-    else:
-        print("listening on http://127.0.0.1:%d" % port, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
-    server.server_close()
-    return 0
+    return serve_until_stopped(server, a.port_file)
 
 
 if __name__ == "__main__":
