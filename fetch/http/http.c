@@ -227,9 +227,11 @@ static long retry_budget_ms(const struct http_engine *e, const struct req *r);
 
 /*
  * Start a round at the first base that is up. A retry of a request under
- * way keeps to its own schedule (0.5 + 1 + 2 s by default) even when every
- * base is marked down: an outage shorter than the retries fails nothing,
- * and a dead origin costs each request no more than its retries. A fresh
+ * way that finds every base marked down waits for the base to be tried
+ * again if its remaining retries (0.5 + 1 + 2 s by default) would have
+ * waited as long, and otherwise tries anyway: an outage shorter than the
+ * retries fails nothing, and a dead origin costs each request no more than
+ * its retries. A fresh
  * request that finds the origin down waits for it, spending a retry, if its
  * retries would have waited as long; otherwise it fails now: a long outage
  * costs new requests nothing.
@@ -238,8 +240,18 @@ static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
 	int b = http_next_up(&e->bases, 0);
-	if (b < 0 && r->res.attempts > 0)
+	if (b < 0 && r->res.attempts > 0) {
+		int64_t left = http_down_left_ms(&e->bases);
+		if (left <= retry_budget_ms(e, r)) {
+			/* Its retry is spent already: it waits for the base to be
+			 * tried again rather than try before then. */
+			r->due_ms = http_now_ms() + left + 1;
+			release_slot(e, s);
+			timer_add(e, r);
+			return;
+		}
 		b = 0;
+	}
 	if (b < 0) {
 		int64_t left = http_down_left_ms(&e->bases);
 		if (r->retries_used < e->cfg.retries && left <= retry_budget_ms(e, r)) {
