@@ -891,8 +891,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct fetch_cancel c;
 	int rc = -ENODATA;
 
-	/* ls -l asks security.* of every file: answered without more ado. */
-	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
+	/* ls -l asks security.selinux of every file, each a round trip, unless
+	 * the filesystem says it has no such namespace (as it has not): then
+	 * it stops asking for the rest of the device. */
+	if (strncmp(name, "security.", strlen("security.")) == 0) {
+		rc = -EOPNOTSUPP;
+	} else if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
 		wait_begin(req, &c);
 		rc = wait_end(req, xattr_value(fs_of(req), ino, name + strlen(XATTR_PREFIX), value,
 					       sizeof(value)));

@@ -376,6 +376,10 @@ def unknown_attributes_are_no_data(m, c):
             with pytest.raises(OSError) as e:
                 os.getxattr(path, name)
             assert e.value.errno == errno.ENODATA, (path, name)
+        # No security.* namespace at all: ls -l then stops asking for it.
+        with pytest.raises(OSError) as e:
+            os.getxattr(path, "security.selinux")
+        assert e.value.errno == errno.EOPNOTSUPP, path
 
 
 def test_unknown_attribute_is_no_data(mount, origin):
