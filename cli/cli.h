@@ -42,6 +42,9 @@ struct cli_settings {
 	char proxy[HTTP_URL_MAX];
 	char user_agent[256];
 	char mirror_buf[HTTP_URL_MAX * 2]; /* the mirrors' strings, NUL-separated */
+	/* roster_url=, assets_index_url=, costume_index_url= ("": not given);
+	 * each given one is also in fetch.urls. */
+	char doc_url[3][HTTP_URL_MAX];
 	struct http_config fetch;          /* points into the buffers above */
 	int prefetch;
 	int64_t cache_max;

@@ -15,7 +15,7 @@ static const char *const dir_names[IDX_NDIRS] = { "", "textures", "motions", "ex
 
 static const char cat_usage[] =
 	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
-	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|COSTUME\n"
+	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|character:ID|COSTUME\n"
 	"       l2dfs cat [-o OPTIONS] --asset BUNDLE/FILE\n"
 	"       l2dfs cat [-o OPTIONS] --build-data FILE|-\n"
 	"\n"
@@ -23,8 +23,8 @@ static const char cat_usage[] =
 	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
 	"it into the cache first. COSTUME is a live2d name.\n"
 	"--doc writes a catalogue document as stored (the origin's JSON): the\n"
-	"character roster, the asset index, the costume index, or COSTUME's\n"
-	"buildData.asset.\n"
+	"character roster, the asset index, the costume index, character ID's\n"
+	"detail document, or COSTUME's buildData.asset.\n"
 	"--asset writes a file of a bundle (live2d/chara/036_general/idle01.mtn)\n"
 	"that a costume's buildData named, downloading it into the cache first.\n"
 	"--build-data lists the files a buildData.asset (FILE, or - for stdin)\n"
@@ -212,6 +212,14 @@ static int cat_doc(struct cli_env *env, const struct cli_settings *s, const char
 			rc = fetch_catalogue_document(env->lib, path, &body, &len);
 			known = 1;
 		}
+	if (strncmp(doc, "character:", 10) == 0) {
+		char *end;
+		errno = 0;
+		long long id = strtoll(doc + 10, &end, 10);
+		if (doc[10] >= '0' && doc[10] <= '9' && !*end && !errno)
+			rc = fetch_character_document(env->lib, id, &body, &len);
+		known = 1;
+	}
 	if (!known && idx_costume_find(env->idx, s->server, s->lang, -1, doc, &c) == 0) {
 		rc = fetch_costume_ensure(env->lib, c.id);
 		if (rc == 0)

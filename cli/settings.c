@@ -222,6 +222,23 @@ static int set_assets_url(struct cli_settings *s, const struct opt_value *v)
 {
 	return set_url(s->assets_url, sizeof(s->assets_url), v->text);
 }
+/* A catalogue document's own URL: one the engine may ask for. */
+static int set_doc_url(struct cli_settings *s, int which, const char *v)
+{
+	int rc = COPY(s->doc_url[which], v);
+	if (rc == 0)
+		s->fetch.urls[which] = s->doc_url[which];
+	return rc;
+}
+#define DOC_URL_SETTER(fn, which)                                         \
+	static int fn(struct cli_settings *s, const struct opt_value *v)  \
+	{                                                                 \
+		return set_doc_url(s, which, v->text);                    \
+	}
+DOC_URL_SETTER(set_roster_url, 0)
+DOC_URL_SETTER(set_assets_index_url, 1)
+DOC_URL_SETTER(set_costume_index_url, 2)
+#undef DOC_URL_SETTER
 static int set_mirror(struct cli_settings *s, const struct opt_value *v)
 {
 	/* The command line's mirrors replace those of the environment. */
@@ -281,6 +298,12 @@ static const struct opt_spec options[] = {
 	  set_api_url },
 	{ "assets_url", OPT_URL, "URL", 0, 0, "https://bestdori.com/assets", "the files' base",
 	  set_assets_url },
+	{ "roster_url", OPT_URL, "URL", 0, 0, "<api_url>/characters/all.2.json",
+	  "the character roster's own URL", set_roster_url },
+	{ "assets_index_url", OPT_URL, "URL", 0, 0, "<api_url>/explorer/<server>/assets/_info.json",
+	  "the asset index's own URL (for that server)", set_assets_index_url },
+	{ "costume_index_url", OPT_URL, "URL", 0, 0, "<api_url>/costumes/all.5.json",
+	  "the costume index's own URL", set_costume_index_url },
 	{ "mirror", OPT_URL, "URL[,URL...]", 0, 0, NULL,
 	  "up to 8 site roots serving /api and /assets, tried in order", set_mirror },
 	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
@@ -561,7 +584,8 @@ int cli_env_open(struct cli_env *env, const struct cli_settings *s, int with_net
 	rc = http_engine_new(&env->engine, &s->fetch);
 	if (rc == 0) {
 		struct fetch_library_config lc = { s->server, s->lang, s->prefetch, s->cache_max,
-						   s->catalogue_ttl_s };
+						   s->catalogue_ttl_s, s->fetch.urls[0],
+						   s->fetch.urls[1], s->fetch.urls[2] };
 		rc = fetch_library_new(&env->lib, &lc, env->engine, env->idx, env->cache);
 	}
 	if (rc < 0) {

@@ -239,7 +239,8 @@ static long retry_budget_ms(const struct http_engine *e, const struct req *r);
 static void start_round(struct http_engine *e, struct slot *s)
 {
 	struct req *r = s->r;
-	int b = http_next_up(&e->bases, 0);
+	/* A configured URL is not one of the bases: always tried. */
+	int b = r->kind == HTTP_URL ? 0 : http_next_up(&e->bases, 0);
 	if (b < 0 && r->res.attempts > 0) {
 		int64_t left = http_down_left_ms(&e->bases);
 		if (left <= retry_budget_ms(e, r)) {
@@ -321,7 +322,7 @@ static void try_again(struct http_engine *e, struct slot *s, long retry_after_s)
 			return;
 		}
 	}
-	b = http_next_up(&e->bases, r->base + 1);
+	b = r->kind == HTTP_URL ? -1 : http_next_up(&e->bases, r->base + 1);
 	if (b >= 0) {
 		log_debug("%s: %s, trying the next base", r->res.url, r->res.reason);
 		r->base = b;
@@ -619,12 +620,13 @@ static void attempt_done(struct http_engine *e, struct slot *s, CURLcode rc)
 		/* Only a base that cannot be reached may be down: a connection
 		 * reset, cut short or stalled is a flaky link, whose requests
 		 * are retried one by one instead of all failing fast. */
-		if (how == 2)
+		if (how == 2 && r->kind != HTTP_URL)
 			http_base_failed(&e->bases, r->base);
 		try_again(e, s, 0);
 		return;
 	}
-	http_base_ok(&e->bases, r->base);
+	if (r->kind != HTTP_URL)
+		http_base_ok(&e->bases, r->base);
 	http_answer(e, s, status);
 }
 
@@ -1005,14 +1007,17 @@ int http_submit_enc(struct http_engine *e, enum http_base base, const char *path
 	struct req *r;
 	size_t len;
 
-	if (!path || path[0] != '/' || (method == HTTP_GET && (!sink || !sink->write)) ||
-	    (base != HTTP_API && base != HTTP_ASSETS) ||
+	if (!path || (base != HTTP_URL && path[0] != '/') ||
+	    (method == HTTP_GET && (!sink || !sink->write)) ||
+	    (base != HTTP_API && base != HTTP_ASSETS && base != HTTP_URL) ||
 	    (prio != HTTP_FOREGROUND && prio != HTTP_PROBE && prio != HTTP_BACKGROUND))
 		return -EINVAL;
 	for (len = 0; path[len]; len++)
 		if ((unsigned char)path[len] < 0x20 || path[len] == 0x7f)
 			return -EINVAL;
-	if (e->bases.prefix_max + len >= HTTP_URL_MAX)
+	if (base == HTTP_URL && !http_url_configured(&e->cfg, path))
+		return -EPERM;
+	if ((base == HTTP_URL ? 0 : e->bases.prefix_max) + len >= HTTP_URL_MAX)
 		return -ENAMETOOLONG;
 	r = calloc(1, sizeof(*r) + len + 1);
 	if (!r)

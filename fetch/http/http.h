@@ -17,6 +17,7 @@
 #define HTTP_REASON_MAX 256
 #define HTTP_URL_MAX 2048
 #define HTTP_MAX_MIRRORS 8
+#define HTTP_MAX_URLS 4
 
 struct http_config {
 	const char *api_url;    /* "https://bestdori.com/api", no trailing '/' */
@@ -26,6 +27,11 @@ struct http_config {
 	 * timeout) is skipped for a back-off period. */
 	const char *mirrors[HTTP_MAX_MIRRORS];
 	int nmirrors;
+	/* Whole URLs configured one by one (a document at its own address):
+	 * HTTP_URL requests may ask for these, exactly as given, and nothing
+	 * else. NULL slots are unused. No mirror stands in for them, and they
+	 * do not count towards the origin's being marked down. */
+	const char *urls[HTTP_MAX_URLS];
 	const char *proxy;     /* NULL: libcurl's environment (https_proxy, no_proxy) */
 	const char *user_agent; /* NULL: "l2dfs/<version>" */
 	int max_connections;   /* per host over HTTP/1.1; default 16 */
@@ -49,7 +55,8 @@ struct http_config {
 /* Fill *cfg with the defaults above (bases: bestdori.com). */
 void http_config_defaults(struct http_config *cfg);
 
-enum http_base { HTTP_API, HTTP_ASSETS };
+/* HTTP_URL: the path given is a whole URL, one of http_config.urls. */
+enum http_base { HTTP_API, HTTP_ASSETS, HTTP_URL };
 enum http_method { HTTP_GET, HTTP_HEAD };
 /* Admission order. HTTP_FOREGROUND (a reader waits) is never held back;
  * HTTP_PROBE (listings: buildData, size HEADs) and then HTTP_BACKGROUND
@@ -102,9 +109,10 @@ void http_engine_free(struct http_engine *e);
  * Call it from one thread (a watcher); http_engine_free() may follow. */
 void http_engine_stop(struct http_engine *e);
 
-/* Queue a request for "<base>/<path>" (path starts with '/'; only the
- * configured origins are ever contacted, redirects to other hosts are
- * refused). No Accept-Encoding is sent: the sink gets the bytes as stored
+/* Queue a request for "<base>/<path>" (path starts with '/'), or for the
+ * URL path with HTTP_URL (-EPERM unless it is one of cfg->urls); only the
+ * configured origins and URLs are ever contacted, redirects elsewhere are
+ * refused. No Accept-Encoding is sent: the sink gets the bytes as stored
  * on the origin. sink may be NULL for HEAD. Returns -ECANCELED after free
  * began. */
 int http_submit(struct http_engine *e, enum http_base base, const char *path,

@@ -29,12 +29,16 @@ int64_t http_now_ms(void);
 /* cfg must outlive b. */
 void http_bases_init(struct http_bases *b, const struct http_config *cfg);
 
-/* url (HTTP_URL_MAX bytes) = base i's prefix for kind + path; the caller
- * made sure that prefix_max + strlen(path) < HTTP_URL_MAX. */
+/* url (HTTP_URL_MAX bytes) = base i's prefix for kind + path (HTTP_URL:
+ * path itself); the caller made sure that it fits. */
 void http_url(const struct http_bases *b, enum http_base kind, int i, const char *path,
 	      char *url);
 
-/* The base a redirect target lies under, or -1 if it is none of them. */
+/* 1 if url is one of cfg->urls, else 0. */
+int http_url_configured(const struct http_config *cfg, const char *url);
+
+/* The base a redirect target lies under (0 also for a configured URL), or
+ * -1 if it is none of them. */
 int http_redirect_base(const struct http_bases *b, const char *url);
 
 /* The first base at or after from that is not down, or -1. */

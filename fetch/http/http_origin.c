@@ -69,8 +69,21 @@ void http_url(const struct http_bases *b, enum http_base kind, int i, const char
 {
 	const char *suffix;
 	size_t n;
+
+	if (kind == HTTP_URL) {
+		snprintf(url, HTTP_URL_MAX, "%s", path);
+		return;
+	}
 	const char *root = prefix(b, kind, i, &n, &suffix);
 	snprintf(url, HTTP_URL_MAX, "%.*s%s%s", (int)n, root, suffix, path);
+}
+
+int http_url_configured(const struct http_config *cfg, const char *url)
+{
+	for (int i = 0; i < HTTP_MAX_URLS; i++)
+		if (cfg->urls[i] && strcmp(cfg->urls[i], url) == 0)
+			return 1;
+	return 0;
 }
 
 /* Does url lie under root (whole path components only)? */
@@ -83,7 +96,8 @@ static int url_under(const char *url, const char *root)
 
 int http_redirect_base(const struct http_bases *b, const char *url)
 {
-	if (url_under(url, b->cfg->api_url) || url_under(url, b->cfg->assets_url))
+	if (url_under(url, b->cfg->api_url) || url_under(url, b->cfg->assets_url) ||
+	    http_url_configured(b->cfg, url))
 		return 0;
 	for (int i = 0; i < b->cfg->nmirrors; i++)
 		if (url_under(url, b->cfg->mirrors[i]))

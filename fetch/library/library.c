@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "../../log/log.h"
 
 /* After a failed refresh served from a stale copy, wait this long before
@@ -136,7 +138,8 @@ enum { DOC_ROSTER, DOC_ASSETS, DOC_COSTUMES, NDOCS };
 /* One catalogue document: the copy in the index and the origin's answer. */
 struct doc {
 	char key[64];
-	char path[128];
+	char path[128];    /* under the API base: the stored copy's name */
+	const char *url;   /* a configured whole URL to fetch instead, or NULL */
 	char *stored;      /* NULL if never stored */
 	size_t stored_len;
 	int64_t fetched_at;
@@ -157,6 +160,9 @@ static void docs_init(struct fetch_library *lib, struct doc *docs)
 		 lib->server);
 	snprintf(docs[DOC_COSTUMES].key, sizeof(docs[0].key), "costume_index");
 	snprintf(docs[DOC_COSTUMES].path, sizeof(docs[0].path), "/costumes/all.5.json");
+	docs[DOC_ROSTER].url = lib->cfg.roster_url;
+	docs[DOC_ASSETS].url = lib->cfg.assets_index_url;
+	docs[DOC_COSTUMES].url = lib->cfg.costume_index_url;
 	for (int i = 0; i < NDOCS; i++) {
 		docs[i].lib = lib;
 		docs[i].got.max = FETCH_DOC_MAX;
@@ -186,6 +192,49 @@ static void docs_free(struct doc *docs)
 static int64_t catalogue_ttl(const struct fetch_library *lib)
 {
 	return lib->cfg.catalogue_ttl_s > 0 ? lib->cfg.catalogue_ttl_s : FETCH_CATALOGUE_TTL_S;
+}
+
+int fetch_character_document(struct fetch_library *lib, int64_t id, char **body, size_t *len)
+{
+	char key[64], path[64], *stored = NULL;
+	size_t stored_len = 0;
+	int64_t at = 0, now = idx_now();
+	struct http_result res = { .err = 0 };
+	int rc;
+
+	if (id < 0)
+		return -ENOENT;
+	snprintf(key, sizeof(key), "character:%lld", (long long)id);
+	snprintf(path, sizeof(path), "/characters/%lld.json", (long long)id);
+	if (idx_doc_get(lib->idx, key, &stored, &stored_len, &at) == 0 && at <= now &&
+	    now - at < catalogue_ttl(lib)) {
+		*body = stored, *len = stored_len;
+		return 0;
+	}
+	rc = http_get_memory(lib->engine, HTTP_API, path, HTTP_FOREGROUND, FETCH_DOC_MAX, body, len,
+			     &res);
+	if (rc == 0) {
+		cJSON *j = cJSON_ParseWithLength(*body, *len);
+		rc = cJSON_IsObject(j) ? 0 : -EBADMSG;
+		cJSON_Delete(j);
+		if (rc < 0) {
+			snprintf(res.reason, sizeof(res.reason), "not a JSON object");
+			free(*body);
+		}
+	}
+	if (rc == 0) {
+		idx_doc_put(lib->idx, key, *body, *len, now);
+		free(stored);
+		return 0;
+	}
+	log_warn("%s: %s", path, res.reason[0] ? res.reason : strerror(-rc));
+	if (rc == -ENOENT || !stored) {
+		free(stored);
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	}
+	log_warn("%s: serving the copy from %lld s ago", path, (long long)(now - at));
+	*body = stored, *len = stored_len;
+	return 0;
 }
 
 /* 1 if every document is stored, younger than the TTL, and parsed. */
@@ -221,7 +270,8 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 	for (int i = 0; i < NDOCS; i++) {
 		struct http_result res = { .err = 0 };
 		docs[i].pending = &pending;
-		res.err = http_submit_document(lib->engine, HTTP_API, docs[i].path,
+		res.err = http_submit_document(lib->engine, docs[i].url ? HTTP_URL : HTTP_API,
+						docs[i].url ? docs[i].url : docs[i].path,
 						HTTP_FOREGROUND, &docs[i].got, doc_done, &docs[i]);
 		if (res.err < 0)
 			doc_done(&docs[i], &res);
@@ -234,7 +284,8 @@ static void docs_fetch(struct fetch_library *lib, struct doc *docs)
 		if (docs[i].err == 0)
 			docs[i].err = http_membuf_finish(&docs[i].got);
 		if (docs[i].err < 0)
-			log_warn("%s: %s", docs[i].path, docs[i].reason);
+			log_warn("%s: %s", docs[i].url ? docs[i].url : docs[i].path,
+				 docs[i].reason);
 	}
 }
 

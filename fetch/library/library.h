@@ -32,6 +32,10 @@ struct fetch_library_config {
 	int64_t cache_max;
 	int64_t catalogue_ttl_s; /* catalogue documents older than this are fetched
 				  * again; 0: FETCH_CATALOGUE_TTL_S */
+	/* Whole URLs of the roster, the asset index and the costume index, each
+	 * one of the engine's configured URLs; NULL: the API base's path. They
+	 * must outlive the library. */
+	const char *roster_url, *assets_index_url, *costume_index_url;
 };
 
 struct fetch_library;
@@ -65,6 +69,13 @@ int fetch_catalogue_wait(struct fetch_library *lib);
  * another path or one never stored. */
 int fetch_catalogue_document(struct fetch_library *lib, const char *path, char **body,
 			     size_t *len);
+
+/* A character's detail document (<api>/characters/<id>.json): the stored
+ * copy while younger than the catalogue TTL, else the origin's (stored),
+ * else, when the origin fails, the stale copy. *body malloc'd. -ENOENT if
+ * the origin has no such character; -EIO if it failed and nothing is
+ * stored. */
+int fetch_character_document(struct fetch_library *lib, int64_t id, char **body, size_t *len);
 
 /* Make sure the costume's file list (from its buildData.asset) is in the
  * index: fetched when the costume is not listed (new, or the catalogue was

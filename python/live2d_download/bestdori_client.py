@@ -79,30 +79,30 @@ class CachePolicy:
     cache_dir: Optional[Path] = None
 
 
-# Where each catalogue document sits below the site's api_url (l2dfs's layout).
+# Where each catalogue document sits below the site's api_url (l2dfs's
+# layout), and the l2dfs option giving a document its own URL.
 DOCUMENT_PATHS = {
-    "chara_roster_url": "/characters/all.2.json",
-    "assets_index_url": "/explorer/%s/assets/_info.json",
-    "costume_index_url": "/costumes/all.5.json",
+    "chara_roster_url": ("/characters/all.2.json", "roster_url"),
+    "assets_index_url": ("/explorer/%s/assets/_info.json", "assets_index_url"),
+    "costume_index_url": ("/costumes/all.5.json", "costume_index_url"),
 }
 
 
-def _api_url_of(api_url: Optional[str], server: Server, roster: Optional[str], assets_index: Optional[str],
-                costume_index: Optional[str]) -> Optional[str]:
-    """The api_url the document URLs share (with base_api_url, if given);
-    ValueError for URLs outside that layout, which l2dfs cannot take."""
-    given = {"chara_roster_url": roster, "assets_index_url": assets_index, "costume_index_url": costume_index}
-    for arg, url in given.items():
-        if not url:
-            continue
-        tail = DOCUMENT_PATHS[arg] % server.value if "%s" in DOCUMENT_PATHS[arg] else DOCUMENT_PATHS[arg]
-        if not url.endswith(tail):
-            raise ValueError("%s=%r: l2dfs reads this document at <api_url>%s" % (arg, url, tail))
-        base = url[: -len(tail)]
-        if api_url and api_url.rstrip("/") != base:
-            raise ValueError("%s=%r is not below the api_url %r the other URLs give" % (arg, url, api_url))
-        api_url = base
-    return api_url
+def _document_options(api_url: Optional[str], fallback: Optional[str], server: Server, given: dict) -> tuple:
+    """(api_url, {option: URL}) for the document URLs given: where they sit
+    at l2dfs's paths below one api_url, that api_url (base_api_url, if
+    given, decides; else fallback where they do not agree); each URL
+    elsewhere becomes its own l2dfs option."""
+    tails = {arg: (path % server.value if "%s" in path else path) for arg, (path, _) in DOCUMENT_PATHS.items()}
+    urls = {arg: url.rstrip("/") for arg, url in given.items() if url}
+    if not api_url:
+        bases = {url[: -len(tails[arg])] for arg, url in urls.items() if url.endswith(tails[arg])}
+        if len(bases) == 1 and all(url.endswith(tails[arg]) for arg, url in urls.items()):
+            api_url = bases.pop()
+    api_url = api_url or fallback
+    opts = {DOCUMENT_PATHS[arg][1]: url for arg, url in urls.items()
+            if not api_url or url != api_url.rstrip("/") + tails[arg]}
+    return api_url, opts
 
 
 class BestdoriClient:
@@ -127,23 +127,26 @@ class BestdoriClient:
         session.proxies -> proxy=; options: any other l2dfs -o options
         ({"retries": 5, "h2c": True}). chara_roster_url, assets_index_url and
         costume_index_url give api_url= where they sit at l2dfs's paths below
-        one api_url (ValueError otherwise). user_agent -> user_agent= (default:
-        l2dfs's, which names l2dfs and its version)."""
+        one api_url; each one elsewhere becomes roster_url=,
+        assets_index_url= or costume_index_url=. user_agent -> user_agent=
+        (default: l2dfs's, which names l2dfs and its version)."""
         self.server = server or Server.JAPANESE
         self.user_agent = user_agent
         self.cache = cache
         opts: dict = {}
         if server is not None:
             opts["server"] = server.value
+        site_api = None
         if base_assets_url:
             opts["assets_url"] = base_assets_url.rstrip("/")
-            documents = chara_roster_url or assets_index_url or costume_index_url
-            if not base_api_url and not documents and opts["assets_url"].endswith("/assets"):
-                base_api_url = opts["assets_url"][: -len("/assets")] + "/api"
-        base_api_url = _api_url_of(base_api_url, self.server, chara_roster_url, assets_index_url,
-                                   costume_index_url)
+            if opts["assets_url"].endswith("/assets"):
+                site_api = opts["assets_url"][: -len("/assets")] + "/api"
+        base_api_url, documents = _document_options(base_api_url, site_api, self.server, {
+            "chara_roster_url": chara_roster_url, "assets_index_url": assets_index_url,
+            "costume_index_url": costume_index_url})
         if base_api_url:
             opts["api_url"] = base_api_url.rstrip("/")
+        opts.update(documents)
         if user_agent:
             opts["user_agent"] = user_agent
         if timeout_seconds is not None:
@@ -209,12 +212,13 @@ class BestdoriClient:
         return self._doc("roster") or {}
 
     def get_character(self, chara_id: int) -> dict:
-        """The roster's entry for the character (l2dfs does not fetch the
-        per-character detail document); HttpStatusError(404) if none."""
-        entry = self.get_characters_roster().get(str(int(chara_id)))
-        if entry is None:
+        """The site's detail document of the character (/characters/<id>.json),
+        as l2dfs stored it (kept 24 h, served stale while the site is down);
+        HttpStatusError(404) if the site has no such character."""
+        doc = self._doc("character:%d" % int(chara_id))
+        if doc is None:
             raise HttpStatusError(404, "%s/characters/%d.json" % (self._api_url(), int(chara_id)))
-        return entry
+        return doc
 
     def get_assets_index(self) -> dict:
         """The server's asset index (/explorer/<server>/assets/_info.json)."""

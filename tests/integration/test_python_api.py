@@ -602,21 +602,37 @@ api = ORIGIN + "/api"
 client = BestdoriClient(base_assets_url=ORIGIN + "/assets", chara_roster_url=api + "/characters/all.2.json",
                         assets_index_url=api + "/explorer/jp/assets/_info.json",
                         costume_index_url=api + "/costumes/all.5.json", cache=CachePolicy(cache_dir=Path(CACHE)))
-print(client.options["api_url"] == api)
+print(client.options["api_url"] == api, "roster_url" in client.options)
 print(Live2dService(client).search_character("灯"))
-try:
-    BestdoriClient(chara_roster_url="http://elsewhere.example/roster.json")
-except ValueError as e:
-    print("ValueError")
+odd = BestdoriClient(base_assets_url=ORIGIN + "/assets", chara_roster_url=ORIGIN + "/elsewhere/people.json",
+                     assets_index_url=ORIGIN + "/files/jp-index.json",
+                     costume_index_url=api + "/costumes/all.5.json", cache=CachePolicy(cache_dir=Path(CACHE + "2")))
+print(sorted((k, v.replace(ORIGIN, "")) for k, v in odd.options.items() if k.endswith("_url")))
+print(len(Live2dService(odd).list_characters()), len(odd.get_costume_index()))
 '''
 
 
 def test_constructor_with_the_document_urls(l2dfs_bin, origin, tmp_path):
-    """The document's constructor: the four URLs and a CachePolicy."""
+    """The document's constructor: the four URLs and a CachePolicy. URLs at
+    the site's layout give api_url=; others their own l2dfs options."""
     code = "ORIGIN = %r\nCACHE = %r\n" % (origin.url, str(tmp_path / "cache")) + DOCUMENT_URLS
+    roster = json.loads(origin.expected("/api/characters/all.2.json"))
+    costumes = json.loads(origin.expected("/api/costumes/all.5.json"))
+    for path, odd in (("/api/characters/all.2.json", "/elsewhere/people.json"),
+                      ("/api/explorer/jp/assets/_info.json", "/files/jp-index.json")):
+        origin.document(odd, raw=origin.expected(path).decode())
     r = run_script(l2dfs_bin, tmp_path / "app", code)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["True", "{'id': '36', 'name': '高松 灯'}", "ValueError"]
+    # The first client at the standard paths, the second at its own.
+    for path in ("/api/characters/all.2.json", "/elsewhere/people.json", "/files/jp-index.json",
+                 "/api/explorer/jp/assets/_info.json"):
+        assert origin.count("GET", path) == 1, path
+    assert origin.count("GET", "/api/costumes/all.5.json") == 2
+    assert r.stdout.splitlines() == [
+        "True False", "{'id': '36', 'name': '高松 灯'}",
+        "[('api_url', '/api'), ('assets_index_url', '/files/jp-index.json'), ('assets_url', '/assets'),"
+        " ('roster_url', '/elsewhere/people.json')]",
+        "%d %d" % (len(roster), len(costumes))]
 
 
 LOCAL_API = '''

@@ -3,7 +3,9 @@ character (not only those with costumes), and the catalogue documents as
 l2dfs stored them (`l2dfs cat --doc`, `l2dfs search --all`)."""
 
 import json
+import os
 import subprocess
+import time
 
 from helpers import REPO, costume
 from test_cli_helpers import Cli
@@ -111,7 +113,8 @@ def test_raw_documents_in_the_package(l2dfs_bin, origin, tmp_path):
     assert out["costumes"] == json.loads(origin.expected("/api/costumes/all.5.json"))
     assert out["bd"] == json.loads(origin.expected("/assets/jp/live2d/chara/%s_rip/buildData.asset" % name))
     assert out["bd_unknown"] == (404, origin.assets + "/jp/live2d/chara/036_no_such_costume_rip/buildData.asset")
-    assert out["chara"] == json.loads(origin.expected("/api/characters/all.2.json"))["36"]
+    assert out["chara"] == json.loads(origin.expected("/api/characters/36.json"))
+    assert out["chara"] != json.loads(origin.expected("/api/characters/all.2.json"))["36"]
     assert out["chara_unknown"] == 404
     assert out["valid"] is True and out["invalid"] is False
     assert out["url"] == origin.assets + "/jp/live2d/chara/036_general_rip/idle01.mtn"
@@ -248,3 +251,68 @@ def test_cat_build_data_needs_no_network(l2dfs_bin, tmp_path):
                         "bundle": "live2d/chara/001_live_event_332_r", "file": "kasumi_event332.moc"}
     assert {x["kind"] for x in lines} >= {"model", "texture", "motion", "expression"}
     assert not (tmp_path / "c").exists()
+
+
+STANDARD = {"roster_url": "/api/characters/all.2.json", "assets_index_url": "/api/explorer/jp/assets/_info.json",
+            "costume_index_url": "/api/costumes/all.5.json"}
+ODD = {"roster_url": "/elsewhere/people.json", "assets_index_url": "/files/jp-index.json",
+       "costume_index_url": "/deep/down/costumes.json"}
+
+
+def move_documents(origin):
+    """The three catalogue documents served only at ODD's paths; their
+    standard paths answer 404."""
+    for opt, path in STANDARD.items():
+        origin.document(ODD[opt], raw=origin.expected(path).decode())
+        origin.document(path, missing=True)
+    return {opt: origin.url + path for opt, path in ODD.items()}
+
+
+def test_documents_at_their_own_urls(l2dfs_bin, origin, mount, tmp_path):
+    """-o roster_url=,assets_index_url=,costume_index_url=: each document
+    from its own URL, in a subcommand and a mount; nothing at the standard paths."""
+    want = {opt: origin.expected(path) for opt, path in STANDARD.items()}
+    urls = move_documents(origin)
+    cli = Cli(l2dfs_bin, origin, tmp_path / "cache", opts=urls)
+    for name, opt in (("roster", "roster_url"), ("assets", "assets_index_url"), ("costumes", "costume_index_url")):
+        r = subprocess.run(cli.argv("cat", "--doc", name), capture_output=True, env=cli.env(), timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == want[opt]
+    gets = origin.requests()
+    assert all(gets.get("GET " + path) == 1 for path in ODD.values()), gets
+    assert not any(gets.get("GET " + path) for path in STANDARD.values()), gets
+    # Without the options, the standard paths: no catalogue.
+    assert Cli(l2dfs_bin, origin, tmp_path / "other")("characters").returncode == 5
+    m = mount(cache_dir=tmp_path / "mcache", opts=urls)
+    assert "高松 灯" in os.listdir(os.path.join(m.path, "characters"))
+    # Its own URL failing, the stored copy serves, as for the standard paths.
+    time.sleep(1.1)
+    r = cli("characters", opts={"roster_url": origin.url + "/elsewhere/gone.json", "catalogue_ttl": "1s"})
+    assert r.returncode == 0 and "高松 灯" in r.stdout, r.stderr
+    assert origin.count("GET", "/elsewhere/gone.json") == 1
+
+
+def test_cat_doc_character(l2dfs_bin, make_origin, tmp_path):
+    """cat --doc character:ID: the site's /characters/<id>.json, kept like the
+    other documents (the TTL, the stale copy while the origin fails)."""
+    origin = make_origin("--catalogue", "samples")
+    cli = Cli(l2dfs_bin, origin, tmp_path / "cache")
+    want = (SAMPLES / "api_characters_37.json").read_bytes()
+    r = subprocess.run(cli.argv("cat", "--doc", "character:37"), capture_output=True, env=cli.env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == want
+    # Kept: asked once however often it is read.
+    assert subprocess.run(cli.argv("cat", "--doc", "character:37"), capture_output=True,
+                          env=cli.env(), timeout=60).stdout == want
+    assert origin.count("GET", "/api/characters/37.json") == 1
+    assert cli("cat", "--doc", "character:99999").returncode == 1
+    assert cli("cat", "--doc", "character:x").returncode == 1
+    # Older than the TTL and the origin down: the stale copy.
+    origin.fault(path=r"^/api/characters/37\.json$", kind="status", status=503)
+    time.sleep(1.1)
+    r = subprocess.run(cli.argv("cat", "--doc", "character:37", opts={"catalogue_ttl": "1s", "retries": 0}),
+                       capture_output=True, env=cli.env(), timeout=60)
+    assert r.returncode == 0 and r.stdout == want, r.stderr
+    assert origin.count("GET", "/api/characters/37.json") == 2
+    r = cli("cat", "--doc", "character:36", opts={"retries": 0, "catalogue_ttl": "1s"})
+    assert r.returncode == 0 and json.loads(r.stdout)["characterName"] == ROSTER["36"]["characterName"]

@@ -921,6 +921,45 @@ static void test_invalid(void **state)
 	http_engine_free(e);
 }
 
+/* A configured whole URL is fetched as given; any other is refused before
+ * a request is sent; and a dead one does not mark the origin down. */
+static void test_configured_urls(void **state)
+{
+	struct http_config c;
+	struct http_engine *e;
+	char url[128], dead[128], other[128], *body = NULL;
+	size_t len = 0;
+	struct http_result res;
+	struct rec rec = { 0 };
+	(void)state;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/odd/place/roster?size=10", peer_port);
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:1/dead/doc");
+	snprintf(other, sizeof(other), "http://127.0.0.1:%d/odd/place/other", peer_port);
+	test_config(&c);
+	c.retries = 0;
+	c.urls[0] = url;
+	c.urls[2] = dead;
+	e = engine(&c);
+	assert_int_equal(http_get_memory(e, HTTP_URL, url, HTTP_FOREGROUND, 64, &body, &len, &res),
+			 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(res.url, url);
+	free(body);
+	assert_int_equal(http_get_memory(e, HTTP_URL, other, HTTP_FOREGROUND, 64, &body, &len,
+					  NULL),
+			 -EPERM);
+	assert_int_equal(peer_count("other"), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(http_get_memory(e, HTTP_URL, dead, HTTP_FOREGROUND, 64, &body, &len,
+						  NULL),
+				 -EIO);
+	/* The origin is still tried at once. */
+	assert_int_equal(run(e, HTTP_GET, "/t/after_dead_url", &rec, &res), 0);
+	free(rec.buf);
+	http_engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -938,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_redirects),
 		cmocka_unit_test(test_mirror),
+		cmocka_unit_test(test_configured_urls),
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_head),
