@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define TEMP_PREFIX_LEN (sizeof(CACHE_TEMP_PREFIX) - 1)
@@ -195,20 +198,72 @@ static int dir_step(int dfd, const char *name, int create)
 	return fd < 0 ? -errno : fd;
 }
 
+/* 0 until openat2 is found missing (a kernel before 5.6, or a filter). */
+static atomic_int no_openat2;
+
+/*
+ * Open rel (a relative path of safe names) below the root in one call, the
+ * walk of dir_step done by the kernel: no symlink is followed on the way
+ * or at the end (RESOLVE_NO_SYMLINKS), nothing above the root is reached.
+ * Each step of a walk costs two system calls, which a read through the
+ * mount pays for every cache file it opens. 1 when openat2 cannot be used
+ * here (the caller walks), else 0 with *fd or a negative errno.
+ */
+static int open_beneath(const struct cache *c, const char *rel, int flags, int *fd)
+{
+	struct open_how how = { .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS };
+	long f;
+
+	if (atomic_load_explicit(&no_openat2, memory_order_relaxed))
+		return 1;
+#ifdef L2DFS_TEST_HOOKS
+	/* Test builds only: the walk, as where openat2 is missing. */
+	if (getenv("L2DFS_TEST_NO_OPENAT2"))
+		return 1;
+#endif
+	f = syscall(SYS_openat2, c->fd, rel, &how, sizeof(how));
+	if (f >= 0) {
+		*fd = (int)f;
+		return 0;
+	}
+	/* EAGAIN: a rename raced the lookup; the walk settles it. */
+	if (errno == EAGAIN)
+		return 1;
+	if (errno == ENOSYS || errno == EPERM || errno == E2BIG) {
+		atomic_store_explicit(&no_openat2, 1, memory_order_relaxed);
+		return 1;
+	}
+	return -errno;
+}
+
+/* The folder's path below the root into rel. */
+static int dir_rel(const char *server, const char *bundle, char *rel, size_t len)
+{
+	int n;
+
+	if ((server && !cache_name_is_safe(server)) ||
+	    (bundle && (!server || !cache_bundle_is_safe(bundle))))
+		return -EINVAL;
+	n = snprintf(rel, len, "live2d/assets%s%s%s%s", server ? "/" : "", server ? server : "",
+		     bundle ? "/" : "", bundle ? bundle : "");
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 int cache_dir(const struct cache *c, const char *server, const char *bundle, int create,
 	      int *dfd)
 {
 	char rel[PATH_MAX];
 	char *save, *part;
-	int fd = c->fd, n;
+	int fd = c->fd, err = dir_rel(server, bundle, rel, sizeof(rel));
 
-	if ((server && !cache_name_is_safe(server)) ||
-	    (bundle && (!server || !cache_bundle_is_safe(bundle))))
-		return -EINVAL;
-	n = snprintf(rel, sizeof(rel), "live2d/assets%s%s%s%s", server ? "/" : "",
-		     server ? server : "", bundle ? "/" : "", bundle ? bundle : "");
-	if (n < 0 || (size_t)n >= sizeof(rel))
-		return -ENAMETOOLONG;
+	if (err)
+		return err;
+	if (!create) {
+		err = open_beneath(c, rel, O_RDONLY | O_DIRECTORY, dfd);
+		if (err <= 0)
+			return err;
+	}
 	for (part = strtok_r(rel, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
 		int next = dir_step(fd, part, create);
 		if (fd != c->fd)
@@ -245,19 +300,42 @@ int64_t cache_stamp(const struct stat *st)
 	return ns ? ns : 1;
 }
 
+/* Open an asset's file for reading, never through a symlink. O_NONBLOCK:
+ * a FIFO planted there must not hang the open. */
+static int asset_file_open(const struct cache *c, const char *server, const char *bundle,
+			   const char *file, int *fd)
+{
+	char rel[PATH_MAX];
+	size_t n;
+	int dfd, err = cache_name_is_safe(file) ? dir_rel(server, bundle, rel, sizeof(rel))
+						 : -EINVAL;
+
+	if (!err && (!server || !bundle))
+		err = -EINVAL;
+	if (err)
+		return err;
+	n = strlen(rel);
+	if (snprintf(rel + n, sizeof(rel) - n, "/%s", file) >= (int)(sizeof(rel) - n))
+		return -ENAMETOOLONG;
+	err = open_beneath(c, rel, O_RDONLY | O_NONBLOCK, fd);
+	if (err <= 0)
+		return err;
+	err = cache_asset_dir(c, server, bundle, file, 0, &dfd);
+	if (err)
+		return err;
+	*fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	err = *fd < 0 ? -errno : 0;
+	close(dfd);
+	return err;
+}
+
 int cache_asset_open(const struct cache *c, const char *server, const char *bundle,
 		     const char *file, int64_t expect_size, int64_t expect_stamp, int *fd)
 {
 	struct stat st;
-	int dfd, f, err;
+	int f, err;
 
-	err = cache_asset_dir(c, server, bundle, file, 0, &dfd);
-	if (err)
-		return err;
-	/* O_NONBLOCK: a FIFO planted here must not hang the open. */
-	f = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	err = f < 0 ? -errno : 0;
-	close(dfd);
+	err = asset_file_open(c, server, bundle, file, &f);
 	if (err)
 		return err;
 	if (fstat(f, &st) < 0)

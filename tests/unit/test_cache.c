@@ -429,6 +429,14 @@ static void test_symlink_folder_not_followed(void **state)
 	assert_string_equal(slurp(at(f, "outside/f")), "secret");
 }
 
+/* The same refusals where openat2 is missing: the folder walk. */
+static void test_symlink_folder_not_followed_walking(void **state)
+{
+	assert_int_equal(setenv("L2DFS_TEST_NO_OPENAT2", "1", 1), 0);
+	test_symlink_folder_not_followed(state);
+	unsetenv("L2DFS_TEST_NO_OPENAT2");
+}
+
 static void test_symlink_file_not_followed(void **state)
 {
 	struct fixture *f = *state;
@@ -461,6 +469,13 @@ static void test_symlink_file_not_followed(void **state)
 	assert_int_equal(cache_asset_remove(f->c, "jp", "b", "f"), 0);
 	assert_int_equal(lstat(link, &st), -1);
 	assert_string_equal(slurp(at(f, "secret")), "secret");
+}
+
+static void test_symlink_file_not_followed_walking(void **state)
+{
+	assert_int_equal(setenv("L2DFS_TEST_NO_OPENAT2", "1", 1), 0);
+	test_symlink_file_not_followed(state);
+	unsetenv("L2DFS_TEST_NO_OPENAT2");
 }
 
 /* Put jp/b/f at <tmp>/<rel>; stat the cached file and the result. */
@@ -828,6 +843,8 @@ int main(void)
 		T(test_asset_remove),
 		T(test_symlink_folder_not_followed),
 		T(test_symlink_file_not_followed),
+		T(test_symlink_file_not_followed_walking),
+		T(test_symlink_folder_not_followed_walking),
 		T(test_materialize_link),
 		T(test_materialize_copy),
 		T(test_materialize_existing),
