@@ -281,7 +281,9 @@ class BestdoriClient:
         return live2d_name in self.get_live2d_assets_map()
 
     def get_costume_icon(self, costume_id: int, live2d_name: str) -> bytes:
-        """The costume's icon; HttpStatusError(404) when the origin has none."""
+        """The costume's icon (bytes, as the API document types it):
+        HttpStatusError(404) when the site has none, as for any non-2xx
+        answer. Live2dService.get_costume_icon gives None instead."""
         data = self._cat(live2d_name, "icon.png")
         if data is None:
             raise HttpStatusError(404, "%s/%s/thumb/costume/group%d_rip/%s.png"

@@ -77,7 +77,9 @@ class Live2dService:
         return text or None
 
     def get_costume_icon(self, live2d_name: str) -> Optional[bytes]:
-        """The costume's icon.png, None when the site has none."""
+        """The costume's icon.png; None when the site has none (also for a
+        costume the costume index lacks, or an unknown one). Other failures
+        raise (L2dfsError) within the client's timeout_seconds and retries."""
         return self.client._cat(live2d_name, "icon.png")
 
     def build_costume(self, live2d_name: str) -> Live2dCostume:

@@ -695,3 +695,49 @@ def test_cache_manager_asset_cache_and_paths(l2dfs_bin, origin, tmp_path):
         "materialize": ["linked", "skipped", "copied", "copied"], "linked_ino": True,
         "valid": "textures/a.png", "bad": 9, "no_name_icon": True,
     }, out
+
+
+ICONS = '''
+import time
+from live2d_download import BestdoriClient, Live2dService, HttpStatusError
+c = BestdoriClient(**SETTINGS)
+s = Live2dService(c)
+out = {}
+for name in ("036_live_event_307_ssr", "036_school_winter-2023", "037_casual-2023", "036_no_such_costume"):
+    icon = s.get_costume_icon(name)
+    out[name] = None if icon is None else len(icon)
+    try:
+        out["client " + name] = len(c.get_costume_icon(1, name))
+    except HttpStatusError as e:
+        out["client " + name] = (e.status_code, e.url.rsplit("/", 2)[-2:])
+t = time.monotonic()
+try:
+    out["stalled"] = s.get_costume_icon(STALLED)
+except RuntimeError as e:
+    out["stalled"] = type(e).__name__
+out["stalled_s"] = time.monotonic() - t
+print(repr(out))
+'''
+
+
+def test_costume_icons_as_the_document_types_them(l2dfs_bin, origin, tmp_path):
+    """Live2dService.get_costume_icon -> Optional[bytes]: None where the site
+    has no icon (none, the costume not in the costume index, an unknown
+    costume). BestdoriClient.get_costume_icon -> bytes: HttpStatusError(404)
+    there, as for any non-2xx answer. An icon the origin stalls on ends
+    within the client's timeout: a dialog waiting for it does not hang."""
+    stalled = "036_casual-2023"
+    origin.fault(path=r"/thumb/costume/.*/%s\.png$" % stalled, kind="hang", seconds=60)
+    code = ICONS.replace("SETTINGS)", "SETTINGS, timeout_seconds=1)").replace("STALLED", repr(stalled))
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code.replace(
+        "options={'retry_base_ms': 20}", "options={'retry_base_ms': 20, 'retries': 0}"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = eval(r.stdout)
+    c = costume(origin)
+    _, _, icon = origin.request("GET", c.info["icon"])
+    assert out["036_live_event_307_ssr"] == out["client 036_live_event_307_ssr"] == len(icon)
+    for name in ("036_school_winter-2023", "037_casual-2023", "036_no_such_costume"):
+        assert out[name] is None, name
+        status, tail = out["client " + name]
+        assert status == 404 and tail[1] == name + ".png", out
+    assert out["stalled"] == "L2dfsError" and out["stalled_s"] < 15, out
