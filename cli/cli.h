@@ -45,6 +45,7 @@ struct cli_settings {
 	/* roster_url=, assets_index_url=, costume_index_url= ("": not given);
 	 * each given one is also in fetch.urls. */
 	char doc_url[3][HTTP_URL_MAX];
+	char header_buf[4096]; /* header= lines, NUL-separated (fetch.headers) */
 	struct http_config fetch;          /* points into the buffers above */
 	int prefetch;
 	int64_t cache_max;

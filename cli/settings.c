@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,6 +240,37 @@ DOC_URL_SETTER(set_roster_url, 0)
 DOC_URL_SETTER(set_assets_index_url, 1)
 DOC_URL_SETTER(set_costume_index_url, 2)
 #undef DOC_URL_SETTER
+/* "Name: value": a token, a colon, no control bytes but tab; none of the
+ * headers the engine sets itself (an Accept-Encoding would change the
+ * bytes of assets, a Range or If-* what is answered). */
+static int set_header(struct cli_settings *s, const struct opt_value *v)
+{
+	static const char *const owned[] = { "accept-encoding", "range", "if-", "host",
+					     "connection", "content-length", "transfer-encoding",
+					     "te", "upgrade", NULL };
+	const char *t = v->text;
+	size_t name = strspn(t, "!#$%&'*+-.^_`|~0123456789"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+	size_t used = 0;
+
+	if (name == 0 || t[name] != ':' || s->fetch.nheaders >= HTTP_MAX_HEADERS)
+		return -EINVAL;
+	for (const char *p = t + name; *p; p++)
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return -EINVAL;
+	for (int i = 0; owned[i]; i++) {
+		size_t n = strlen(owned[i]);
+		if (strncasecmp(t, owned[i], n) == 0 && (owned[i][n - 1] == '-' || n == name))
+			return -EINVAL;
+	}
+	for (int i = 0; i < s->fetch.nheaders; i++)
+		used += strlen(s->fetch.headers[i]) + 1;
+	if (used + strlen(t) + 1 > sizeof(s->header_buf))
+		return -EINVAL;
+	memcpy(s->header_buf + used, t, strlen(t) + 1);
+	s->fetch.headers[s->fetch.nheaders++] = s->header_buf + used;
+	return 0;
+}
 static int set_mirror(struct cli_settings *s, const struct opt_value *v)
 {
 	/* The command line's mirrors replace those of the environment. */
@@ -309,6 +341,8 @@ static const struct opt_spec options[] = {
 	{ "proxy", OPT_TEXT, "URL", 0, 0, "https_proxy/no_proxy env", "HTTP(S) proxy", set_proxy },
 	{ "user_agent", OPT_TEXT, "TEXT", 0, 0, "l2dfs/<version>",
 	  "the User-Agent sent (a polite crawler names itself)", set_user_agent },
+	{ "header", OPT_TEXT, "NAME: VALUE", 0, 0, NULL,
+	  "one more header on every request (repeatable, up to 16)", set_header },
 	{ "prefetch", OPT_CHOICE, "costume|off", 0, 0, "costume",
 	  "fetch a costume's files once one is read", set_prefetch },
 	{ "cache_max", OPT_SIZE, "SIZE", 0, 0, "0: no limit",
@@ -454,15 +488,35 @@ static int apply_one(struct cli_settings *s, char *kv, char *why, size_t whylen)
 	return 0;
 }
 
+/* The next comma-separated item of *p, unescaped in place ("\\," is a
+ * comma, "\\\\" a backslash, as libfuse reads -o); NULL at the end. */
+static char *next_item(char **p)
+{
+	char *item = *p, *in = *p, *out = *p;
+
+	if (!item)
+		return NULL;
+	while (*in && *in != ',') {
+		if (in[0] == '\\' && (in[1] == ',' || in[1] == '\\'))
+			in++;
+		*out++ = *in++;
+	}
+	*p = *in ? in + 1 : NULL;
+	*out = '\0';
+	return item;
+}
+
 int cli_settings_apply(struct cli_settings *s, const char *opts, char *why, size_t whylen)
 {
-	char *copy = strdup(opts), *save;
+	char *copy = strdup(opts), *rest = copy;
 	int rc = 0;
 
 	if (!copy)
 		return -ENOMEM;
 	int after_mirror = 0;
-	for (char *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
+	for (char *kv = next_item(&rest); kv && rc == 0; kv = next_item(&rest)) {
+		if (!*kv)
+			continue;
 		/* "mirror=A,B": a bare URL after a mirror is one more mirror. */
 		if (after_mirror && is_url(kv)) {
 			if (add_mirror(s, kv) < 0)

@@ -850,6 +850,11 @@ static int config_valid(const struct http_config *c)
 	for (int i = 0; i < c->nmirrors; i++)
 		if (!c->mirrors[i])
 			return 0;
+	if (c->nheaders < 0 || c->nheaders > HTTP_MAX_HEADERS)
+		return 0;
+	for (int i = 0; i < c->nheaders; i++)
+		if (!c->headers[i] || strpbrk(c->headers[i], "\r\n"))
+			return 0;
 	return 1;
 }
 
@@ -970,13 +975,20 @@ int http_promote(struct http_engine *e, http_done_fn done, void *arg,
 	return r != NULL;
 }
 
-/* The headers of a conditional request into *out (NULL for none). */
-static int cond_headers(const struct http_cond *c, struct curl_slist **out)
+/* A request's own headers into *out (NULL for none): the configured ones,
+ * then those of a conditional request. */
+static int request_headers(const struct http_config *cfg, const struct http_cond *c,
+			   struct curl_slist **out)
 {
 	char line[160];
 	struct curl_slist *l = NULL, *n;
 
 	*out = NULL;
+	for (int i = 0; i < cfg->nheaders; i++) {
+		if (!(n = curl_slist_append(l, cfg->headers[i])))
+			goto oom;
+		l = n;
+	}
 	if (c && c->etag && c->etag[0]) {
 		snprintf(line, sizeof(line), "If-None-Match: \"%.128s\"", c->etag);
 		if (!(n = curl_slist_append(l, line)))
@@ -1027,7 +1039,7 @@ int http_submit_enc(struct http_engine *e, enum http_base base, const char *path
 	r->method = method;
 	r->prio = prio;
 	r->decode = decode;
-	if (cond_headers(cond, &r->headers) < 0) {
+	if (request_headers(&e->cfg, cond, &r->headers) < 0) {
 		free(r);
 		return -ENOMEM;
 	}

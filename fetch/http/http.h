@@ -18,6 +18,7 @@
 #define HTTP_URL_MAX 2048
 #define HTTP_MAX_MIRRORS 8
 #define HTTP_MAX_URLS 4
+#define HTTP_MAX_HEADERS 16
 
 struct http_config {
 	const char *api_url;    /* "https://bestdori.com/api", no trailing '/' */
@@ -34,6 +35,11 @@ struct http_config {
 	const char *urls[HTTP_MAX_URLS];
 	const char *proxy;     /* NULL: libcurl's environment (https_proxy, no_proxy) */
 	const char *user_agent; /* NULL: "l2dfs/<version>" */
+	/* "Name: value" lines sent with every request (an app's own headers);
+	 * the caller vets them (no CR/LF, none of the headers the engine
+	 * sets itself). */
+	const char *headers[HTTP_MAX_HEADERS];
+	int nheaders;
 	int max_connections;   /* per host over HTTP/1.1; default 16 */
 	int max_transfers;     /* in flight at once; default 128 */
 	int h2c;               /* HTTP/2 with prior knowledge over cleartext */

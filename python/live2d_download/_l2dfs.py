@@ -26,15 +26,20 @@ def binary() -> str:
     return path
 
 
+def _escape(v) -> str:
+    """A value as l2dfs's -o reads it: "\\," a comma, "\\\\" a backslash."""
+    return str(v).replace("\\", "\\\\").replace(",", "\\,")
+
+
 def options_arg(opts: dict) -> list:
-    """["-o", "a=1,b"] for the options set (True: a flag), [] for none."""
+    """["-o", "a=1,b"] for the options set (True: a flag; a list: the
+    option once per item), [] for none."""
     parts = []
     for k, v in opts.items():
-        if v is None or v is False:
-            continue
-        if "," in str(v):
-            raise ValueError("l2dfs option %s cannot hold a comma: %r" % (k, v))
-        parts.append(k if v is True else "%s=%s" % (k, v))
+        for item in v if isinstance(v, list) else [v]:
+            if item is None or item is False:
+                continue
+            parts.append(k if item is True else "%s=%s" % (k, _escape(item)))
     return ["-o", ",".join(parts)] if parts else []
 
 

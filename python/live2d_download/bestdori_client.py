@@ -105,6 +105,46 @@ def _document_options(api_url: Optional[str], fallback: Optional[str], server: S
     return api_url, opts
 
 
+# Headers l2dfs sets itself and refuses from an app (an Accept-Encoding
+# would change assets' bytes), with If-*: requests' Accept-Encoding and
+# Connection defaults among them.
+ENGINE_HEADERS = ("accept-encoding", "range", "host", "connection", "content-length", "transfer-encoding",
+                  "te", "upgrade")
+
+
+def _app_header(name: str, value: Any) -> bool:
+    k = name.lower()
+    return (value is not None and k != "user-agent" and k not in ENGINE_HEADERS and not k.startswith("if-")
+            and not (k == "accept" and value == "*/*"))
+
+
+def _session_options(session: Any, user_agent: Optional[str]) -> dict:
+    """What of a requests.Session l2dfs uses: proxies["https"] (else
+    ["http"]) -> proxy=; headers["User-Agent"] -> user_agent= (unless
+    user_agent is given, or it is requests' own python-requests/...);
+    other headers -> header= (not requests' defaults Accept-Encoding,
+    "Accept: */*" and Connection, nor the others l2dfs sets itself: Range,
+    If-*, Host...); verify=False -> insecure. Cookies, auth, cert and adapters
+    are not used."""
+    opts: dict = {}
+    proxies = getattr(session, "proxies", None) or {}
+    proxy = proxies.get("https") or proxies.get("http")
+    if proxy:
+        opts["proxy"] = proxy
+    headers = dict(getattr(session, "headers", None) or {})
+    ua = next((v for k, v in headers.items() if k.lower() == "user-agent"), None)
+    if user_agent:
+        opts["user_agent"] = user_agent
+    elif ua and not str(ua).startswith("python-requests/"):
+        opts["user_agent"] = ua
+    extra = ["%s: %s" % (k, v) for k, v in headers.items() if _app_header(k, v)]
+    if extra:
+        opts["header"] = extra
+    if getattr(session, "verify", True) is False:
+        opts["insecure"] = True
+    return opts
+
+
 class BestdoriClient:
     def __init__(
         self,
@@ -124,7 +164,8 @@ class BestdoriClient:
         """server -> server=, base_assets_url -> assets_url=, base_api_url ->
         api_url= (default: base_assets_url's site + /api when only that is
         given), timeout_seconds -> timeout=, cache.cache_dir -> cache_dir=,
-        session.proxies -> proxy=; options: any other l2dfs -o options
+        session: its proxies, headers and verify (_session_options); options:
+        any other l2dfs -o options
         ({"retries": 5, "h2c": True}). chara_roster_url, assets_index_url and
         costume_index_url give api_url= where they sit at l2dfs's paths below
         one api_url; each one elsewhere becomes roster_url=,
@@ -147,16 +188,11 @@ class BestdoriClient:
         if base_api_url:
             opts["api_url"] = base_api_url.rstrip("/")
         opts.update(documents)
-        if user_agent:
-            opts["user_agent"] = user_agent
         if timeout_seconds is not None:
             opts["timeout"] = max(1, int(round(timeout_seconds)))
         if cache is not None and cache.cache_dir is not None:
             opts["cache_dir"] = str(Path(cache.cache_dir).expanduser().resolve())
-        proxies = getattr(session, "proxies", None) or {}
-        proxy = proxies.get("https") or proxies.get("http")
-        if proxy:
-            opts["proxy"] = proxy
+        opts.update(_session_options(session, user_agent))
         opts.update(options or {})
         self.options = opts
 
