@@ -17,7 +17,7 @@ static const char cat_usage[] =
 	"usage: l2dfs cat [-o OPTIONS] COSTUME/PATH\n"
 	"       l2dfs cat [-o OPTIONS] --doc roster|assets|costumes|character:ID|COSTUME\n"
 	"       l2dfs cat [-o OPTIONS] --asset BUNDLE/FILE\n"
-	"       l2dfs cat [-o OPTIONS] --build-data FILE|-\n"
+	"       l2dfs cat [-o OPTIONS] --build-data FILE|- [--model-json]\n"
 	"\n"
 	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
 	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
@@ -29,7 +29,8 @@ static const char cat_usage[] =
 	"that a costume's buildData named, downloading it into the cache first.\n"
 	"--build-data lists the files a buildData.asset (FILE, or - for stdin)\n"
 	"gives a costume folder, one JSON object per line: {\"rel_path\", \"kind\",\n"
-	"\"optional\", \"bundle\", \"file\"}; nothing is downloaded.\n"
+	"\"optional\", \"bundle\", \"file\"}; nothing is downloaded. With --model-json,\n"
+	"the model.json those files give (every one taken as present) instead.\n"
 	"Exit status: 0; 1 no such costume or file, or the origin lacks it;\n"
 	"5 the download failed.\n";
 
@@ -128,8 +129,8 @@ static int cat_flag(void *arg, const char *name, const char *value)
 }
 
 /* --build-data FILE: the files that buildData gives a costume, as JSON
- * lines: a cli_exit. */
-static int cat_build_data(const char *path)
+ * lines, or (model_json) the model.json they give: a cli_exit. */
+static int cat_build_data(const char *path, int model_json)
 {
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	struct bd_costume_files files = { 0 };
@@ -152,7 +153,12 @@ static int cat_build_data(const char *path)
 	}
 	if (rc == 0)
 		rc = bd_parse_build_data(text, len, &files, &rejects);
-	for (size_t i = 0; rc == 0 && i < files.n; i++) {
+	if (rc == 0 && model_json) {
+		char *mj = bd_render_model_json(files.files, files.n);
+		rc = mj ? write_all(mj, strlen(mj)) : -ENOMEM;
+		free(mj);
+	}
+	for (size_t i = 0; rc == 0 && !model_json && i < files.n; i++) {
 		const struct bd_file_spec *f = &files.files[i];
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "rel_path", f->rel_path);
@@ -243,7 +249,9 @@ int cli_cmd_cat(int argc, char **argv)
 {
 	static const char *const value_flags[] = { "--doc", "--asset", "--build-data", NULL };
 	struct cat_opts o = { NULL, NULL, NULL };
-	const struct cmd_spec spec = { cat_usage, NULL, value_flags, cat_flag, &o, 0, 1 };
+	int model_json = 0;
+	const struct cmd_switch sw[] = { { "--model-json", &model_json }, { NULL, NULL } };
+	const struct cmd_spec spec = { cat_usage, sw, value_flags, cat_flag, &o, 0, 1 };
 	struct cli_settings s;
 	struct cli_env env;
 	struct idx_costume c;
@@ -264,7 +272,11 @@ int cli_cmd_cat(int argc, char **argv)
 	}
 	/* A buildData given is read without the cache or the network. */
 	if (o.build_data)
-		return cat_build_data(o.build_data);
+		return cat_build_data(o.build_data, model_json);
+	if (model_json) {
+		fprintf(stderr, "l2dfs cat: --model-json goes with --build-data\n%s", cat_usage);
+		return CLI_USAGE;
+	}
 	if ((rc = cmd_open(argv[0], &s, &env, 1)) >= 0)
 		return rc;
 	if (o.doc || o.asset) {

@@ -100,8 +100,8 @@ class Language(Enum):
     """Index of a language in Bestdori's name lists (and l2dfs's lang=)."""
 
     JAPANESE = 0
-    ENGLISH = 1
-    KANA = 1  # the same slot: the romanized names are the English ones
+    KANA = 1  # the romanized names, Bestdori's English slot (as the original names it)
+    ENGLISH = 1  # an alias of KANA
     TRADITIONAL_CHINESE = 2
     SIMPLIFIED_CHINESE = 3
     KOREAN = 4
@@ -141,18 +141,10 @@ class Live2dCostume:
         """The costume's files from its buildData.asset, as l2dfs reads it
         (`l2dfs cat --build-data -`: the same paths a pull or a mount gives).
         ModelParseError when it is unusable."""
-        import subprocess
         from . import _l2dfs
-        argv = [_l2dfs.binary(), "cat", "--build-data", "-"]
-        try:
-            r = subprocess.run(argv, input=json.dumps(build_data).encode("utf-8"), capture_output=True)
-        except OSError as e:
-            raise L2dfsError("cannot run %s: %s" % (argv[0], e)) from e
-        if r.returncode != 0:
-            raise ModelParseError("%s: %s" % (live2d_name, r.stderr.decode("utf-8", "replace").strip()))
         files = [Live2dFileSpec(source=AssetKey(x["bundle"], x["file"]), rel_path=x["rel_path"],
                                 optional=bool(x["optional"]), kind=x["kind"])
-                 for x in _l2dfs.json_lines(r.stdout)]
+                 for x in _l2dfs.json_lines(_read_build_data(live2d_name, build_data))]
         return cls(live2d_name=live2d_name, files=files)
 
     def find_file_by_kind(self, kind: str) -> list:
@@ -168,10 +160,36 @@ class Live2dCostume:
         return out
 
     def render_model_json(self) -> dict:
-        """model.json as l2dfs generates it (files the origin lacks left out)."""
-        if self._client is None:
-            raise ModelParseError("this costume was not made by Live2dService.build_costume")
-        return json.loads(self._client._cat(self.live2d_name, "model.json"))
+        """model.json as l2dfs generates it: for a costume of
+        Live2dService.build_costume, the one a download writes (files the
+        origin lacks left out); else the one self.files give, every file
+        taken as present (`l2dfs cat --build-data - --model-json`; the
+        paths are those l2dfs gives each file's source)."""
+        if self._client is not None:
+            return json.loads(self._client._cat(self.live2d_name, "model.json"))
+        base: dict = {"textures": [], "motions": [], "expressions": []}
+        for f in self.files:
+            entry = {"bundleName": f.source.bundle_name, "fileName": f.source.file_name}
+            if f.kind in ("model", "physics"):
+                base.setdefault(f.kind, entry)
+            elif f.kind in ("texture", "motion", "expression"):
+                base[f.kind + "s"].append(entry)
+        return json.loads(_read_build_data(self.live2d_name, {"Base": base}, "--model-json"))
+
+
+def _read_build_data(live2d_name: str, build_data: dict, *flags: str) -> bytes:
+    """`l2dfs cat --build-data - FLAGS` on build_data (no cache, no network);
+    ModelParseError when l2dfs finds it unusable."""
+    import subprocess
+    from . import _l2dfs
+    argv = [_l2dfs.binary(), "cat", "--build-data", "-"] + list(flags)
+    try:
+        r = subprocess.run(argv, input=json.dumps(build_data).encode("utf-8"), capture_output=True)
+    except OSError as e:
+        raise L2dfsError("cannot run %s: %s" % (argv[0], e)) from e
+    if r.returncode != 0:
+        raise ModelParseError("%s: %s" % (live2d_name, r.stderr.decode("utf-8", "replace").strip()))
+    return r.stdout
 
 
 def validate_rel_path(rel_path: str) -> str:

@@ -229,13 +229,20 @@ def test_from_build_data_lists_what_a_pull_lists(l2dfs_bin, origin, tmp_path):
             bad = None
         except ModelParseError:
             bad = "ModelParseError"
-        print(repr(([key(f) for f in built.files], [key(f) for f in parsed.files], parsed.live2d_name, bad)))
+        mj = parsed.render_model_json()
+        files = [key(f) for f in parsed.files]
+        parsed.files = [f for f in parsed.files if f.kind != "physics"]
+        print(repr(([key(f) for f in built.files], files, parsed.live2d_name, bad, mj,
+                    parsed.render_model_json(), built.render_model_json())))
     ''' % {"name": name}
     r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
     assert r.returncode == 0, r.stderr
-    built, parsed, parsed_name, bad = eval(r.stdout)
+    built, parsed, parsed_name, bad, mj, no_physics, built_mj = eval(r.stdout)
     assert parsed == built and len(parsed) > 3 and parsed_name == name
     assert bad == "ModelParseError"
+    # render_model_json of a costume from buildData: from the files it lists.
+    assert mj == built_mj == costume(origin, name).model_json
+    assert "physics" in mj and no_physics == {k: v for k, v in mj.items() if k != "physics"}
 
 
 def test_cat_build_data_needs_no_network(l2dfs_bin, tmp_path):
@@ -250,6 +257,17 @@ def test_cat_build_data_needs_no_network(l2dfs_bin, tmp_path):
     assert lines[0] == {"rel_path": "kasumi_event332.moc", "kind": "model", "optional": False,
                         "bundle": "live2d/chara/001_live_event_332_r", "file": "kasumi_event332.moc"}
     assert {x["kind"] for x in lines} >= {"model", "texture", "motion", "expression"}
+    # --model-json: the model.json those files give, Python's json.dumps bytes.
+    r = subprocess.run([l2dfs_bin, "cat", "--build-data", str(sample), "--model-json"], capture_output=True,
+                       env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    mj = json.loads(r.stdout)
+    assert r.stdout == json.dumps(mj, ensure_ascii=False, indent=2).encode()
+    assert mj["model"] == lines[0]["rel_path"]
+    assert mj["textures"] == [x["rel_path"] for x in lines if x["kind"] == "texture"]
+    assert sum(len(v) for v in mj["motions"].values()) == len([x for x in lines if x["kind"] == "motion"])
+    assert subprocess.run([l2dfs_bin, "cat", "--model-json", "036_x/model.json"], capture_output=True, env=env,
+                          timeout=30).returncode == 1
     assert not (tmp_path / "c").exists()
 
 
