@@ -222,7 +222,7 @@ static int resolve_costume(struct fs *fs, int64_t character, int view, const cha
 			   fuse_ino_t *child)
 {
 	struct idx_costume c;
-	int rc = fetch_catalogue_wait(fs->lib);
+	int rc = fetch_catalogue_ensure(fs->lib);
 
 	if (rc == 0)
 		rc = idx_costume_find(fs->idx, fs->server, fs->cfg.lang, character, name, &c);
@@ -250,7 +250,7 @@ static int resolve_top(struct fs *fs, fuse_ino_t parent, const char *name, fuse_
 	}
 	if (parent != FS_INO_CHARACTERS)
 		return resolve_costume(fs, -1, 0, name, child);
-	rc = fetch_catalogue_wait(fs->lib);
+	rc = fetch_catalogue_ensure(fs->lib);
 	if (rc == 0)
 		rc = idx_character_find(fs->idx, fs->server, fs->cfg.lang, name, &cid);
 	if (rc == 0)
@@ -520,7 +520,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 			dirbuf_add(b, "costumes", FS_INO_COSTUMES, S_IFDIR);
 			break;
 		}
-		rc = fetch_catalogue_wait(fs->lib);
+		rc = fetch_catalogue_ensure(fs->lib);
 		if (rc == 0 && ino == FS_INO_CHARACTERS)
 			rc = idx_character_list(fs->idx, fs->server, fs->cfg.lang, list_character,
 						&l);
@@ -530,7 +530,7 @@ static int build_listing(struct fs *fs, fuse_ino_t ino, struct dirbuf *b)
 		break;
 	case FS_CHARACTER:
 		l.view = 1;
-		rc = fetch_catalogue_wait(fs->lib);
+		rc = fetch_catalogue_ensure(fs->lib);
 		if (rc == 0)
 			rc = idx_costume_list(fs->idx, fs->server, fs->cfg.lang, id, list_costume,
 					      &l);

@@ -1067,3 +1067,16 @@ int http_submit_enc(struct http_engine *e, enum http_base base, const char *path
 	pthread_mutex_unlock(&e->lock);
 	return 0;
 }
+
+int http_submit_document(struct http_engine *e, enum http_base base, const char *path,
+			  enum http_priority prio, const struct http_sink *sink, http_done_fn done,
+			  void *arg)
+{
+	return http_submit_enc(e, base, path, HTTP_GET, prio, 1, NULL, sink, done, arg);
+}
+
+int http_submit_cond(struct http_engine *e, enum http_base base, const char *path,
+		      const struct http_cond *cond, http_done_fn done, void *arg)
+{
+	return http_submit_enc(e, base, path, HTTP_HEAD, HTTP_PROBE, 0, cond, NULL, done, arg);
+}

@@ -144,19 +144,12 @@ struct http_sink http_membuf_sink(struct http_membuf *m);
 /* Once the request succeeded: NUL-terminate m->buf (len unchanged). */
 int http_membuf_finish(struct http_membuf *m);
 
-/* http_submit() of a GET of a document into m (through
- * http_membuf_sink()): it is asked for compressed (Accept-Encoding: what
- * libcurl decodes) and m gets the decoded bytes, at most m->max of them. */
+/* http_submit() of a GET of a document: it is asked for compressed
+ * (Accept-Encoding: what libcurl decodes) and the sink gets the decoded
+ * bytes (its begin() gets -1 when the body came encoded). */
 int http_submit_document(struct http_engine *e, enum http_base base, const char *path,
-			  enum http_priority prio, struct http_membuf *m, http_done_fn done,
+			  enum http_priority prio, const struct http_sink *sink, http_done_fn done,
 			  void *arg);
-
-/* Blocking http_submit_document() into memory, NUL-terminated: at most
- * max_bytes decoded, else -EFBIG. On success *body is the caller's to
- * free(). res may be NULL. */
-int http_get_memory(struct http_engine *e, enum http_base base, const char *path,
-		     enum http_priority prio, size_t max_bytes, char **body, size_t *len,
-		     struct http_result *res);
 
 /* What a conditional request sends: If-None-Match with etag quoted (NULL
  * or "": none), If-Modified-Since with modified_since (seconds since the
@@ -166,17 +159,11 @@ struct http_cond {
 	int64_t modified_since;
 };
 
-/* Blocking conditional HEAD (as HTTP_PROBE): 0 with res->status 304 when
- * the origin says the file did not change, 0 with a 2xx status when it
+/* http_submit() of a conditional HEAD (as HTTP_PROBE): done gets status
+ * 304 when the origin says the file did not change, a 2xx status when it
  * answered the file (changed, or the origin ignores conditions), else the
  * error as for any request. */
-int http_head_if(struct http_engine *e, enum http_base base, const char *path,
-		 const struct http_cond *cond, struct http_result *res);
-
-/* Blocking HEAD of n paths at once (all in flight together, as HTTP_PROBE:
- * within the request budget); res[i] for each. Returns 0 when every request
- * got an answer (see res[i].err). */
-int http_head_batch(struct http_engine *e, enum http_base base, const char *const *paths,
-		     size_t n, struct http_result *res);
+int http_submit_cond(struct http_engine *e, enum http_base base, const char *path,
+		      const struct http_cond *cond, http_done_fn done, void *arg);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * assets.c: asset bytes from the origin into the cache, once.
  *
- * A transfer exists per asset while it is in flight; every reader of that
- * asset waits on it instead of starting another (single flight). The engine
+ * A request (request.c) exists per asset while its download is under way;
+ * every reader of that asset joins it instead of starting another (single
+ * flight). The engine
  * thread streams the body into a cache writer (plain writes into the page
  * cache); everything that waits for the disk or SQLite (progress rows, the
  * commit: fsync, rename, index update) runs on the commit workers, so the
@@ -29,44 +30,12 @@
 /* The index's bytes_done is refreshed at most this often per transfer. */
 #define PROGRESS_STEP (1 << 20)
 
-struct fetch_transfer {
-	struct fetch_transfer *next; /* lock */
-	struct fetch_library *lib;
-	int64_t asset_id;
-	char bundle[IDX_BUNDLE_MAX + 1];
-	char file[IDX_NAME_MAX + 1];
-	pthread_cond_t ended;        /* with lock: done became 1 */
-	pthread_cond_t answered;     /* with lock: heard or done became 1 */
-	pthread_cond_t readable;     /* with lock: body_fd was set, or done became 1 */
-	/* The engine thread's while in flight, then the committing worker's. */
-	struct cache_writer *writer;
-	int64_t last_progress;
-	int dropped;                 /* the sink stopped it (abandoned) */
-	atomic_llong content_length; /* engine thread writes, progress jobs read */
-	atomic_llong bytes;          /* the same */
-	atomic_int abandoned;        /* lock to set: no one wants it, the sink stops it */
-	int progress_queued;         /* lock: a progress job is queued */
-	int keep;                    /* lock: prefetch wants it, whoever waits */
-	enum http_priority prio;    /* lock: as asked for, or raised to */
-	int submitted;               /* lock: handed to the engine (or about to be) */
-	int heard;                   /* lock: the answer's headers came (content_length) */
-	/* lock: a read-only descriptor of the complete, checked body (the
-	 * temporary the commit then renames), from the check until the commit
-	 * ended; else -1. Readers take copies of it. */
-	int body_fd;
-	int waiters;                 /* lock */
-	int done;                    /* lock */
-	int err;                     /* lock: outcome once done; 1: was complete already */
-	int refs;                    /* lock: waiters + in flight + queued jobs */
-};
-
 enum job_kind { JOB_COMMIT, JOB_PROGRESS };
 
 struct fetch_job {
 	struct fetch_job *next; /* lock */
 	enum job_kind kind;
-	struct fetch_transfer *t;
-	struct http_result res; /* JOB_COMMIT */
+	struct fetch_request *r;
 };
 
 int fetch_asset_url_path(const char *server, const char *bundle, const char *file, char *buf,
@@ -102,66 +71,30 @@ static void backoff_record(struct fetch_library *lib, int64_t asset_id, const ch
 		  file, why, (long long)((d + 999) / 1000), failures);
 }
 
-static struct fetch_transfer *transfer_find(struct fetch_library *lib, int64_t asset_id)
+static struct fetch_request *download_find(struct fetch_library *lib, int64_t asset_id)
 {
 	assert(lib_locked(lib));
-	for (struct fetch_transfer *t = lib->transfers; t; t = t->next)
-		if (t->asset_id == asset_id)
-			return t;
+	for (struct fetch_request *r = lib->downloads; r; r = r->next)
+		if (r->asset_id == asset_id)
+			return r;
 	return NULL;
 }
 
-static void transfer_unlink(struct fetch_library *lib, struct fetch_transfer *t)
-{
-	assert(lib_locked(lib));
-	for (struct fetch_transfer **p = &lib->transfers; *p; p = &(*p)->next) {
-		if (*p == t) {
-			*p = t->next;
-			return;
-		}
-	}
-}
-
-static void transfer_free(struct fetch_transfer *t)
-{
-	pthread_cond_destroy(&t->ended);
-	pthread_cond_destroy(&t->answered);
-	pthread_cond_destroy(&t->readable);
-	free(t);
-}
-
-/* Drop one reference; the caller holds lib->lock. */
-static void transfer_put(struct fetch_transfer *t)
-{
-	assert(lib_locked(t->lib));
-	assert(t->refs > 0);
-	if (--t->refs == 0)
-		transfer_free(t);
-}
-
-/* The transfer ended with err: wake its waiters, drop the flight's
- * reference. Takes lib->lock. */
-static void transfer_end(struct fetch_library *lib, struct fetch_transfer *t, int err)
+/* End r with err (lock not held): a served body's descriptor is closed
+ * after (readers hold their own copies). */
+static void download_end(struct fetch_library *lib, struct fetch_request *r, int err)
 {
 	assert(!lib_locked(lib));
 	lib_lock(lib);
-	int body_fd = t->body_fd;
-	t->body_fd = -1;
-	t->err = err;
-	t->done = 1;
-	transfer_unlink(lib, t);
-	if (--lib->outstanding == 0 && lib->stopping)
-		pthread_cond_broadcast(&lib->job_ready);
-	pthread_cond_broadcast(&t->ended);
-	pthread_cond_broadcast(&t->answered);
-	pthread_cond_broadcast(&t->readable);
-	transfer_put(t);
+	int body_fd = r->body_fd;
+	r->body_fd = -1;
+	request_end(lib, r, err);
 	lib_unlock(lib);
 	if (body_fd >= 0)
-		close(body_fd); /* readers hold their own copies */
+		close(body_fd);
 }
 
-/* Queue a job for the workers (it holds a reference on its transfer); the
+/* Queue a job for the workers (it holds a reference on its request); the
  * caller holds lib->lock. */
 static void job_push(struct fetch_library *lib, struct fetch_job *job)
 {
@@ -174,38 +107,41 @@ static void job_push(struct fetch_library *lib, struct fetch_job *job)
 /* ---- the sink: engine thread ---- */
 
 /* Hand a progress row to the workers, unless one is queued already. */
-static void progress_queue(struct fetch_transfer *t);
+static void progress_queue(struct fetch_request *r);
 
 /* The answer's headers: a stat waiting for the size has it now, and the
  * index soon (a progress row carries it). */
 static int sink_begin(void *ctx, int64_t content_length)
 {
-	struct fetch_transfer *t = ctx;
-	struct fetch_library *lib = t->lib;
+	struct fetch_request *r = ctx;
+	struct fetch_library *lib = r->lib;
 
-	atomic_store(&t->content_length, content_length);
+	if (atomic_load(&r->abandoned)) {
+		r->dropped = 1;
+		return -ECANCELED;
+	}
+	atomic_store(&r->content_length, content_length);
 	lib_lock(lib);
-	t->heard = 1;
-	pthread_cond_broadcast(&t->answered);
+	request_heard(lib, r);
 	lib_unlock(lib);
 	if (content_length >= 0)
-		progress_queue(t);
+		progress_queue(r);
 	return 0;
 }
 
-static void progress_queue(struct fetch_transfer *t)
+static void progress_queue(struct fetch_request *r)
 {
-	struct fetch_library *lib = t->lib;
+	struct fetch_library *lib = r->lib;
 	struct fetch_job *job = calloc(1, sizeof(*job));
 
 	if (!job)
 		return; /* progress is a hint: skip this one */
 	job->kind = JOB_PROGRESS;
-	job->t = t;
+	job->r = r;
 	lib_lock(lib);
-	if (!t->progress_queued) {
-		t->progress_queued = 1;
-		t->refs++;
+	if (!r->progress_queued) {
+		r->progress_queued = 1;
+		r->refs++;
 		job_push(lib, job);
 		job = NULL;
 	}
@@ -215,83 +151,84 @@ static void progress_queue(struct fetch_transfer *t)
 
 static int sink_write(void *ctx, const void *buf, size_t n)
 {
-	struct fetch_transfer *t = ctx;
-	if (atomic_load(&t->abandoned)) {
-		t->dropped = 1;
+	struct fetch_request *r = ctx;
+	if (atomic_load(&r->abandoned)) {
+		r->dropped = 1;
 		return -ECANCELED;
 	}
-	int rc = cache_writer_write(t->writer, buf, n);
+	int rc = cache_writer_write(r->writer, buf, n);
 	if (rc < 0)
 		return rc;
-	int64_t done = cache_writer_size(t->writer);
-	atomic_store(&t->bytes, done);
-	if (done - t->last_progress >= PROGRESS_STEP) {
-		t->last_progress = done;
-		progress_queue(t);
+	int64_t done = cache_writer_size(r->writer);
+	request_grew(r, done);
+	if (done - r->last_progress >= PROGRESS_STEP) {
+		r->last_progress = done;
+		progress_queue(r);
 	}
 	return 0;
 }
 
 static int sink_reset(void *ctx)
 {
-	struct fetch_transfer *t = ctx;
-	t->last_progress = 0;
-	atomic_store(&t->bytes, 0);
-	return cache_writer_reset(t->writer);
+	struct fetch_request *r = ctx;
+	r->last_progress = 0;
+	int rc = cache_writer_reset(r->writer);
+	request_grew(r, 0);
+	return rc;
 }
 
-static void transfer_done(void *arg, const struct http_result *res)
+void fetch_asset_done(void *arg, const struct http_result *res)
 {
-	struct fetch_transfer *t = arg;
-	struct fetch_library *lib = t->lib;
+	struct fetch_request *r = arg;
+	struct fetch_library *lib = r->lib;
 	struct fetch_job *job = calloc(1, sizeof(*job));
 
+	r->res = *res;
 	if (!job) {
 		/* No memory for the hand-off: finish here, without the commit. */
-		cache_writer_abort(t->writer);
-		transfer_end(lib, t, -ENOMEM);
+		cache_writer_abort(r->writer);
+		download_end(lib, r, -ENOMEM);
 		return;
 	}
 	job->kind = JOB_COMMIT;
-	job->t = t;
-	job->res = *res;
+	job->r = r;
 	lib_lock(lib);
+	request_received(lib, r);
 	job_push(lib, job); /* with the flight's reference */
 	lib_unlock(lib);
 }
 
 /* ---- commit workers ---- */
 
-/* The index row and the log for a transfer that ended with err. */
-static void record_outcome(struct fetch_library *lib, struct fetch_transfer *t, int err,
-			   const char *msg, const struct http_result *res, int64_t size)
+/* The index row and the log for a download that ended with err. */
+static void record_outcome(struct fetch_library *lib, struct fetch_request *r, int err,
+			   const char *msg, int64_t size)
 {
 	assert(!lib_locked(lib)); /* SQL */
 	if (err == -ECANCELED) {
-		idx_asset_mark_pending(lib->idx, t->asset_id);
+		idx_asset_mark_pending(lib->idx, r->asset_id);
 	} else if (err < 0) {
-		idx_asset_mark_failed(lib->idx, t->asset_id, -err, msg, res->url);
+		idx_asset_mark_failed(lib->idx, r->asset_id, -err, msg, r->res.url);
 		if (err == -ENOENT)
-			log_info("%s/%s: not on the origin (%s)", t->bundle, t->file, msg);
+			log_info("%s/%s: not on the origin (%s)", r->bundle, r->file, msg);
 		else if (err == -EIO || err == -EFBIG)
-			backoff_record(lib, t->asset_id, t->bundle, t->file, msg,
-				       res->retry_after_s);
+			backoff_record(lib, r->asset_id, r->bundle, r->file, msg,
+				       r->res.retry_after_s);
 		else
-			log_error("%s/%s: download failed: %s", t->bundle, t->file, msg);
+			log_error("%s/%s: download failed: %s", r->bundle, r->file, msg);
 	} else {
 		/* New files are the most recently used: eviction takes them last. */
-		idx_asset_touch(lib->idx, t->asset_id);
-		log_debug("%s/%s: cached, %lld bytes", t->bundle, t->file, (long long)size);
+		idx_asset_touch(lib->idx, r->asset_id);
+		log_debug("%s/%s: cached, %lld bytes", r->bundle, r->file, (long long)size);
 	}
 }
 
 /* The body is complete: if its length is right (what the Content-Length
  * said, when there was one), hand readers a descriptor of it now, before
  * the fsyncs and the index (DESIGN §9). 0, or -EIO (msg says why). */
-static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char *msg,
-		      size_t len)
+static int serve_body(struct fetch_library *lib, struct fetch_request *r, char *msg, size_t len)
 {
-	int64_t want = atomic_load(&t->content_length), got = cache_writer_size(t->writer);
+	int64_t want = atomic_load(&r->content_length), got = cache_writer_size(r->writer);
 	int fd;
 
 	if (want >= 0 && got != want) {
@@ -303,14 +240,13 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 	 * told of (its size differs, or a hash was known) wait for the commit,
 	 * which settles the version (DESIGN §7): readers then see which. */
 	struct idx_asset a;
-	if (idx_asset_get(lib->idx, t->asset_id, &a) < 0 || a.ver_sha256[0] ||
+	if (idx_asset_get(lib->idx, r->asset_id, &a) < 0 || a.ver_sha256[0] ||
 	    (a.ver_size >= 0 && a.ver_size != got))
 		return 0;
-	if (cache_writer_reader(t->writer, &fd) < 0)
+	if (cache_writer_reader(r->writer, &fd) < 0)
 		return 0; /* its readers wait for the commit instead */
 	lib_lock(lib);
-	t->body_fd = fd;
-	pthread_cond_broadcast(&t->readable);
+	request_serve(lib, r, fd);
 	lib_unlock(lib);
 #ifdef L2DFS_TEST_HOOKS
 	/* L2DFS_TEST_COMMIT_DELAY_MS stretches the commit that follows, so
@@ -321,45 +257,42 @@ static int serve_body(struct fetch_library *lib, struct fetch_transfer *t, char 
 	return 0;
 }
 
-static void commit(struct fetch_library *lib, struct fetch_transfer *t,
-		   const struct http_result *res)
+static void commit(struct fetch_library *lib, struct fetch_request *r)
 {
 	char hex[CACHE_SHA256_HEX], msg[IDX_TEXT_MAX + 1];
-	int64_t size = 0, stamp = 0, asset_id = t->asset_id;
-	int err = res->err;
+	int64_t size = 0, stamp = 0, asset_id = r->asset_id;
+	int err = r->res.err;
 
-	if (err == 0 && (err = serve_body(lib, t, msg, sizeof(msg))) < 0) {
-		cache_writer_abort(t->writer);
+	if (err == 0 && (err = serve_body(lib, r, msg, sizeof(msg))) < 0) {
+		cache_writer_abort(r->writer);
 	} else if (err == 0) {
-		err = cache_writer_commit(t->writer, hex, &size, &stamp);
+		err = cache_writer_commit(r->writer, hex, &size, &stamp);
 		if (err == 0)
-			err = idx_asset_mark_completed(lib->idx, t->asset_id, size, hex, res->url,
+			err = idx_asset_mark_completed(lib->idx, r->asset_id, size, hex, r->res.url,
 						       stamp);
 		if (err < 0)
 			snprintf(msg, sizeof(msg), "saving to the cache: %s", strerror(-err));
 	} else {
-		cache_writer_abort(t->writer);
-		snprintf(msg, sizeof(msg), "%s", res->reason[0] ? res->reason : strerror(-err));
+		cache_writer_abort(r->writer);
+		snprintf(msg, sizeof(msg), "%s",
+			 r->res.reason[0] ? r->res.reason : strerror(-err));
 	}
-	t->writer = NULL;
-	record_outcome(lib, t, err, msg, res, size);
-	/* Stopped because no one wanted it: a newcomer starts it again. */
-	if (err == -ECANCELED && t->dropped)
-		err = -EAGAIN;
-	transfer_end(lib, t, err);
+	r->writer = NULL;
+	record_outcome(lib, r, err, msg, size);
+	download_end(lib, r, err);
 	if (err == 0)
 		fetch_budget_added(lib, asset_id, size);
 }
 
-static void progress_write(struct fetch_library *lib, struct fetch_transfer *t)
+static void progress_write(struct fetch_library *lib, struct fetch_request *r)
 {
 	lib_lock(lib);
-	t->progress_queued = 0;
+	r->progress_queued = 0;
 	lib_unlock(lib);
-	idx_asset_mark_progress(lib->idx, t->asset_id, atomic_load(&t->bytes),
-				atomic_load(&t->content_length));
+	idx_asset_mark_progress(lib->idx, r->asset_id, atomic_load(&r->bytes),
+				atomic_load(&r->content_length));
 	lib_lock(lib);
-	transfer_put(t);
+	fetch_request_put(r);
 	lib_unlock(lib);
 }
 
@@ -380,9 +313,9 @@ static void *commit_worker(void *arg)
 		lib->working++;
 		lib_unlock(lib);
 		if (job->kind == JOB_COMMIT)
-			commit(lib, job->t, &job->res);
+			commit(lib, job->r);
 		else
-			progress_write(lib, job->t);
+			progress_write(lib, job->r);
 		free(job);
 		lib_lock(lib);
 		if (--lib->working == 0 && !lib->jobs)
@@ -407,12 +340,14 @@ int fetch_assets_start(struct fetch_library *lib)
 
 void fetch_library_stop(struct fetch_library *lib)
 {
-	/* transfer_start() checks this under the lock it links transfers with. */
+	/* download_start() checks this under the lock it links downloads with. */
 	lib_lock(lib);
 	lib->stopping = 1;
 	pthread_cond_broadcast(&lib->job_ready);
-	for (struct fetch_transfer *t = lib->transfers; t; t = t->next)
-		pthread_cond_broadcast(&t->ended);
+	for (struct fetch_request *r = lib->downloads; r; r = r->next) {
+		pthread_cond_broadcast(&r->changed);
+		pthread_cond_broadcast(&r->grew);
+	}
 	lib_unlock(lib);
 }
 
@@ -426,203 +361,136 @@ void fetch_assets_stop(struct fetch_library *lib)
 
 /* ---- starting and waiting ---- */
 
-/* Set up and submit a transfer just linked, at its priority; on any
- * failure (or if the asset turns out complete: err 1) end it. No lock held: this waits for
- * SQLite and the disk. */
-static void transfer_launch(struct fetch_library *lib, struct fetch_transfer *t)
+/* Open the cache temporary of r and mark the row downloading: 0, or the
+ * error (recorded). */
+static int download_prepare(struct fetch_library *lib, struct fetch_request *r, char *path)
 {
 	assert(!lib_locked(lib)); /* SQLite and the disk */
-	enum http_priority prio;
-	struct idx_asset now;
-	char path[HTTP_URL_MAX], msg[IDX_TEXT_MAX + 1];
-	int rc;
+	char msg[IDX_TEXT_MAX + 1];
+	int rc = fetch_asset_url_path(lib->server, r->bundle, r->file, path, HTTP_URL_MAX);
 
-	/* Linked before this read: a transfer that ended earlier wrote its
-	 * outcome to the index before it was unlinked. */
-	if (idx_asset_get(lib->idx, t->asset_id, &now) == 0 && now.state == IDX_COMPLETED) {
-		transfer_end(lib, t, 1);
-		return;
-	}
-	rc = fetch_asset_url_path(lib->server, t->bundle, t->file, path, sizeof(path));
 	if (rc == 0)
-		rc = cache_writer_begin(lib->cache, lib->server, t->bundle, t->file, &t->writer);
+		rc = cache_writer_begin(lib->cache, lib->server, r->bundle, r->file, &r->writer);
 	if (rc < 0) {
 		/* The origin was not asked: the reason is ours to record. */
 		snprintf(msg, sizeof(msg), "cannot write to the cache: %s", strerror(-rc));
-		log_error("%s/%s: %s", t->bundle, t->file, msg);
-		idx_asset_mark_failed(lib->idx, t->asset_id, rc == -ENOENT ? EIO : -rc, msg, NULL);
-		transfer_end(lib, t, rc);
-		return;
+		log_error("%s/%s: %s", r->bundle, r->file, msg);
+		idx_asset_mark_failed(lib->idx, r->asset_id, rc == -ENOENT ? EIO : -rc, msg, NULL);
+		return rc;
 	}
-	idx_asset_mark_downloading(lib->idx, t->asset_id, path);
-	const struct http_sink sink = { sink_begin, sink_write, sink_reset, t };
-	lib_lock(lib);
-	prio = t->prio; /* raised meanwhile? */
-	t->submitted = 1;
-	t->refs++; /* it may end before the check below */
-	lib_unlock(lib);
-	rc = http_submit(lib->engine, HTTP_ASSETS, path, HTTP_GET, prio, &sink, transfer_done,
-			  t);
-	if (rc < 0) {
-		/* The engine will not call back: undo here. */
-		cache_writer_abort(t->writer);
-		idx_asset_mark_pending(lib->idx, t->asset_id);
-		transfer_end(lib, t, rc);
-	} else {
-		/* A raise between the read above and the submit found nothing
-		 * queued: do it now. */
-		lib_lock(lib);
-		enum http_priority now = t->prio;
-		lib_unlock(lib);
-		if (now < prio)
-			http_promote(lib->engine, transfer_done, t, now);
-	}
-	lib_lock(lib);
-	transfer_put(t);
-	lib_unlock(lib);
-}
-
-/* Raise t's request to prio unless it is there or ahead; the caller holds
- * a reference on t, not the lock. */
-static void transfer_raise(struct fetch_library *lib, struct fetch_transfer *t,
-			   enum http_priority prio)
-{
-	assert(!lib_locked(lib));
-	assert(t->refs > 0);
-	lib_lock(lib);
-	int raise = prio < t->prio && !t->done, submitted = t->submitted;
-	if (raise)
-		t->prio = prio;
-	lib_unlock(lib);
-	/* Not submitted yet: transfer_launch() submits it at the new one. */
-	if (raise && submitted)
-		http_promote(lib->engine, transfer_done, t, prio);
-}
-
-/* A transfer never linked (no one else saw it). */
-static void transfer_free_unused(struct fetch_transfer *t)
-{
-	if (t)
-		transfer_free(t);
-}
-
-static struct fetch_transfer *transfer_new(struct fetch_library *lib, const struct idx_asset *a)
-{
-	struct fetch_transfer *t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->lib = lib;
-	t->asset_id = a->id;
-	atomic_init(&t->content_length, -1);
-	snprintf(t->bundle, sizeof(t->bundle), "%s", a->bundle);
-	snprintf(t->file, sizeof(t->file), "%s", a->file);
-	pthread_cond_init(&t->ended, NULL);
-	pthread_cond_init(&t->answered, NULL);
-	pthread_cond_init(&t->readable, NULL);
-	t->body_fd = -1;
-	t->refs = 1;
-	return t;
-}
-
-/*
- * Join the transfer of the asset, starting one unless one is in flight.
- * keep: prefetch wants it (it goes on without waiters). *out (may be NULL)
- * gets the transfer with a waiter's reference taken.
- */
-static int transfer_start(struct fetch_library *lib, const struct idx_asset *a,
-			  enum http_priority prio, int keep, struct fetch_transfer **out)
-{
-	assert(!lib_locked(lib));
-	struct fetch_transfer *t, *fresh = transfer_new(lib, a);
-	int created = 0, stopping;
-
-	lib_lock(lib);
-	t = transfer_find(lib, a->id);
-	stopping = lib->stopping;
-	if (!t && (stopping || !fresh)) {
-		lib_unlock(lib);
-		transfer_free_unused(fresh);
-		return stopping ? -ECANCELED : -ENOMEM;
-	}
-	if (!t) {
-		t = fresh, created = 1;
-		t->prio = prio;
-		t->next = lib->transfers;
-		lib->transfers = t;
-		lib->outstanding++;
-	}
-	t->keep |= keep;
-	t->refs++; /* the waiter's, or ours until the raise below */
-	if (out) {
-		t->waiters++;
-		atomic_store(&t->abandoned, 0);
-		*out = t;
-	}
-	lib_unlock(lib);
-	if (created) {
-		transfer_launch(lib, t);
-	} else {
-		transfer_free_unused(fresh);
-		transfer_raise(lib, t, prio);
-	}
-	if (!out) {
-		lib_lock(lib);
-		transfer_put(t);
-		lib_unlock(lib);
-	}
+	idx_asset_mark_downloading(lib->idx, r->asset_id, path);
 	return 0;
 }
 
-/* What a waiter waits for: the transfer's end (the commit included), its
- * answer's headers, or its body (complete, checked, not yet committed). */
-enum until { UNTIL_ENDED, UNTIL_ANSWERED, UNTIL_READABLE };
-
-/* 1 once what until names is there, short of the end. Caller holds lib->lock. */
-static int reached(const struct fetch_transfer *t, enum until until)
+/* A raise between the launcher's read of r->prio and its submit found
+ * nothing queued: promote r to where it was raised since (submitted at
+ * prio; the caller holds a reference). */
+static void download_promote(struct fetch_library *lib, struct fetch_request *r,
+			     enum http_priority prio)
 {
-	assert(lib_locked(t->lib));
-	return until == UNTIL_ANSWERED ? t->heard : until == UNTIL_READABLE && t->body_fd >= 0;
+	assert(!lib_locked(lib));
+	lib_lock(lib);
+	enum http_priority now = r->prio;
+	lib_unlock(lib);
+	if (now < prio)
+		http_promote(lib->engine, fetch_asset_done, r, now);
+}
+
+/* Set up and submit a download just linked (PENDING), at its priority; on
+ * any failure (or if the asset turns out complete) end it. The caller
+ * holds a reference. No lock held: this waits for SQLite and the disk. */
+static void download_launch(struct fetch_library *lib, struct fetch_request *r)
+{
+	assert(!lib_locked(lib)); /* SQLite and the disk */
+	struct idx_asset now;
+	char path[HTTP_URL_MAX];
+
+	/* Linked before this read: a download that ended earlier wrote its
+	 * outcome to the index before it was unlinked. */
+	if (idx_asset_get(lib->idx, r->asset_id, &now) == 0 && now.state == IDX_COMPLETED) {
+		download_end(lib, r, 0);
+		return;
+	}
+	int rc = download_prepare(lib, r, path);
+	if (rc < 0) {
+		download_end(lib, r, rc);
+		return;
+	}
+	const struct http_sink sink = { sink_begin, sink_write, sink_reset, r };
+	lib_lock(lib);
+	int abandoned = request_submit(lib, r) < 0;
+	enum http_priority prio = r->prio; /* raised meanwhile? */
+	lib_unlock(lib);
+	rc = abandoned ? -ECANCELED
+		       : http_submit(lib->engine, HTTP_ASSETS, path, HTTP_GET, prio, &sink,
+				     fetch_asset_done, r);
+	if (rc < 0) {
+		/* Abandoned before it was asked, or the engine refused it. */
+		cache_writer_abort(r->writer);
+		idx_asset_mark_pending(lib->idx, r->asset_id);
+	}
+	if (rc < 0 && !abandoned)
+		download_end(lib, r, rc); /* the engine will not call back */
+	if (rc == 0)
+		download_promote(lib, r, prio);
+}
+
+static struct fetch_request *download_new(struct fetch_library *lib, const struct idx_asset *a,
+					  enum http_priority prio)
+{
+	assert(lib_locked(lib));
+	struct fetch_request *r = fetch_request_new(lib, FETCH_REQ_ASSET, prio);
+
+	if (!r)
+		return NULL;
+	r->asset_id = a->id;
+	snprintf(r->bundle, sizeof(r->bundle), "%s", a->bundle);
+	snprintf(r->file, sizeof(r->file), "%s", a->file);
+	r->next = lib->downloads;
+	lib->downloads = r;
+	return r;
 }
 
 /*
- * Wait (with lib->lock held) until t ends, or reaches until: then 2, with
- * *fd a copy of its body's descriptor (UNTIL_READABLE; fcntl() does not
- * wait for the disk). Else t's outcome, -ECANCELED once the library stops
- * or -EINTR once this thread's cancel token fires. Drops the waiter's
- * reference; a transfer left with no waiter and no prefetch interest is
- * abandoned.
+ * Join the download of the asset, starting one unless one is under way.
+ * keep: prefetch wants it (it goes on without waiters). *out (may be NULL)
+ * gets the request, joined.
  */
-static int transfer_wait(struct fetch_library *lib, struct fetch_transfer *t, enum until until,
-			 int *fd)
+static int download_start(struct fetch_library *lib, const struct idx_asset *a,
+			  enum http_priority prio, int keep, struct fetch_request **out)
 {
-	assert(lib_locked(lib));
-	assert(t->refs > 0);
-	pthread_cond_t *cond = until == UNTIL_ANSWERED	? &t->answered
-			       : until == UNTIL_READABLE ? &t->readable
-							 : &t->ended;
-	int rc = 0, err;
+	assert(!lib_locked(lib));
+	lib_lock(lib);
+	struct fetch_request *r = download_find(lib, a->id);
+	int created = !r && !lib->stopping;
 
-	while (!t->done && !reached(t, until) && !lib->stopping && rc == 0)
-		rc = fetch_wait(lib, cond);
-	if (!t->done && reached(t, until)) {
-		err = 2;
-		if (until == UNTIL_READABLE) {
-			*fd = fcntl(t->body_fd, F_DUPFD_CLOEXEC, 0);
-			err = *fd < 0 ? -errno : 2;
-		}
-	} else {
-		err = t->done ? t->err : rc < 0 ? rc : -ECANCELED;
+	if (created)
+		r = download_new(lib, a, prio);
+	if (!r) {
+		lib_unlock(lib);
+		return lib->stopping ? -ECANCELED : -ENOMEM;
 	}
-	if (--t->waiters == 0 && !t->done && !t->keep)
-		atomic_store(&t->abandoned, 1);
-	transfer_put(t);
-	return err;
+	r->keep |= keep;
+	r->refs++; /* ours until the launch or the raise below is over */
+	if (out) {
+		fetch_request_join(lib, r);
+		*out = r;
+	}
+	lib_unlock(lib);
+	if (created)
+		download_launch(lib, r);
+	else
+		request_raise(lib, r, prio);
+	lib_lock(lib);
+	fetch_request_put(r);
+	lib_unlock(lib);
+	return 0;
 }
 
 int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id)
 {
 	lib_lock(lib);
-	int found = transfer_find(lib, asset_id) != NULL;
+	int found = download_find(lib, asset_id) != NULL;
 	lib_unlock(lib);
 	return found;
 }
@@ -630,22 +498,18 @@ int fetch_asset_inflight(struct fetch_library *lib, int64_t asset_id)
 int fetch_asset_answered(struct fetch_library *lib, int64_t asset_id, enum http_priority prio,
 			 int64_t *size)
 {
-	struct fetch_transfer *t;
-
 	lib_lock(lib);
-	t = transfer_find(lib, asset_id);
-	if (t) {
-		t->refs += 2; /* the waiter's, and one to read it after */
-		t->waiters++;
-	}
+	struct fetch_request *r = download_find(lib, asset_id);
+	if (r)
+		fetch_request_join(lib, r);
 	lib_unlock(lib);
-	if (!t)
+	if (!r)
 		return 0;
-	transfer_raise(lib, t, prio);
+	request_raise(lib, r, prio);
 	lib_lock(lib);
-	int rc = transfer_wait(lib, t, UNTIL_ANSWERED, NULL);
-	*size = rc == 2 ? atomic_load(&t->content_length) : -1;
-	transfer_put(t);
+	int rc = fetch_request_wait(lib, r, FETCH_REQ_BODY);
+	*size = rc == 0 && !fetch_request_ended(r) ? atomic_load(&r->content_length) : -1;
+	fetch_request_leave(lib, r);
 	lib_unlock(lib);
 	return rc == -EINTR ? -EINTR : 1;
 }
@@ -655,11 +519,11 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
 	int rc = 0;
 
 	lib_lock(lib);
-	struct fetch_transfer *t = transfer_find(lib, asset_id);
-	if (t && t->body_fd >= 0 && !t->done) {
-		t->refs++;
-		t->waiters++;
-		rc = transfer_wait(lib, t, UNTIL_ENDED, NULL);
+	struct fetch_request *r = download_find(lib, asset_id);
+	if (r && r->state == FETCH_REQ_SERVED) {
+		fetch_request_join(lib, r);
+		rc = fetch_request_wait(lib, r, FETCH_REQ_DONE);
+		fetch_request_leave(lib, r);
 	}
 	lib_unlock(lib);
 	return rc == -EINTR ? -EINTR : 0;
@@ -697,19 +561,36 @@ static int commits_wait(struct fetch_library *lib)
 	return rc;
 }
 
-/* Download the asset (or join its transfer) and wait: 0 when it ended
- * well, 1 if it was complete already, 2 with *fd if early and its body is
- * there before the commit, else the error. */
+/* The body of a served request (SERVED): 0 with *fd a copy of its
+ * descriptor (fcntl() does not wait for the disk). */
+static int served_fd(struct fetch_request *r, int *fd)
+{
+	assert(lib_locked(r->lib));
+	assert(r->state == FETCH_REQ_SERVED);
+	*fd = fcntl(r->body_fd, F_DUPFD_CLOEXEC, 0);
+	return *fd < 0 ? -errno : 0;
+}
+
+/* Download the asset (or join its download) and wait until it ended, or
+ * (early) until its body is served before the commit: 0 with *fd then,
+ * else 0 with *fd -1 when it ended well (the index has it); -EAGAIN if it
+ * was abandoned (start again); else the error. */
 static int download_wait(struct fetch_library *lib, const struct idx_asset *a, int early,
 			 int *fd)
 {
-	struct fetch_transfer *t;
-	int rc = transfer_start(lib, a, HTTP_FOREGROUND, 0, &t);
+	struct fetch_request *r;
+	int rc = download_start(lib, a, HTTP_FOREGROUND, 0, &r);
 
+	*fd = -1;
 	if (rc < 0)
 		return rc;
 	lib_lock(lib);
-	rc = transfer_wait(lib, t, early ? UNTIL_READABLE : UNTIL_ENDED, fd);
+	rc = fetch_request_wait(lib, r, early ? FETCH_REQ_SERVED : FETCH_REQ_DONE);
+	if (rc == 0 && r->state == FETCH_REQ_SERVED)
+		rc = served_fd(r, fd);
+	else if (rc == 0)
+		rc = r->state == FETCH_REQ_ABANDONED ? -EAGAIN : r->err;
+	fetch_request_leave(lib, r);
 	lib_unlock(lib);
 	return rc;
 }
@@ -741,10 +622,10 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, in
 		if (round == 3)
 			break;
 		rc = download_wait(lib, &a, early, fd);
-		if (rc == 2)
+		if (rc == 0 && *fd >= 0)
 			return 0;
-		if (rc == 1 || rc == -EAGAIN)
-			continue; /* completed meanwhile, or start again */
+		if (rc == 0 || rc == -EAGAIN)
+			continue; /* completed (meanwhile), or start again */
 		/* Bodies served before their commit become evictable once
 		 * committed: let those commits end before making room. */
 		if (rc == -ENOSPC && made_room < 2 && commits_wait(lib) == 0 &&
@@ -788,7 +669,7 @@ void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum http_pr
 	if (idx_asset_get(lib->idx, asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
 	    fetch_asset_missing(&a) || fetch_asset_backing_off(&a))
 		return;
-	transfer_start(lib, &a, prio, prio == HTTP_BACKGROUND, NULL);
+	download_start(lib, &a, prio, prio == HTTP_BACKGROUND, NULL);
 }
 
 int fetch_library_clear_backoff(struct fetch_library *lib)

@@ -62,11 +62,9 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 #endif
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->key_released, NULL);
-	pthread_cond_init(&lib->docs_answered, NULL);
 	pthread_cond_init(&lib->jobs_idle, NULL);
 	pthread_cond_init(&lib->job_ready, NULL);
 	pthread_cond_init(&lib->pass_over, NULL);
-	pthread_cond_init(&lib->offload_over, NULL);
 	fetch_budget_start(lib);
 	rc = fetch_assets_start(lib);
 	if (rc < 0) {
@@ -82,14 +80,11 @@ void fetch_library_free(struct fetch_library *lib)
 	if (!lib)
 		return;
 	fetch_assets_stop(lib);
-	fetch_offload_drain(lib);
 	pthread_mutex_destroy(&lib->lock);
 	pthread_cond_destroy(&lib->key_released);
-	pthread_cond_destroy(&lib->docs_answered);
 	pthread_cond_destroy(&lib->jobs_idle);
 	pthread_cond_destroy(&lib->job_ready);
 	pthread_cond_destroy(&lib->pass_over);
-	pthread_cond_destroy(&lib->offload_over);
 	free(lib->busy.v);
 	free(lib->pins.v);
 	free(lib->refused.v);
@@ -98,29 +93,20 @@ void fetch_library_free(struct fetch_library *lib)
 	free(lib);
 }
 
-/* Take a key, waiting while another thread holds it; if cancellable,
- * -EINTR once this thread's cancel token fires (the key not taken). */
-static int busy_take(struct fetch_library *lib, int64_t key, int cancellable)
+/* Take a key, waiting while another thread holds it: -EINTR once this
+ * thread's cancel token fires (the key not taken). */
+static int busy_take(struct fetch_library *lib, int64_t key)
 {
 	assert(!lib_locked(lib));
 	int rc = 0;
 
 	lib_lock(lib);
-	while (rc == 0 && fetch_keys_has(&lib->busy, key)) {
-		if (cancellable)
-			rc = fetch_wait(lib, &lib->key_released);
-		else
-			lib_cond_wait(lib, &lib->key_released);
-	}
+	while (rc == 0 && fetch_keys_has(&lib->busy, key))
+		rc = fetch_wait(lib, &lib->key_released);
 	if (rc == 0)
 		fetch_keys_add(&lib->busy, key);
 	lib_unlock(lib);
 	return rc;
-}
-
-void fetch_busy_acquire(struct fetch_library *lib, int64_t key)
-{
-	busy_take(lib, key, 0);
 }
 
 void fetch_busy_release(struct fetch_library *lib, int64_t key)
@@ -143,11 +129,8 @@ struct doc {
 	char *stored;      /* NULL if never stored */
 	size_t stored_len;
 	int64_t fetched_at;
-	struct http_membuf got;
-	int err;           /* of the fetch (guarded by lib->lock while in flight) */
-	char reason[HTTP_REASON_MAX];
-	struct fetch_library *lib;
-	int *pending;      /* requests in flight (guarded by lib->lock) */
+	struct fetch_request *r; /* the request for it, joined; NULL if none */
+	int err;                 /* of the request */
 };
 
 static void docs_init(struct fetch_library *lib, struct doc *docs)
@@ -163,10 +146,6 @@ static void docs_init(struct fetch_library *lib, struct doc *docs)
 	docs[DOC_ROSTER].url = lib->cfg.roster_url;
 	docs[DOC_ASSETS].url = lib->cfg.assets_index_url;
 	docs[DOC_COSTUMES].url = lib->cfg.costume_index_url;
-	for (int i = 0; i < NDOCS; i++) {
-		docs[i].lib = lib;
-		docs[i].got.max = FETCH_DOC_MAX;
-	}
 }
 
 int fetch_catalogue_document(struct fetch_library *lib, const char *path, char **body,
@@ -181,11 +160,11 @@ int fetch_catalogue_document(struct fetch_library *lib, const char *path, char *
 	return -ENOENT;
 }
 
-static void docs_free(struct doc *docs)
+static void docs_free(struct fetch_library *lib, struct doc *docs)
 {
 	for (int i = 0; i < NDOCS; i++) {
 		free(docs[i].stored);
-		free(docs[i].got.buf);
+		fetch_request_release(lib, docs[i].r);
 	}
 }
 
@@ -194,12 +173,34 @@ static int64_t catalogue_ttl(const struct fetch_library *lib)
 	return lib->cfg.catalogue_ttl_s > 0 ? lib->cfg.catalogue_ttl_s : FETCH_CATALOGUE_TTL_S;
 }
 
+/* A document (or buildData) from the origin, waited for as this thread's
+ * cancel token allows: 0 with *body (malloc'd, NUL-terminated), or the
+ * error with the reason in reason. */
+static int doc_get(struct fetch_library *lib, enum http_base base, const char *path,
+		   enum http_priority prio, char **body, size_t *len, char *reason, size_t rlen)
+{
+	struct fetch_request *r = fetch_request_joined(lib, FETCH_REQ_DOCUMENT, prio);
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	fetch_request_document(lib, r, base, path);
+	rc = fetch_request_outcome(lib, r);
+	if (rc == 0) {
+		*body = r->body.buf, *len = r->body.len;
+		r->body.buf = NULL;
+	}
+	snprintf(reason, rlen, "%s", r->res.reason[0] ? r->res.reason : strerror(-rc));
+	fetch_request_release(lib, r);
+	return rc;
+}
+
 int fetch_character_document(struct fetch_library *lib, int64_t id, char **body, size_t *len)
 {
 	char key[64], path[64], *stored = NULL;
 	size_t stored_len = 0;
 	int64_t at = 0, now = idx_now();
-	struct http_result res = { .err = 0 };
+	char reason[HTTP_REASON_MAX];
 	int rc;
 
 	if (id < 0)
@@ -211,14 +212,13 @@ int fetch_character_document(struct fetch_library *lib, int64_t id, char **body,
 		*body = stored, *len = stored_len;
 		return 0;
 	}
-	rc = http_get_memory(lib->engine, HTTP_API, path, HTTP_FOREGROUND, FETCH_DOC_MAX, body, len,
-			     &res);
+	rc = doc_get(lib, HTTP_API, path, HTTP_FOREGROUND, body, len, reason, sizeof(reason));
 	if (rc == 0) {
 		cJSON *j = cJSON_ParseWithLength(*body, *len);
 		rc = cJSON_IsObject(j) ? 0 : -EBADMSG;
 		cJSON_Delete(j);
 		if (rc < 0) {
-			snprintf(res.reason, sizeof(res.reason), "not a JSON object");
+			snprintf(reason, sizeof(reason), "not a JSON object");
 			free(*body);
 		}
 	}
@@ -227,7 +227,11 @@ int fetch_character_document(struct fetch_library *lib, int64_t id, char **body,
 		free(stored);
 		return 0;
 	}
-	log_warn("%s: %s", path, res.reason[0] ? res.reason : strerror(-rc));
+	if (rc == -EINTR) {
+		free(stored);
+		return rc;
+	}
+	log_warn("%s: %s", path, reason);
 	if (rc == -ENOENT || !stored) {
 		free(stored);
 		return rc == -ENOENT ? -ENOENT : -EIO;
@@ -249,44 +253,27 @@ static int docs_young(struct fetch_library *lib, struct doc *docs)
 	return idx_catalogue_present(lib->idx, lib->server);
 }
 
-static void doc_done(void *arg, const struct http_result *res)
+/* Ask the origin for the three documents at once; wait for every answer
+ * as this thread's cancel token allows (-EINTR: the waiting ends, the
+ * requests no one else wants are abandoned). */
+static int docs_fetch(struct fetch_library *lib, struct doc *docs)
 {
-	struct doc *d = arg;
-
-	pthread_mutex_lock(&d->lib->lock);
-	d->err = res->err;
-	snprintf(d->reason, sizeof(d->reason), "%s",
-		 res->reason[0] ? res->reason : strerror(-res->err));
-	--*d->pending;
-	pthread_cond_broadcast(&d->lib->docs_answered);
-	pthread_mutex_unlock(&d->lib->lock);
-}
-
-/* Ask the origin for the three documents at once; wait for every answer. */
-static void docs_fetch(struct fetch_library *lib, struct doc *docs)
-{
-	int pending = NDOCS;
-
 	for (int i = 0; i < NDOCS; i++) {
-		struct http_result res = { .err = 0 };
-		docs[i].pending = &pending;
-		res.err = http_submit_document(lib->engine, docs[i].url ? HTTP_URL : HTTP_API,
-						docs[i].url ? docs[i].url : docs[i].path,
-						HTTP_FOREGROUND, &docs[i].got, doc_done, &docs[i]);
-		if (res.err < 0)
-			doc_done(&docs[i], &res);
+		docs[i].r = fetch_request_joined(lib, FETCH_REQ_DOCUMENT, HTTP_FOREGROUND);
+		if (docs[i].r)
+			fetch_request_document(lib, docs[i].r, docs[i].url ? HTTP_URL : HTTP_API,
+					       docs[i].url ? docs[i].url : docs[i].path);
 	}
-	lib_lock(lib);
-	while (pending > 0)
-		lib_cond_wait(lib, &lib->docs_answered);
-	lib_unlock(lib);
 	for (int i = 0; i < NDOCS; i++) {
-		if (docs[i].err == 0)
-			docs[i].err = http_membuf_finish(&docs[i].got);
+		struct fetch_request *r = docs[i].r;
+		docs[i].err = r ? fetch_request_outcome(lib, r) : -ENOMEM;
+		if (docs[i].err == -EINTR)
+			return -EINTR;
 		if (docs[i].err < 0)
 			log_warn("%s: %s", docs[i].url ? docs[i].url : docs[i].path,
-				 docs[i].reason);
+				 r && r->res.reason[0] ? r->res.reason : strerror(-docs[i].err));
 	}
+	return 0;
 }
 
 /* Sort key for qsort of costumes by DESIGN §4. */
@@ -395,7 +382,7 @@ static int docs_store(struct fetch_library *lib, struct doc *docs)
 		old[i] = d->stored, old_len[i] = d->stored_len;
 		all_stored &= d->stored != NULL;
 		if (d->err == 0) {
-			body[i] = d->got.buf, len[i] = d->got.len;
+			body[i] = d->r->body.buf, len[i] = d->r->body.len;
 			continue;
 		}
 		if (!d->stored) {
@@ -414,7 +401,8 @@ static int docs_store(struct fetch_library *lib, struct doc *docs)
 	}
 	for (int i = 0; rc == 0 && i < NDOCS; i++)
 		if (docs[i].err == 0)
-			idx_doc_put(lib->idx, docs[i].key, docs[i].got.buf, docs[i].got.len, now);
+			idx_doc_put(lib->idx, docs[i].key, docs[i].r->body.buf, docs[i].r->body.len,
+				    now);
 	return rc < 0 ? -EIO : 0;
 }
 
@@ -426,7 +414,9 @@ static int catalogue_fetch(struct fetch_library *lib, struct doc *docs)
 	for (int i = 0; i < NDOCS; i++)
 		idx_doc_get(lib->idx, docs[i].key, &docs[i].stored, &docs[i].stored_len,
 			    &docs[i].fetched_at);
-	docs_fetch(lib, docs);
+	rc = docs_fetch(lib, docs);
+	if (rc < 0)
+		return rc;
 	rc = docs_store(lib, docs);
 	for (int i = 0; rc == 0 && i < NDOCS; i++)
 		if (docs[i].err < 0)
@@ -453,7 +443,9 @@ int fetch_catalogue_refresh(struct fetch_library *lib, int force)
 	int rc = 0;
 
 	docs_init(lib, docs);
-	fetch_busy_acquire(lib, KEY_CATALOGUE);
+	rc = busy_take(lib, KEY_CATALOGUE);
+	if (rc < 0)
+		return rc;
 	if (force || !docs_young(lib, docs)) {
 		rc = catalogue_fetch(lib, docs);
 		if (rc == 0)
@@ -462,14 +454,14 @@ int fetch_catalogue_refresh(struct fetch_library *lib, int force)
 	/* Look at the documents' age again once one could have expired, or
 	 * ask the origin again a while after it failed (at once if there is
 	 * nothing to serve meanwhile). */
-	if (rc == 0 || idx_catalogue_present(lib->idx, lib->server)) {
+	if (rc == 0 || (rc != -EINTR && idx_catalogue_present(lib->idx, lib->server))) {
 		lib_lock(lib);
 		lib->catalogue_checked_until =
 			idx_now() + (rc < 0 ? MIN(CATALOGUE_RETRY_S, ttl) : MIN(300, ttl));
 		lib_unlock(lib);
 	}
 	fetch_busy_release(lib, KEY_CATALOGUE);
-	docs_free(docs);
+	docs_free(lib, docs);
 	return rc;
 }
 
@@ -483,30 +475,11 @@ int fetch_catalogue_ensure(struct fetch_library *lib)
 	if (fresh)
 		return 0;
 	rc = fetch_catalogue_refresh(lib, 0);
+	if (rc == -EINTR)
+		return rc;
 	if (rc < 0 && idx_catalogue_present(lib->idx, lib->server))
 		return 0;
 	return rc < 0 ? -EIO : 0;
-}
-
-static int catalogue_call(void *arg)
-{
-	return fetch_catalogue_ensure(arg);
-}
-
-static void catalogue_call_free(void *arg)
-{
-	(void)arg; /* the library outlives its offloaded calls */
-}
-
-int fetch_catalogue_wait(struct fetch_library *lib)
-{
-	lib_lock(lib);
-	int fresh = idx_now() < lib->catalogue_checked_until;
-	lib_unlock(lib);
-	/* The usual case, without a thread. */
-	if (fresh)
-		return 0;
-	return fetch_offload(lib, catalogue_call, lib, catalogue_call_free);
 }
 
 /* ---- a costume's files ---- */
@@ -572,53 +545,20 @@ static int costume_files_store(struct fetch_library *lib, const struct idx_costu
 	return rc;
 }
 
-/* One GET into memory, offloaded (fetch_offload()). */
-struct get_call {
-	struct http_engine *engine;
-	char path[IDX_NAME_MAX + 64];
-	char *body;
-	size_t len;
-	struct http_result res;
-};
-
-static int get_call_run(void *arg)
-{
-	struct get_call *g = arg;
-	return http_get_memory(g->engine, HTTP_ASSETS, g->path, HTTP_PROBE, FETCH_DOC_MAX,
-				&g->body, &g->len, &g->res);
-}
-
-static void get_call_free(void *arg)
-{
-	struct get_call *g = arg;
-	free(g->body);
-	free(g);
-}
-
 /* The costume's buildData.asset from the origin (*body malloc'd). */
 static int build_data_fetch(struct fetch_library *lib, const struct idx_costume *c, char **body,
 			    size_t *len)
 {
-	struct get_call *g = calloc(1, sizeof(*g));
+	char path[IDX_NAME_MAX + 64], reason[HTTP_REASON_MAX];
 	int rc;
 
-	if (!g)
-		return -ENOMEM;
-	g->engine = lib->engine;
-	snprintf(g->path, sizeof(g->path), "/%s/live2d/chara/%s_rip/buildData.asset", c->server,
+	snprintf(path, sizeof(path), "/%s/live2d/chara/%s_rip/buildData.asset", c->server,
 		 c->live2d_name);
-	rc = fetch_offload(lib, get_call_run, g, get_call_free);
-	if (rc == -EINTR)
-		return rc; /* g is the offloaded call's now */
-	if (rc < 0) {
-		log_error("%s: buildData: %s", c->live2d_name,
-			  g->res.reason[0] ? g->res.reason : strerror(-rc));
+	rc = doc_get(lib, HTTP_ASSETS, path, HTTP_PROBE, body, len, reason, sizeof(reason));
+	if (rc < 0 && rc != -EINTR) {
+		log_error("%s: buildData: %s", c->live2d_name, reason);
 		rc = rc == -ENOENT ? -ENOENT : -EIO;
-	} else {
-		*body = g->body, *len = g->len;
-		g->body = NULL;
 	}
-	get_call_free(g);
 	return rc;
 }
 
@@ -710,7 +650,7 @@ int fetch_costume_ensure(struct fetch_library *lib, int64_t costume_id)
 	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
 	if (rc < 0 || c.files_listed)
 		return rc;
-	rc = busy_take(lib, KEY_COSTUME(costume_id), 1);
+	rc = busy_take(lib, KEY_COSTUME(costume_id));
 	if (rc < 0)
 		return rc;
 	rc = idx_costume_get(lib->idx, costume_id, lib->cfg.lang, &c);
@@ -772,46 +712,47 @@ static int size_unknown(const struct idx_asset *a)
 	       !fetch_asset_backing_off(a);
 }
 
-/* HEAD requests of a probe, offloaded (fetch_offload()). */
-struct head_call {
-	struct http_engine *engine;
-	char **paths;
+/* The HEAD requests of a probe, all in flight together (joined). */
+struct probe {
+	struct fetch_request **reqs;
 	int64_t *ids;
-	struct http_result *res;
 	size_t n;
 };
 
-static int head_call_run(void *arg)
+static void probe_free(struct fetch_library *lib, struct probe *p)
 {
-	struct head_call *h = arg;
-	return http_head_batch(h->engine, HTTP_ASSETS, (const char *const *)h->paths, h->n,
-				h->res);
+	for (size_t i = 0; p->reqs && i < p->n; i++)
+		fetch_request_release(lib, p->reqs[i]);
+	free(p->reqs);
+	free(p->ids);
 }
 
-static void head_call_free(void *arg)
+/* Send a HEAD for asset a as the next request of p. */
+static void probe_send(struct fetch_library *lib, struct probe *p, const struct idx_asset *a)
 {
-	struct head_call *h = arg;
-	for (size_t i = 0; h->paths && i < h->n; i++)
-		free(h->paths[i]);
-	free(h->paths);
-	free(h->ids);
-	free(h->res);
-	free(h);
+	char path[HTTP_URL_MAX];
+	struct fetch_request *r;
+
+	if (fetch_asset_url_path(lib->server, a->bundle, a->file, path, sizeof(path)) < 0 ||
+	    !(r = fetch_request_joined(lib, FETCH_REQ_HEAD, HTTP_PROBE)))
+		return;
+	fetch_request_head(lib, r, HTTP_ASSETS, path, NULL);
+	p->reqs[p->n] = r;
+	p->ids[p->n++] = a->id;
 }
 
-/* The assets of l whose size is unknown into h. One in flight answers
+/* A HEAD for each asset of l whose size is unknown. One in flight answers
  * better than a HEAD: its answer's headers are waited for (hear), or it is
  * left to tell its size when its headers come. */
 static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
-			 int optional_only, int hear, struct head_call *h)
+			 int optional_only, int hear, struct probe *p)
 {
 	struct idx_asset a;
 	int64_t size;
 
-	h->paths = calloc(l->n + 1, sizeof(*h->paths));
-	h->ids = calloc(l->n + 1, sizeof(*h->ids));
-	h->res = calloc(l->n + 1, sizeof(*h->res));
-	if (!h->paths || !h->ids || !h->res)
+	p->reqs = calloc(l->n + 1, sizeof(*p->reqs));
+	p->ids = calloc(l->n + 1, sizeof(*p->ids));
+	if (!p->reqs || !p->ids)
 		return -ENOMEM;
 	for (size_t i = 0; i < l->n; i++) {
 		if ((optional_only && !l->optional[i]) || idx_asset_get(lib->idx, l->ids[i], &a) < 0 ||
@@ -823,34 +764,26 @@ static int probe_collect(struct fetch_library *lib, const struct asset_list *l,
 			return rc;
 		if (rc > 0 && hear && size >= 0)
 			idx_asset_mark_probed(lib->idx, a.id, size, 0, NULL);
-		if (rc > 0)
-			continue;
-		char *p = malloc(HTTP_URL_MAX);
-		if (!p || fetch_asset_url_path(lib->server, a.bundle, a.file, p, HTTP_URL_MAX) < 0) {
-			free(p);
-			continue;
-		}
-		h->paths[h->n] = p;
-		h->ids[h->n++] = a.id;
+		if (rc == 0)
+			probe_send(lib, p, &a);
 	}
 	return 0;
 }
 
-/* Probe the files of h; the caller holds the costume's probe key. */
-static int probe_run(struct fetch_library *lib, struct head_call *h)
+/* The answers of p into the index: 0, or -EINTR. */
+static int probe_record(struct fetch_library *lib, struct probe *p)
 {
-	int rc = fetch_offload(lib, head_call_run, h, head_call_free);
-
-	if (rc == -EINTR)
-		return rc; /* h is the offloaded call's now */
-	for (size_t i = 0; rc == 0 && i < h->n; i++) {
-		if (h->res[i].err == 0 && h->res[i].size >= 0)
-			idx_asset_mark_probed(lib->idx, h->ids[i], h->res[i].size, 0, NULL);
-		else if (h->res[i].err == -ENOENT)
-			idx_asset_mark_probed(lib->idx, h->ids[i], -1, ENOENT, h->res[i].reason);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct http_result *res = &p->reqs[i]->res;
+		int rc = fetch_request_outcome(lib, p->reqs[i]);
+		if (rc == -EINTR)
+			return rc;
+		if (rc == 0 && res->size >= 0)
+			idx_asset_mark_probed(lib->idx, p->ids[i], res->size, 0, NULL);
+		else if (rc == -ENOENT)
+			idx_asset_mark_probed(lib->idx, p->ids[i], -1, ENOENT, res->reason);
 	}
-	head_call_free(h);
-	return rc;
+	return 0;
 }
 
 /* fetch_costume_probe(); files in flight are heard, or else left out. */
@@ -858,26 +791,20 @@ static int costume_probe(struct fetch_library *lib, int64_t costume_id, int opti
 			 int hear)
 {
 	struct asset_list l = { 0 };
-	struct head_call *h = NULL;
+	struct probe p = { 0 };
 	int rc = costume_assets(lib, costume_id, &l);
 
 	if (rc < 0 || fetch_costume_complete(lib->idx, costume_id))
 		goto out;
-	rc = busy_take(lib, KEY_PROBE(costume_id), 1);
+	rc = busy_take(lib, KEY_PROBE(costume_id));
 	if (rc < 0)
 		goto out;
-	h = calloc(1, sizeof(*h));
-	rc = h ? probe_collect(lib, &l, optional_only, hear, h) : -ENOMEM;
-	if (h)
-		h->engine = lib->engine;
-	if (rc == 0 && h->n) {
-		rc = probe_run(lib, h);
-		h = NULL; /* freed by it, now or when the offloaded call ends */
-	}
+	rc = probe_collect(lib, &l, optional_only, hear, &p);
+	if (rc == 0)
+		rc = probe_record(lib, &p);
 	fetch_busy_release(lib, KEY_PROBE(costume_id));
+	probe_free(lib, &p);
 out:
-	if (h)
-		head_call_free(h);
 	asset_list_free(&l);
 	return rc;
 }
@@ -1099,14 +1026,19 @@ static int asset_recheck(struct fetch_library *lib, int64_t asset_id)
 	if (rc < 0 || a.state != IDX_COMPLETED)
 		return rc;
 	rc = fetch_asset_url_path(a.server, a.bundle, a.file, path, sizeof(path));
-	if (rc < 0)
-		return rc;
+	struct fetch_request *r = rc < 0 ? NULL : fetch_request_joined(lib, FETCH_REQ_HEAD, HTTP_PROBE);
+	if (!r)
+		return rc < 0 ? rc : -ENOMEM;
 	const struct http_cond cond = { a.sha256, a.updated_at };
-	rc = http_head_if(lib->engine, HTTP_ASSETS, path, &cond, &res);
+	fetch_request_head(lib, r, HTTP_ASSETS, path, &cond);
+	rc = fetch_request_outcome(lib, r);
+	res = r->res;
+	fetch_request_release(lib, r);
 	if (rc == 0 && res.status == 304)
 		return 0;
 	if (rc < 0 && rc != -ENOENT) {
-		log_error("%s/%s: asking the origin again: %s", a.bundle, a.file, res.reason);
+		log_error("%s/%s: asking the origin again: %s", a.bundle, a.file,
+			  res.reason[0] ? res.reason : strerror(-rc));
 		return rc;
 	}
 	log_info("%s/%s: %s on the origin; its copy is dropped", a.bundle, a.file,
@@ -1120,7 +1052,7 @@ int fetch_costume_refresh(struct fetch_library *lib, int64_t costume_id, int *ch
 {
 	struct asset_list l = { 0 };
 	struct idx_costume c;
-	int rc = busy_take(lib, KEY_COSTUME(costume_id), 1);
+	int rc = busy_take(lib, KEY_COSTUME(costume_id));
 
 	*changed = 0;
 	if (rc < 0)

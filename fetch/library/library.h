@@ -49,19 +49,18 @@ void fetch_library_free(struct fetch_library *lib);
 /* Make sure the catalogue is in the index: fresh (younger than the TTL)
  * copies are used as they are; older or missing ones are fetched (the three
  * in parallel); if the origin fails, a stale copy serves. -EIO (logged) if
- * none can be had. Cheap when called often (the answer is kept a while). */
+ * none can be had; -EINTR once this thread's cancel token fires (the
+ * documents no one else waits for are abandoned). Cheap when called often
+ * (the answer is kept a while). */
 int fetch_catalogue_ensure(struct fetch_library *lib);
 
 /* Fetch the three catalogue documents now (force), or only if one is older
  * than the TTL, and store the catalogue (which bumps its generation and
  * marks costumes' file lists for a new buildData). Returns 0, or a negative
  * errno (logged) when the origin did not give every document: the stored
- * copy then stays in use (in part, for the documents that did not come). */
+ * copy then stays in use (in part, for the documents that did not come);
+ * -EINTR as fetch_catalogue_ensure(). */
 int fetch_catalogue_refresh(struct fetch_library *lib, int force);
-
-/* fetch_catalogue_ensure() as this thread's cancel token allows: -EINTR
- * once it fires, the refresh going on in the background. */
-int fetch_catalogue_wait(struct fetch_library *lib);
 
 /* The stored copy of a catalogue document by its path under the API base
  * ("/characters/all.2.json", "/explorer/<server>/assets/_info.json",

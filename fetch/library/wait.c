@@ -1,6 +1,6 @@
 /*
- * wait.c: the waiting primitives of the library: small key lists and
- * cancel tokens (a waiter the kernel interrupts stops waiting at once).
+ * wait.c: small key lists and cancel tokens (a waiter the kernel
+ * interrupts stops waiting at once); request.c waits through them.
  */
 #include <assert.h>
 #include "library_int.h"
@@ -83,104 +83,4 @@ int fetch_wait(struct fetch_library *lib, pthread_cond_t *cond)
 	if (c)
 		c->cond = NULL;
 	return 0;
-}
-
-/* A blocking call run on a thread of its own so that its caller can stop
- * waiting for it (fetch_offload()). */
-struct offload {
-	struct fetch_library *lib;
-	int (*fn)(void *arg);
-	void *arg;
-	void (*free_arg)(void *arg);
-	pthread_cond_t answered; /* with lib->lock: done became 1 */
-	int rc;                  /* lib->lock */
-	int done;                /* lib->lock */
-	int abandoned;           /* lib->lock: the caller left: the thread frees all */
-};
-
-static void offload_free(struct offload *o)
-{
-	pthread_cond_destroy(&o->answered);
-	free(o);
-}
-
-static void *offload_thread(void *p)
-{
-	struct offload *o = p;
-	struct fetch_library *lib = o->lib;
-	int rc = o->fn(o->arg);
-
-	lib_lock(lib);
-	o->rc = rc;
-	o->done = 1;
-	int abandoned = o->abandoned;
-	pthread_cond_broadcast(&o->answered);
-	lib_unlock(lib);
-	if (abandoned) {
-		o->free_arg(o->arg);
-		offload_free(o);
-	}
-	lib_lock(lib);
-	if (--lib->offloaded == 0)
-		pthread_cond_broadcast(&lib->offload_over);
-	lib_unlock(lib);
-	return NULL;
-}
-
-static int offload_start(struct offload *o)
-{
-	pthread_attr_t attr;
-	pthread_t th;
-	int rc;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_mutex_lock(&o->lib->lock);
-	o->lib->offloaded++;
-	pthread_mutex_unlock(&o->lib->lock);
-	rc = -pthread_create(&th, &attr, offload_thread, o);
-	pthread_attr_destroy(&attr);
-	if (rc < 0) {
-		pthread_mutex_lock(&o->lib->lock);
-		o->lib->offloaded--;
-		pthread_mutex_unlock(&o->lib->lock);
-	}
-	return rc;
-}
-
-int fetch_offload(struct fetch_library *lib, int (*fn)(void *arg), void *arg,
-		  void (*free_arg)(void *arg))
-{
-	struct offload *o;
-	int rc = 0;
-
-	/* Nothing can interrupt this thread: no need for another. */
-	if (!current || current->lib != lib || !(o = calloc(1, sizeof(*o))))
-		return fn(arg);
-	*o = (struct offload){ .lib = lib, .fn = fn, .arg = arg, .free_arg = free_arg };
-	pthread_cond_init(&o->answered, NULL);
-	if (offload_start(o) < 0) {
-		offload_free(o);
-		return fn(arg);
-	}
-	lib_lock(lib);
-	while (!o->done && rc == 0)
-		rc = fetch_wait(lib, &o->answered);
-	if (!o->done) {
-		o->abandoned = 1;
-		lib_unlock(lib);
-		return -EINTR;
-	}
-	rc = o->rc;
-	lib_unlock(lib);
-	offload_free(o);
-	return rc;
-}
-
-void fetch_offload_drain(struct fetch_library *lib)
-{
-	lib_lock(lib);
-	while (lib->offloaded)
-		lib_cond_wait(lib, &lib->offload_over);
-	lib_unlock(lib);
 }

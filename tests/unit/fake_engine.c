@@ -21,6 +21,13 @@ static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static struct fake_req reqs[64];
 static size_t nreqs, nheads;
 static int heads_stalled;
+/* HEADs held while heads_stalled: their done callbacks and arguments. */
+static struct fake_head {
+	http_done_fn done;
+	void *arg;
+	long status;
+} held[64];
+static size_t nheld;
 
 struct http_engine {
 	int unused;
@@ -57,11 +64,36 @@ void http_engine_free(struct http_engine *e)
 	free(e);
 }
 
+/* Answer a HEAD as the engine would: size 100, or status 304 if cond. */
+static void head_answer(http_done_fn done, void *arg, long status)
+{
+	struct http_result res = { .status = status, .size = status == 304 ? -1 : 100,
+				   .attempts = 1 };
+	done(arg, &res);
+}
+
+/* A HEAD: answered at once, or held while HEADs are stalled. */
+static int head_submit(http_done_fn done, void *arg, long status)
+{
+	pthread_mutex_lock(&lock);
+	nheads++;
+	int hold = heads_stalled && nheld < sizeof(held) / sizeof(held[0]);
+	if (hold)
+		held[nheld++] = (struct fake_head){ done, arg, status };
+	pthread_cond_broadcast(&changed);
+	pthread_mutex_unlock(&lock);
+	if (!hold)
+		head_answer(done, arg, status);
+	return 0;
+}
+
 int http_submit(struct http_engine *e, enum http_base base, const char *path,
 		 enum http_method method, enum http_priority prio,
 		 const struct http_sink *sink, http_done_fn done, void *arg)
 {
-	(void)e, (void)base, (void)path, (void)method;
+	(void)e, (void)base, (void)path;
+	if (method == HTTP_HEAD)
+		return head_submit(done, arg, 200);
 	pthread_mutex_lock(&lock);
 	if (nreqs == sizeof(reqs) / sizeof(reqs[0])) {
 		pthread_mutex_unlock(&lock);
@@ -75,48 +107,19 @@ int http_submit(struct http_engine *e, enum http_base base, const char *path,
 
 /* Documents are never on the fake origin. */
 int http_submit_document(struct http_engine *e, enum http_base base, const char *path,
-			  enum http_priority prio, struct http_membuf *m, http_done_fn done,
+			  enum http_priority prio, const struct http_sink *sink, http_done_fn done,
 			  void *arg)
 {
-	(void)e, (void)base, (void)path, (void)prio, (void)m, (void)done, (void)arg;
+	(void)e, (void)base, (void)path, (void)prio, (void)sink, (void)done, (void)arg;
 	return -ENOENT;
-}
-
-int http_get_memory(struct http_engine *e, enum http_base base, const char *path,
-		     enum http_priority prio, size_t max_bytes, char **body, size_t *len,
-		     struct http_result *res)
-{
-	(void)e, (void)base, (void)path, (void)prio, (void)max_bytes, (void)body, (void)len;
-	if (res)
-		memset(res, 0, sizeof(*res));
-	return -ENOENT;
-}
-
-int http_head_batch(struct http_engine *e, enum http_base base, const char *const *paths,
-		     size_t n, struct http_result *res)
-{
-	(void)e, (void)base, (void)paths;
-	pthread_mutex_lock(&lock);
-	nheads += n;
-	pthread_cond_broadcast(&changed);
-	while (heads_stalled)
-		pthread_cond_wait(&changed, &lock);
-	pthread_mutex_unlock(&lock);
-	for (size_t i = 0; i < n; i++) {
-		memset(&res[i], 0, sizeof(res[i]));
-		res[i].size = 100;
-	}
-	return 0;
 }
 
 /* Every file is as it was. */
-int http_head_if(struct http_engine *e, enum http_base base, const char *path,
-		 const struct http_cond *cond, struct http_result *res)
+int http_submit_cond(struct http_engine *e, enum http_base base, const char *path,
+		      const struct http_cond *cond, http_done_fn done, void *arg)
 {
 	(void)e, (void)base, (void)path, (void)cond;
-	memset(res, 0, sizeof(*res));
-	res->status = 304;
-	return 0;
+	return head_submit(done, arg, 304);
 }
 
 int http_promote(struct http_engine *e, http_done_fn done, void *arg,
@@ -202,10 +205,19 @@ int fake_answer(size_t i, const char *body, int err, long retry_after_s)
 
 void fake_stall_heads(int on)
 {
+	struct fake_head h[sizeof(held) / sizeof(held[0])];
+	size_t n = 0;
+
 	pthread_mutex_lock(&lock);
 	heads_stalled = on;
-	pthread_cond_broadcast(&changed);
+	if (!on) {
+		n = nheld;
+		memcpy(h, held, n * sizeof(h[0]));
+		nheld = 0;
+	}
 	pthread_mutex_unlock(&lock);
+	for (size_t i = 0; i < n; i++)
+		head_answer(h[i].done, h[i].arg, h[i].status);
 }
 
 size_t fake_heads(void)
@@ -219,7 +231,7 @@ size_t fake_heads(void)
 void fake_reset(void)
 {
 	pthread_mutex_lock(&lock);
-	nreqs = nheads = 0;
+	nreqs = nheads = nheld = 0;
 	heads_stalled = 0;
 	pthread_mutex_unlock(&lock);
 }

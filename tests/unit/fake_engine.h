@@ -20,8 +20,8 @@ int fake_answer(size_t i, const char *body, int err, long retry_after_s);
 int fake_begin(size_t i, int64_t content_length);
 /* The i-th GET's priority, as submitted or raised by http_promote(). */
 enum http_priority fake_prio(size_t i);
-/* HEAD requests (http_head_batch) block while this is set; clearing it
- * answers them. Every HEAD answers size 100. */
+/* HEAD requests are held unanswered while this is set; clearing it
+ * answers them. Every HEAD answers size 100 (a conditional one: 304). */
 void fake_stall_heads(int on);
 /* HEAD requests asked so far. */
 size_t fake_heads(void);

@@ -178,6 +178,40 @@ static int run(struct http_engine *e, enum http_method m, const char *path, stru
 	return res->err;
 }
 
+/* A document's GET into memory (http_submit_document()), waited for: 0
+ * with *body (NUL-terminated, the caller's) or the error, *body NULL. */
+static int get_memory(struct http_engine *e, enum http_base base, const char *path,
+		      enum http_priority prio, size_t max, char **body, size_t *len,
+		      struct http_result *res)
+{
+	struct call c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
+	struct http_membuf m = { .max = max };
+	struct http_sink sink = http_membuf_sink(&m);
+	int rc = http_submit_document(e, base, path, prio, &sink, call_done, &c);
+
+	*body = NULL;
+	if (rc == 0) {
+		pthread_mutex_lock(&c.lock);
+		while (!c.done)
+			pthread_cond_wait(&c.cond, &c.lock);
+		pthread_mutex_unlock(&c.lock);
+		rc = c.res.err;
+	}
+	if (res)
+		*res = c.res;
+	if (res && rc < 0)
+		res->err = rc;
+	if (rc == 0)
+		rc = http_membuf_finish(&m);
+	if (rc < 0) {
+		free(m.buf);
+		return rc;
+	}
+	*body = m.buf;
+	*len = m.len;
+	return 0;
+}
+
 struct tally {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -218,8 +252,8 @@ static int peer_number(const char *path)
 	char *body;
 	size_t len;
 	int n;
-	assert_int_equal(http_get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 64, &body, &len,
-					  NULL),
+	assert_int_equal(get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 64, &body, &len,
+				    NULL),
 			 0);
 	n = atoi(body);
 	free(body);
@@ -239,8 +273,8 @@ static void peer_accept(const char *key, char *out, size_t n)
 	char path[128], *body;
 	size_t len;
 	snprintf(path, sizeof(path), "/ae/%s", key);
-	assert_int_equal(http_get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 256, &body, &len,
-					  NULL),
+	assert_int_equal(get_memory(ctl, HTTP_API, path, HTTP_FOREGROUND, 256, &body, &len,
+				    NULL),
 			 0);
 	snprintf(out, n, "%s", body);
 	free(body);
@@ -553,7 +587,7 @@ static void test_too_big(void **state)
 	assert_true(rec.len <= 1000);
 	assert_int_equal(run(e, HTTP_GET, "/t/big3?size=1000", &rec, &res), 0);
 	assert_int_equal(res.size, 1000);
-	assert_int_equal(http_get_memory(e, HTTP_API, "/t/big4?size=101", HTTP_FOREGROUND, 100,
+	assert_int_equal(get_memory(e, HTTP_API, "/t/big4?size=101", HTTP_FOREGROUND, 100,
 					  &body, &len, &res),
 			 -EFBIG);
 	assert_null(body);
@@ -735,7 +769,8 @@ static void test_head(void **state)
 
 	assert_int_equal(run(e, HTTP_HEAD, "/t/head1?size=1234", NULL, &res), 0);
 	assert_int_equal(res.size, 1234);
-	assert_int_equal(http_head_batch(e, HTTP_ASSETS, paths, 4, batch), 0);
+	for (int i = 0; i < 4; i++)
+		run(e, HTTP_HEAD, paths[i], NULL, &batch[i]);
 	assert_int_equal(batch[0].err, 0);
 	assert_int_equal(batch[0].size, 10);
 	assert_int_equal(batch[1].err, -ENOENT);
@@ -753,7 +788,7 @@ static void test_get_memory(void **state)
 	size_t len;
 	(void)state;
 
-	assert_int_equal(http_get_memory(e, HTTP_API, "/t/mem1?size=1000", HTTP_FOREGROUND, 1000,
+	assert_int_equal(get_memory(e, HTTP_API, "/t/mem1?size=1000", HTTP_FOREGROUND, 1000,
 					  &body, &len, &res),
 			 0);
 	assert_int_equal(len, 1000);
@@ -761,10 +796,10 @@ static void test_get_memory(void **state)
 	for (size_t i = 0; i < len; i++)
 		assert_int_equal((unsigned char)body[i], i % 251);
 	free(body);
-	assert_int_equal(http_get_memory(e, HTTP_API, "/t/mem2?fail=404", HTTP_FOREGROUND, 10,
+	assert_int_equal(get_memory(e, HTTP_API, "/t/mem2?fail=404", HTTP_FOREGROUND, 10,
 					  &body, &len, NULL),
 			 -ENOENT);
-	assert_int_equal(http_get_memory(e, HTTP_API, "no-slash", HTTP_FOREGROUND, 10, &body,
+	assert_int_equal(get_memory(e, HTTP_API, "no-slash", HTTP_FOREGROUND, 10, &body,
 					  &len, &res),
 			 -EINVAL);
 	assert_int_equal(res.err, -EINVAL);
@@ -782,7 +817,7 @@ static void test_encoding(void **state)
 	size_t len;
 	(void)state;
 
-	assert_int_equal(http_get_memory(e, HTTP_API, "/t/gz1?size=50000&gzip=1", HTTP_PROBE,
+	assert_int_equal(get_memory(e, HTTP_API, "/t/gz1?size=50000&gzip=1", HTTP_PROBE,
 					  50000, &body, &len, &res),
 			 0);
 	peer_accept("gz1", ae, sizeof(ae));
@@ -793,7 +828,7 @@ static void test_encoding(void **state)
 		assert_int_equal((unsigned char)body[i], i % 251);
 	free(body);
 	/* Small on the wire, too big decoded. */
-	assert_int_equal(http_get_memory(e, HTTP_API, "/t/gz2?size=50000&gzip=1",
+	assert_int_equal(get_memory(e, HTTP_API, "/t/gz2?size=50000&gzip=1",
 					  HTTP_FOREGROUND, 49999, &body, &len, &res),
 			 -EFBIG);
 	assert_int_equal(run(e, HTTP_GET, "/t/gz3?size=50000&gzip=1", &rec, &res), 0);
@@ -941,17 +976,17 @@ static void test_configured_urls(void **state)
 	c.urls[0] = url;
 	c.urls[2] = dead;
 	e = engine(&c);
-	assert_int_equal(http_get_memory(e, HTTP_URL, url, HTTP_FOREGROUND, 64, &body, &len, &res),
+	assert_int_equal(get_memory(e, HTTP_URL, url, HTTP_FOREGROUND, 64, &body, &len, &res),
 			 0);
 	assert_int_equal(len, 10);
 	assert_string_equal(res.url, url);
 	free(body);
-	assert_int_equal(http_get_memory(e, HTTP_URL, other, HTTP_FOREGROUND, 64, &body, &len,
-					  NULL),
+	assert_int_equal(get_memory(e, HTTP_URL, other, HTTP_FOREGROUND, 64, &body, &len,
+				    NULL),
 			 -EPERM);
 	assert_int_equal(peer_count("other"), 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(http_get_memory(e, HTTP_URL, dead, HTTP_FOREGROUND, 64, &body, &len,
+		assert_int_equal(get_memory(e, HTTP_URL, dead, HTTP_FOREGROUND, 64, &body, &len,
 						  NULL),
 				 -EIO);
 	/* The origin is still tried at once. */

@@ -475,6 +475,198 @@ static void test_reader_served_before_commit(void **state)
 	assert_int_equal(st.st_size, 9);
 }
 
+/* ---- the request state machine, transition by transition ---- */
+
+/* A request of kind made and joined by the test (for a waiter). */
+static struct fetch_request *request_made(enum fetch_request_kind kind)
+{
+	lib_lock(w.lib);
+	struct fetch_request *r = fetch_request_new(w.lib, kind, HTTP_PROBE);
+	assert_non_null(r);
+	fetch_request_join(w.lib, r);
+	lib_unlock(w.lib);
+	return r;
+}
+
+/* Move r (lock held) one transition on from its state, toward DONE. */
+static void request_step(struct fetch_request *r)
+{
+	switch (r->state) {
+	case FETCH_REQ_PENDING:
+		assert_int_equal(request_submit(w.lib, r), 0);
+		break;
+	case FETCH_REQ_QUEUED:
+		request_heard(w.lib, r);
+		break;
+	case FETCH_REQ_BODY:
+		request_received(w.lib, r);
+		break;
+	case FETCH_REQ_COMMITTING:
+		request_serve(w.lib, r, dup(0));
+		break;
+	default:
+		close(r->body_fd);
+		r->body_fd = -1;
+		request_end(w.lib, r, 0);
+	}
+}
+
+static void test_request_transitions(void **state)
+{
+	static const enum fetch_request_state path[] = {
+		FETCH_REQ_QUEUED, FETCH_REQ_BODY, FETCH_REQ_COMMITTING, FETCH_REQ_SERVED,
+		FETCH_REQ_DONE,
+	};
+	struct fetch_request *r = request_made(FETCH_REQ_ASSET);
+
+	(void)state;
+	lib_lock(w.lib);
+	assert_int_equal(r->state, FETCH_REQ_PENDING);
+	for (size_t i = 0; i < sizeof(path) / sizeof(path[0]); i++) {
+		request_step(r);
+		assert_int_equal(r->state, path[i]);
+		/* Each state answers a wait for itself and for the ones before. */
+		assert_int_equal(fetch_request_wait(w.lib, r, path[i]), 0);
+		assert_int_equal(fetch_request_wait(w.lib, r, FETCH_REQ_QUEUED), 0);
+	}
+	assert_int_equal(r->err, 0);
+	assert_int_equal(w.lib->outstanding, 0);
+	fetch_request_leave(w.lib, r);
+	lib_unlock(w.lib);
+}
+
+static void test_request_failed_and_head_ends(void **state)
+{
+	struct fetch_request *r = request_made(FETCH_REQ_HEAD);
+
+	(void)state;
+	lib_lock(w.lib);
+	assert_int_equal(request_submit(w.lib, r), 0);
+	request_end(w.lib, r, -EIO); /* a HEAD: QUEUED -> its end */
+	assert_int_equal(r->state, FETCH_REQ_FAILED);
+	assert_int_equal(r->err, -EIO); /* the outcome is an errno, nothing in-band */
+	assert_int_equal(fetch_request_wait(w.lib, r, FETCH_REQ_DONE), 0);
+	fetch_request_leave(w.lib, r);
+	lib_unlock(w.lib);
+}
+
+/* A waiter on its own thread with a cancel token: waits for until, leaves. */
+struct waiter {
+	pthread_t th;
+	struct fetch_request *r;
+	enum fetch_request_state until;
+	struct fetch_cancel cancel;
+	int rc;
+};
+
+static void *waiter_run(void *arg)
+{
+	struct waiter *wt = arg;
+
+	fetch_cancel_enter(&wt->cancel);
+	lib_lock(w.lib);
+	wt->rc = fetch_request_wait(w.lib, wt->r, wt->until);
+	fetch_request_leave(w.lib, wt->r);
+	lib_unlock(w.lib);
+	fetch_cancel_enter(NULL);
+	return NULL;
+}
+
+/* Bring a fresh request to state s; a waiter (joined) waits for its end
+ * and is cancelled; others (another waiter, prefetch) may want it too. */
+static struct fetch_request *cancel_in(enum fetch_request_state s, int others, int keep,
+				       int *rc)
+{
+	struct fetch_request *r = request_made(FETCH_REQ_ASSET);
+	struct waiter wt = { .r = r, .until = FETCH_REQ_DONE };
+
+	lib_lock(w.lib);
+	r->keep = keep;
+	while (r->state < s)
+		request_step(r);
+	for (int i = 0; i < others; i++)
+		fetch_request_join(w.lib, r);
+	lib_unlock(w.lib);
+	fetch_cancel_init(&wt.cancel, w.lib);
+	assert_int_equal(pthread_create(&wt.th, NULL, waiter_run, &wt), 0);
+	settle();
+	fetch_cancel_fire(&wt.cancel);
+	pthread_join(wt.th, NULL);
+	*rc = wt.rc;
+	return r;
+}
+
+static void test_cancel_in_every_state(void **state)
+{
+	(void)state;
+	for (enum fetch_request_state s = FETCH_REQ_PENDING; s <= FETCH_REQ_DONE; s++) {
+		int rc;
+		struct fetch_request *r = cancel_in(s, 0, 0, &rc);
+		/* Ended already: the wait answers; else the waiter leaves. */
+		assert_int_equal(rc, s == FETCH_REQ_DONE ? 0 : -EINTR);
+		if (s == FETCH_REQ_DONE)
+			continue; /* freed as its last waiter left */
+		lib_lock(w.lib);
+		assert_int_equal(r->waiters, 0);
+		/* No one wants it: its sink refuses the next bytes. */
+		assert_int_equal(atomic_load(&r->abandoned), 1);
+		if (s == FETCH_REQ_PENDING) {
+			/* Not even submitted. */
+			assert_int_equal(request_submit(w.lib, r), -ECANCELED);
+		} else if (s <= FETCH_REQ_BODY) {
+			r->dropped = 1; /* what the sink does */
+			request_received(w.lib, r);
+			request_end(w.lib, r, -ECANCELED);
+		} else {
+			r->refs++; /* to look at it until its end */
+			while (!fetch_request_ended(r))
+				request_step(r); /* the commit goes on */
+			assert_int_equal(r->state, FETCH_REQ_DONE);
+			fetch_request_put(r);
+		}
+		lib_unlock(w.lib);
+	}
+	assert_int_equal(w.lib->outstanding, 0);
+}
+
+static void test_cancel_leaves_a_wanted_request(void **state)
+{
+	(void)state;
+	for (enum fetch_request_state s = FETCH_REQ_PENDING; s < FETCH_REQ_DONE; s++) {
+		for (int keep = 0; keep < 2; keep++) {
+			int rc;
+			struct fetch_request *r = cancel_in(s, !keep, keep, &rc);
+			assert_int_equal(rc, -EINTR);
+			lib_lock(w.lib);
+			/* Another waiter or prefetch wants it: it goes on. */
+			assert_int_equal(atomic_load(&r->abandoned), 0);
+			r->refs++; /* to look at it after its end */
+			while (!fetch_request_ended(r))
+				request_step(r);
+			assert_int_equal(r->state, FETCH_REQ_DONE);
+			if (!keep)
+				fetch_request_leave(w.lib, r);
+			fetch_request_put(r);
+			lib_unlock(w.lib);
+		}
+	}
+	assert_int_equal(w.lib->outstanding, 0);
+}
+
+/* The library stopping ends every wait on a download with -ECANCELED. */
+static void test_request_wait_ends_when_stopping(void **state)
+{
+	struct reader a;
+
+	(void)state;
+	reader_start(&a, w.assets[0], 0);
+	assert_int_equal(fake_wait_submitted(1), 0);
+	settle();
+	fetch_library_stop(w.lib);
+	pthread_join(a.th, NULL);
+	assert_int_equal(a.rc, -ECANCELED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +682,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stat_hears_the_download, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_served_before_commit, setup, teardown),
 		cmocka_unit_test(test_asset_status),
+		cmocka_unit_test_setup_teardown(test_request_transitions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_failed_and_head_ends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_in_every_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_leaves_a_wanted_request, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_request_wait_ends_when_stopping, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
