@@ -1,12 +1,13 @@
 """model.json bytes are exactly Python's json.dumps(obj, ensure_ascii=False,
-indent=2) of the Python downloader's dict (DESIGN §3), in `pull`, `cat` and
-the mount. The writer itself is checked against json.dumps on generated
+indent=2) of the Python downloader's dict (DESIGN §3), in `pull`, `cat`,
+the mount and the Python package. The writer itself is checked against json.dumps on generated
 awkward names in tests/unit (test_model_json_python_bytes)."""
 
 import json
 
 from helpers import costume, read_file
 from test_cli_helpers import Cli
+from test_python_api import run_script, settings
 
 
 def python_bytes(c):
@@ -23,6 +24,19 @@ def test_thirty_costumes_byte_equal(l2dfs_bin, make_origin, mount, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     equal = [n for n in names if (out / n / "model.json").read_bytes() == python_bytes(costume(origin, n))]
     assert equal == names
+
+    # The Python package: Live2dDownloader on the same cache, each costume's model.json.
+    code = settings(origin, cli.cache) + (
+        "from pathlib import Path\n"
+        "from live2d_download import BestdoriClient, Live2dDownloader\n"
+        "d = Live2dDownloader(BestdoriClient(**SETTINGS))\n"
+        "for n in %r:\n"
+        "    d.download_live2d_name(n, root_dir=Path('models'))\n" % names)
+    r = run_script(l2dfs_bin, tmp_path / "app", code, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    models = tmp_path / "app" / "models"
+    equal = [n for n in names if (models / n / "model.json").read_bytes() == python_bytes(costume(origin, n))]
+    assert equal == names, "%d of 30 byte-equal" % len(equal)
 
     m = mount(origin=origin, cache_dir=cli.cache)
     for name in names[:5]:

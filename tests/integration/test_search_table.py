@@ -57,8 +57,9 @@ def slide(needle, hay):
     return max(200.0 * lcs(needle, w) / (n + len(w)) for w in windows)
 
 
-def reference_ratio(a, b):
-    """rapidfuzz's partial_ratio by its definition (after NFKC folding)."""
+def reference_ratio(a, b, fold=fold):
+    """rapidfuzz's partial_ratio by its definition (after NFKC folding, or
+    the fold given)."""
     a, b = fold(a), fold(b)
     if not a or not b:
         return 0.0
