@@ -70,9 +70,11 @@ class DownloadStream:
 
 @dataclass
 class CachePolicy:
-    """cache_dir becomes l2dfs's cache_dir= (its cache and index). l2dfs
-    keeps catalogue documents 24 h and serves stale ones while the origin
-    is down; enabled and ttl_seconds are kept for compatibility only."""
+    """cache_dir becomes l2dfs's cache_dir= (its cache and index);
+    ttl_seconds other than 24 h its catalogue_ttl= (how long the documents
+    are kept before they are asked again); enabled=False a catalogue_ttl
+    of 1 s (asked again at each call a second apart). l2dfs serves a
+    stale copy while the origin is down, whatever the TTL."""
 
     enabled: bool = True
     ttl_seconds: int = 24 * 3600
@@ -164,6 +166,7 @@ class BestdoriClient:
         """server -> server=, base_assets_url -> assets_url=, base_api_url ->
         api_url= (default: base_assets_url's site + /api when only that is
         given), timeout_seconds -> timeout=, cache.cache_dir -> cache_dir=,
+        cache.ttl_seconds/enabled -> catalogue_ttl= (CachePolicy),
         session: its proxies, headers and verify (_session_options); options:
         any other l2dfs -o options
         ({"retries": 5, "h2c": True}). chara_roster_url, assets_index_url and
@@ -192,6 +195,8 @@ class BestdoriClient:
             opts["timeout"] = max(1, int(round(timeout_seconds)))
         if cache is not None and cache.cache_dir is not None:
             opts["cache_dir"] = str(Path(cache.cache_dir).expanduser().resolve())
+        if cache is not None and (not cache.enabled or int(cache.ttl_seconds) != 24 * 3600):
+            opts["catalogue_ttl"] = "%ds" % (max(1, int(cache.ttl_seconds)) if cache.enabled else 1)
         opts.update(_session_options(session, user_agent))
         opts.update(options or {})
         self.options = opts

@@ -5,11 +5,12 @@ l2dfs stored them (`l2dfs cat --doc`, `l2dfs search --all`)."""
 import json
 import os
 import subprocess
+import textwrap
 import time
 
 from helpers import REPO, costume
 from test_cli_helpers import Cli
-from test_python_api import example
+from test_python_api import example, run_script
 
 SAMPLES = REPO / "tests" / "data" / "samples"
 ROSTER = json.loads((SAMPLES / "api_characters_all.2.json").read_text())
@@ -334,3 +335,27 @@ def test_cat_doc_character(l2dfs_bin, make_origin, tmp_path):
     assert origin.count("GET", "/api/characters/37.json") == 2
     r = cli("cat", "--doc", "character:36", opts={"retries": 0, "catalogue_ttl": "1s"})
     assert r.returncode == 0 and json.loads(r.stdout)["characterName"] == ROSTER["36"]["characterName"]
+
+
+def test_cache_policy_ttl(l2dfs_bin, origin, tmp_path):
+    """CachePolicy(ttl_seconds=) is how long the documents are kept
+    (catalogue_ttl=); enabled=False asks again at each call a second apart;
+    the default keeps them 24 h."""
+    code = '''
+        import time
+        from pathlib import Path
+        from live2d_download import BestdoriClient
+        from live2d_download.bestdori_client import CachePolicy
+        for i, policy in enumerate((dict(), dict(ttl_seconds=1), dict(enabled=False))):
+            c = BestdoriClient(base_assets_url=%(assets)r, base_api_url=%(api)r,
+                               cache=CachePolicy(cache_dir=Path(%(cache)r + str(i)), **policy))
+            c.get_characters_roster()
+            time.sleep(1.1)
+            c.get_characters_roster()
+            print(c.options.get("catalogue_ttl"))
+    ''' % {"assets": origin.assets, "api": origin.api, "cache": str(tmp_path / "c")}
+    r = run_script(l2dfs_bin, tmp_path / "app", textwrap.dedent(code))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["None", "1s", "1s"]
+    # Once for the default policy, twice for each of the others.
+    assert origin.count("GET", "/api/characters/all.2.json") == 5
