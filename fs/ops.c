@@ -82,16 +82,6 @@ static int stale(struct fs *fs, fuse_ino_t ino, const struct idx_asset *a)
 	return 1;
 }
 
-/* The inode of file f seen through view: its asset's version in it. */
-static fuse_ino_t file_ino(struct fs *fs, int view, const struct idx_file *f)
-{
-	struct idx_asset a = { .version = 0 };
-
-	if (f->asset_id)
-		idx_asset_get(fs->idx, f->asset_id, &a);
-	return fs_file_ino(view, f->id, a.version);
-}
-
 /* Size of an asset-backed file, asked of the library only when the index
  * does not know it. */
 static int asset_size(struct fs *fs, const struct idx_file *f, struct idx_asset *a)
@@ -107,28 +97,54 @@ static void dir_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
 }
 
+static void owner_stat(struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+}
+
+/* A regular file's attributes but its size and times. */
+static void file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_blksize = 65536;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+}
+
+/* Size and times of an asset's file, from its row. */
+static void asset_stat(const struct idx_asset *a, struct stat *st)
+{
+	st->st_size = a->size;
+	st->st_blocks = (a->size + 511) / 512;
+	st->st_mtime = st->st_ctime = st->st_atime = a->created_at;
+}
+
 /*
- * Attributes of a node. *timeout gets how long the kernel may keep them:
- * long for immutable things, 0 for generated files whose content can change.
+ * A file's mode, times and size: a generated one's from its text, an
+ * asset's from the index (probed or heard from its download if unknown).
+ * *ino is the kernel's inode, stale when its version is not the asset's;
+ * or, when named (a lookup just found f through view), it is set to the
+ * inode of the asset's current version. *timeout gets how long the kernel
+ * may keep them: long for an asset, 0 for a generated text that can change.
  */
-/* A file's mode, times and size: a generated one's from its text, an
- * asset's from the index (probed or heard from its download if unknown). */
-static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, struct stat *st,
-		     double *timeout)
+static int file_attr(struct fs *fs, fuse_ino_t *ino, int named, int view,
+		     const struct idx_file *f, struct stat *st, double *timeout)
 {
 	struct idx_asset a;
 	int rc;
 
-	st->st_ino = ino;
-	st->st_mode = S_IFREG | 0444;
-	st->st_nlink = 1;
-	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
+	if (named)
+		*ino = fs_file_ino(view, f->id, 0);
+	file_stat(fs, *ino, st);
 	if (!f->asset_id) {
 		char *text = NULL;
 		size_t len;
 		/* While it is open, the text it reads is the size: a web server
 		 * sends fstat's size as Content-Length of what it then reads. */
-		if (fs_handle_text_len(fs, ino, &len) < 0) {
+		if (fs_handle_text_len(fs, *ino, &len) < 0) {
 			rc = generated_text(fs, f, &text, &len);
 			if (rc < 0)
 				return rc;
@@ -139,19 +155,23 @@ static int file_attr(struct fs *fs, fuse_ino_t ino, const struct idx_file *f, st
 			free(text);
 		}
 		st->st_size = (off_t)len;
+		st->st_blocks = (st->st_size + 511) / 512;
 		*timeout = 0;
 		return 0;
 	}
 	rc = asset_size(fs, f, &a);
 	if (rc < 0)
 		return rc;
-	if (stale(fs, ino, &a))
+	if (named)
+		st->st_ino = *ino = fs_file_ino(view, f->id, a.version);
+	else if (stale(fs, *ino, &a))
 		return -ESTALE;
-	st->st_size = a.size;
-	st->st_mtime = st->st_ctime = st->st_atime = a.created_at;
+	asset_stat(&a, st);
+	*timeout = fs->cfg.cache_timeout_s;
 	return 0;
 }
 
+/* Attributes of the node ino (see file_attr for *timeout). */
 static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *timeout)
 {
 	int64_t id = fs_ino_id(ino);
@@ -159,9 +179,7 @@ static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *tim
 	struct idx_file f;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	owner_stat(st);
 	*timeout = fs->cfg.cache_timeout_s;
 	switch (fs_ino_kind(ino)) {
 	case FS_SPECIAL:
@@ -188,13 +206,7 @@ static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *tim
 		return -ENOENT;
 	}
 	rc = idx_file_get(fs->idx, id, &f);
-	if (rc == 0)
-		rc = file_attr(fs, ino, &f, st, timeout);
-	if (rc < 0)
-		return rc;
-	st->st_blksize = 65536;
-	st->st_blocks = (st->st_size + 511) / 512;
-	return 0;
+	return rc < 0 ? rc : file_attr(fs, &ino, 0, 0, &f, st, timeout);
 }
 
 /* ---- lookup ---- */
@@ -258,11 +270,12 @@ static int resolve_top(struct fs *fs, fuse_ino_t parent, const char *name, fuse_
 	return rc;
 }
 
-/* A name in a costume's folder dir (IDX_DIR_ROOT: the costume's own). */
+/* A name in a costume's folder dir (IDX_DIR_ROOT: the costume's own). A
+ * file found is *f (its inode is the version of its bytes, which its
+ * attributes settle: file_attr); f->id stays 0 for a folder. */
 static int resolve_in_costume(struct fs *fs, int64_t costume, int view, int dir,
-			      const char *name, fuse_ino_t *child)
+			      const char *name, fuse_ino_t *child, struct idx_file *f)
 {
-	struct idx_file f;
 	int rc = fetch_costume_ensure(fs->lib, costume);
 	int d = dir == IDX_DIR_ROOT ? find_subdir(name) : 0;
 
@@ -276,30 +289,52 @@ static int resolve_in_costume(struct fs *fs, int64_t costume, int view, int dir,
 		*child = fs_subdir_ino(view, costume, d);
 		return 0;
 	}
-	rc = idx_file_find(fs->idx, costume, (enum idx_dir)dir, name, &f);
+	rc = idx_file_find(fs->idx, costume, (enum idx_dir)dir, name, f);
 	if (rc == 0)
-		*child = file_ino(fs, view, &f);
+		*child = fs_file_ino(view, f->id, 0);
 	return rc;
 }
 
-/* Resolve name in parent to a child inode. */
-static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *child)
+/* Resolve name in parent to a child inode; a file found is *f (else f->id
+ * is 0). */
+static int resolve(struct fs *fs, fuse_ino_t parent, const char *name, fuse_ino_t *child,
+		   struct idx_file *f)
 {
 	int64_t id = fs_ino_id(parent);
 	int view = fs_ino_view(parent);
 
+	f->id = 0;
 	switch (fs_ino_kind(parent)) {
 	case FS_SPECIAL:
 		return resolve_top(fs, parent, name, child);
 	case FS_CHARACTER:
 		return resolve_costume(fs, id, 1, name, child);
 	case FS_COSTUME:
-		return resolve_in_costume(fs, id, view, IDX_DIR_ROOT, name, child);
+		return resolve_in_costume(fs, id, view, IDX_DIR_ROOT, name, child, f);
 	case FS_SUBDIR:
-		return resolve_in_costume(fs, id / 4, view, (int)(id % 4), name, child);
+		return resolve_in_costume(fs, id / 4, view, (int)(id % 4), name, child, f);
 	default:
 		return -ENOTDIR;
 	}
+}
+
+/* The entry of name in parent: its inode and attributes. A file's are
+ * asked of its row as found, not of the index again. */
+static int entry_of(struct fs *fs, fuse_ino_t parent, const char *name,
+		    struct fuse_entry_param *e, double *timeout)
+{
+	struct idx_file f;
+	int rc = resolve(fs, parent, name, &e->ino, &f);
+
+	if ((rc == 0 || rc == -ENOENT) && (parent == FS_INO_CHARACTERS || parent == FS_INO_COSTUMES ||
+					   fs_ino_kind(parent) == FS_CHARACTER))
+		fs_follow_served(fs, parent, name, rc == 0 ? e->ino : 0);
+	if (rc < 0)
+		return rc;
+	if (!f.id)
+		return node_attr(fs, e->ino, &e->attr, timeout);
+	owner_stat(&e->attr);
+	return file_attr(fs, &e->ino, 1, fs_ino_view(parent), &f, &e->attr, timeout);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -313,18 +348,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	memset(&e, 0, sizeof(e));
 	wait_begin(req, &c);
-	rc = resolve(fs, parent, name, &e.ino);
-	if ((rc == 0 || rc == -ENOENT) && (parent == FS_INO_CHARACTERS || parent == FS_INO_COSTUMES ||
-					   fs_ino_kind(parent) == FS_CHARACTER))
-		fs_follow_served(fs, parent, name, rc == 0 ? e.ino : 0);
-	if (rc == 0)
-		rc = node_attr(fs, e.ino, &e.attr, &timeout);
-	/* The file's bytes moved on between the two: its new inode. */
-	for (int again = 0; rc == -ESTALE && again < 2; again++) {
-		rc = resolve(fs, parent, name, &e.ino);
-		if (rc == 0)
-			rc = node_attr(fs, e.ino, &e.attr, &timeout);
-	}
+	rc = entry_of(fs, parent, name, &e, &timeout);
 	wait_end(req, rc);
 	if (rc == -ENOENT) {
 		/* A negative entry: forgotten when the catalogue changes (notify.c). */
@@ -371,39 +395,33 @@ struct dirbuf {
 	int err;
 };
 
-/* A readdirplus entry: the attributes lookup would give where they come
- * from the index alone (local), else none (ino 0: the kernel looks the
- * name up itself). */
+/* A readdirplus entry: the attributes lookup would give where the listing
+ * knows them (local: a folder, or a cached file whose asset row is
+ * cached), else none (ino 0: the kernel looks the name up itself). */
 static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t type,
-			 int local, struct fuse_entry_param *e)
+			 int local, const struct idx_asset *cached, struct fuse_entry_param *e)
 {
-	struct stat st;
-	double timeout = fs->cfg.cache_timeout_s;
-
 	memset(e, 0, sizeof(*e));
 	e->attr.st_ino = ino;
 	e->attr.st_mode = type;
 	if (!local || !strcmp(name, ".") || !strcmp(name, ".."))
 		return;
-	if (fs_ino_kind(ino) != FS_FILE) {
-		/* The listing found it: a folder, no need to ask the index again. */
-		memset(&st, 0, sizeof(st));
-		st.st_uid = getuid();
-		st.st_gid = getgid();
-		dir_stat(fs, ino, &st);
-	} else if (node_attr(fs, ino, &st, &timeout) < 0) {
-		return;
+	owner_stat(&e->attr);
+	if (cached) {
+		file_stat(fs, ino, &e->attr);
+		asset_stat(cached, &e->attr);
+	} else {
+		dir_stat(fs, ino, &e->attr);
 	}
 	e->ino = ino;
-	e->attr = st;
-	e->attr_timeout = timeout;
-	e->entry_timeout = fs->cfg.cache_timeout_s;
+	e->attr_timeout = e->entry_timeout = fs->cfg.cache_timeout_s;
 }
 
 /* Append one entry; its offset is the byte position of the next one, so
- * readdir can resume anywhere and the kernel can cache the listing. local:
- * its attributes come from the index alone (see listed_entry). */
-static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type, int local)
+ * readdir can resume anywhere and the kernel can cache the listing. local,
+ * cached: see listed_entry. */
+static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type, int local,
+		       const struct idx_asset *cached)
 {
 	struct fuse_entry_param e;
 	size_t old = b->size, need;
@@ -411,7 +429,7 @@ static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 	if (b->err)
 		return;
 	if (b->plus) {
-		listed_entry(b->fs, name, ino, type, local, &e);
+		listed_entry(b->fs, name, ino, type, local, cached, &e);
 		need = fuse_add_direntry_plus(b->req, NULL, 0, name, NULL, 0);
 	} else {
 		e.attr = (struct stat){ .st_ino = ino, .st_mode = type };
@@ -432,7 +450,7 @@ static void dirbuf_put(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_
 /* A folder the listing found. */
 static void dirbuf_add(struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t type)
 {
-	dirbuf_put(b, name, ino, type, 1);
+	dirbuf_put(b, name, ino, type, 1, NULL);
 }
 
 struct list_ctx {
@@ -460,29 +478,29 @@ static int list_costume(void *arg, const struct idx_costume *c)
 }
 
 /* Files known to be missing on the origin are not listed: 0. Else 1, or
- * 2 when its attributes come from the index alone: a cached asset (never a
- * generated file, whose size is a rendering, nor an asset whose size may
- * need the network). *ino gets its inode. */
-static int file_listed(struct fs *fs, int view, const struct idx_file *f, fuse_ino_t *ino)
+ * 2 when its attributes come from the index alone: a cached asset, whose
+ * row is *a (never a generated file, whose size is a rendering, nor an
+ * asset whose size may need the network). *ino gets its inode. */
+static int file_listed(struct fs *fs, int view, const struct idx_file *f, fuse_ino_t *ino,
+		       struct idx_asset *a)
 {
-	struct idx_asset a;
-
 	*ino = fs_file_ino(view, f->id, 0);
 	if (!f->asset_id)
 		return 1;
-	if (idx_asset_get(fs->idx, f->asset_id, &a) < 0)
+	if (idx_asset_get(fs->idx, f->asset_id, a) < 0)
 		return 0;
-	if (fetch_asset_missing(&a))
+	if (fetch_asset_missing(a))
 		return 0;
-	*ino = fs_file_ino(view, f->id, a.version);
-	return a.state == IDX_COMPLETED ? 2 : 1;
+	*ino = fs_file_ino(view, f->id, a->version);
+	return a->state == IDX_COMPLETED ? 2 : 1;
 }
 
 static int list_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
+	struct idx_asset a;
 	fuse_ino_t ino;
-	int listed = file_listed(l->fs, l->view, f, &ino);
+	int listed = file_listed(l->fs, l->view, f, &ino, &a);
 
 	if (!listed)
 		return 0;
@@ -490,18 +508,19 @@ static int list_file(void *arg, const struct idx_file *f)
 		l->seen[f->dir] = 1;
 		return 0;
 	}
-	dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2);
+	dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2, listed == 2 ? &a : NULL);
 	return 0;
 }
 
 static int list_subdir_file(void *arg, const struct idx_file *f)
 {
 	struct list_ctx *l = arg;
+	struct idx_asset a;
 	fuse_ino_t ino;
-	int listed = file_listed(l->fs, l->view, f, &ino);
+	int listed = file_listed(l->fs, l->view, f, &ino, &a);
 
 	if (listed)
-		dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2);
+		dirbuf_put(l->b, f->name, ino, S_IFREG, listed == 2, listed == 2 ? &a : NULL);
 	return 0;
 }
 
