@@ -910,10 +910,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct fetch_cancel c;
 	int rc = -ENODATA;
 
-	/* ls -l asks security.selinux of every file, each a round trip, unless
-	 * the filesystem says it has no such namespace (as it has not): then
-	 * it stops asking for the rest of the device. */
-	if (strncmp(name, "security.", strlen("security.")) == 0) {
+	/* ls -l asks security.selinux and the POSIX ACLs of every file, each a
+	 * round trip, unless the filesystem says it has no such namespace (as
+	 * it has none but user.*): then it stops asking for the rest of the
+	 * device. */
+	if (strncmp(name, "user.", strlen("user.")) != 0) {
 		rc = -EOPNOTSUPP;
 	} else if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
 		wait_begin(req, &c);
@@ -973,10 +974,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
  * kernel (op_open: no open, release or flush; pages kept; reads come by
  * inode, file_for_read), folders too (op_opendir; not with auto_unmount),
  * listings with attributes on every piece, not only the first
- * (readdirplus: no lookup per listed name), and "no ACL"
- * answers the kernel keeps (POSIX ACLs: ls -l asks for them on every file;
- * the tree has none; this also makes the kernel check the 0444/0555 modes
- * itself, which allow every read this tree serves).
+ * (readdirplus: no lookup per listed name). No POSIX ACL support: with it
+ * the kernel asks each file's ACL once (ls -l wants them all); without it
+ * the question reaches op_getxattr, whose EOPNOTSUPP makes ls stop asking
+ * (the mount has default_permissions, so the kernel still checks the
+ * 0444/0555 modes itself).
  */
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -992,8 +994,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	if (conn->capable & FUSE_CAP_POSIX_ACL)
-		conn->want |= FUSE_CAP_POSIX_ACL;
+	conn->want &= ~FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 }

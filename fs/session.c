@@ -26,11 +26,13 @@ static int has_option(const char *opts, const char *name)
 	return 0;
 }
 
-/* "l2dfs -ofsname=...,subtype=...,ro[,flags] [-d]" for fuse_session_new(). */
+/* "l2dfs -ofsname=...,subtype=...,ro,default_permissions[,flags] [-d]" for
+ * fuse_session_new(): the kernel checks modes (op_init asks no ACL support,
+ * which would imply it). */
 static int fuse_mount_args(struct fuse_args *args, const struct fs_config *cfg)
 {
 	char opts[512];
-	int n = snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=%s,ro%s%s", cfg->fsname,
+	int n = snprintf(opts, sizeof(opts), "-ofsname=%s,subtype=%s,ro,default_permissions%s%s", cfg->fsname,
 			 cfg->subtype, cfg->fuse_flags[0] ? "," : "", cfg->fuse_flags);
 
 	if (n < 0 || (size_t)n >= sizeof(opts))

@@ -376,10 +376,11 @@ def unknown_attributes_are_no_data(m, c):
             with pytest.raises(OSError) as e:
                 os.getxattr(path, name)
             assert e.value.errno == errno.ENODATA, (path, name)
-        # No security.* namespace at all: ls -l then stops asking for it.
-        with pytest.raises(OSError) as e:
-            os.getxattr(path, "security.selinux")
-        assert e.value.errno == errno.EOPNOTSUPP, path
+        # No namespace but user.*: ls -l then stops asking for labels and ACLs.
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(path, name)
+            assert e.value.errno == errno.EOPNOTSUPP, (path, name)
 
 
 def test_unknown_attribute_is_no_data(mount, origin):

@@ -552,6 +552,18 @@ def super_options(path):
     raise AssertionError("%s is not mounted" % path)
 
 
+def test_kernel_checks_modes(mount, origin):
+    """Without the kernel's ACL support the mount takes default_permissions:
+    the kernel still checks the 0444/0555 modes (no file runs, not even as
+    root)."""
+    m = mount(opts=NO_PREFETCH)
+    c = costume(origin)
+    assert "default_permissions" in super_options(m.path)
+    assert os.access(c.path(m, "model.json"), os.R_OK)
+    assert not os.access(c.path(m, "model.json"), os.X_OK)
+    assert os.access(c.path(m), os.X_OK)
+
+
 def test_not_allow_other_unless_asked(mount):
     m = mount(opts=NO_PREFETCH)
     assert "allow_other" not in super_options(m.path)

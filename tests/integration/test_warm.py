@@ -90,12 +90,11 @@ def test_ls_lR_of_a_cached_character(mount, origin, tmp_path):
     assert first["LOOKUP"] <= 2 + 2 * len(os.listdir(chara))
     assert second["OPENDIR"] == 0 and second["READDIR"] + second["READDIRPLUS"] == 0
     assert second["LOOKUP"] == 0
-    # The kernel keeps "no ACL"; ls -l asks security.selinux of every
-    # file until told the tree has no security.* attributes (EOPNOTSUPP),
-    # then no more on that device: a question a folder at most, not one a
-    # file. What is left is the attributes of generated files.
-    folders = sum(len(d) for _, d, _ in os.walk(chara)) + 1
-    assert second["GETXATTR"] <= folders
+    # ls -l asks security.selinux and the POSIX ACL of every file until
+    # told the tree has no such attributes (EOPNOTSUPP), then no more on
+    # that device: a few questions a listing, not one or two a file. What
+    # is left is the attributes of generated files.
+    assert first["GETXATTR"] <= 4 and second["GETXATTR"] <= 4
     assert second["GETATTR"] <= 2 * len(os.listdir(chara))
 
 
