@@ -30,7 +30,9 @@ int serve_costume(struct serve_req *r, int i, int64_t character_id, struct idx_c
 			idx_costume_find(r->s->idx, r->s->cfg.server, r->s->cfg.lang, character_id,
 					 r->part[i], c) < 0))
 		rc = -ENOENT;
-	if (rc == 0)
+	/* The row just found tells whether its files are listed: no need to
+	 * ask the index again. */
+	if (rc == 0 && !c->files_listed)
 		rc = fetch_costume_ensure(r->s->lib, c->id);
 	if (rc < 0)
 		*res = serve_errno(r, rc, i < r->nparts ? r->part[i] : "costume");
