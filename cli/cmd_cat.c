@@ -20,13 +20,13 @@ static const char cat_usage[] =
 	"       l2dfs cat [-o OPTIONS] --build-data FILE|- [--model-json]\n"
 	"\n"
 	"Writes one file of a costume folder (model.json, name.txt, icon.png, the\n"
-	".moc, textures/..., motions/..., expressions/...) to stdout, downloading\n"
-	"it into the cache first. COSTUME is a live2d name.\n"
+	".moc, textures/..., motions/..., expressions/...) to stdout as it is\n"
+	"downloaded into the cache. COSTUME is a live2d name.\n"
 	"--doc writes a catalogue document as stored (the origin's JSON): the\n"
 	"character roster, the asset index, the costume index, character ID's\n"
 	"detail document, or COSTUME's buildData.asset.\n"
 	"--asset writes a file of a bundle (live2d/chara/036_general/idle01.mtn)\n"
-	"that a costume's buildData named, downloading it into the cache first.\n"
+	"that a costume's buildData named, the same way.\n"
 	"--build-data lists the files a buildData.asset (FILE, or - for stdin)\n"
 	"gives a costume folder, one JSON object per line: {\"rel_path\", \"kind\",\n"
 	"\"optional\", \"bundle\", \"file\"}; nothing is downloaded. With --model-json,\n"
@@ -48,18 +48,29 @@ static int write_all(const char *buf, size_t len)
 	return 0;
 }
 
-static int copy_fd(int fd)
+/* The asset's bytes to stdout as they arrive, while its download goes on
+ * into the cache: 0, or the error (after a short output when the download
+ * failed mid-way: the exit status says the output is not the file). */
+static int copy_follow(struct fetch_library *lib, int64_t asset_id)
 {
+	struct fetch_follow *fl;
 	char buf[65536];
-	ssize_t n;
-	int rc = 0;
+	int64_t off = 0, have;
+	int rc = fetch_follow_open(lib, asset_id, &fl);
 
-	while (rc == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0)
-			rc = errno == EINTR ? 0 : -errno;
-		else
-			rc = write_all(buf, (size_t)n);
+	if (rc < 0)
+		return rc;
+	while (rc == 0 && (have = fetch_follow_wait(fl, off)) > 0) {
+		size_t want = have - off < (int64_t)sizeof(buf) ? (size_t)(have - off) : sizeof(buf);
+		ssize_t n = pread(fetch_follow_fd(fl), buf, want, off);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0 && (rc = write_all(buf, (size_t)n)) == 0)
+			off += n;
 	}
+	if (rc == 0 && have < 0)
+		rc = (int)have;
+	fetch_follow_close(fl);
 	return rc;
 }
 
@@ -87,7 +98,7 @@ static int cat_file(struct cli_env *env, const struct idx_file *f, const char *a
 {
 	char *text = NULL;
 	size_t len = 0;
-	int fd = -1, rc;
+	int rc;
 
 	if (f->kind == IDX_KIND_MODEL_JSON || f->kind == IDX_KIND_NAME_TXT) {
 		rc = f->kind == IDX_KIND_MODEL_JSON
@@ -97,11 +108,7 @@ static int cat_file(struct cli_env *env, const struct idx_file *f, const char *a
 			rc = write_all(text, len);
 		free(text);
 	} else {
-		rc = fetch_asset_open(env->lib, f->asset_id, &fd);
-		if (rc == 0) {
-			rc = copy_fd(fd);
-			close(fd);
-		}
+		rc = copy_follow(env->lib, f->asset_id);
 	}
 	if (rc == -ENOENT) {
 		fprintf(stderr, "l2dfs cat: %s: not on the origin\n", arg);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,18 +81,20 @@ static struct fetch_request *download_find(struct fetch_library *lib, int64_t as
 	return NULL;
 }
 
-/* End r with err (lock not held): a served body's descriptor is closed
- * after (readers hold their own copies). */
+/* End r with err (lock not held): a served body's descriptor and the
+ * followers' are closed after (readers hold their own copies). */
 static void download_end(struct fetch_library *lib, struct fetch_request *r, int err)
 {
 	assert(!lib_locked(lib));
 	lib_lock(lib);
-	int body_fd = r->body_fd;
-	r->body_fd = -1;
+	int body_fd = r->body_fd, follow_fd = r->follow_fd;
+	r->body_fd = r->follow_fd = -1;
 	request_end(lib, r, err);
 	lib_unlock(lib);
 	if (body_fd >= 0)
 		close(body_fd);
+	if (follow_fd >= 0)
+		close(follow_fd);
 }
 
 /* Queue a job for the workers (it holds a reference on its request); the
@@ -397,9 +400,10 @@ static void download_promote(struct fetch_library *lib, struct fetch_request *r,
 }
 
 /* Set up and submit a download just linked (PENDING), at its priority; on
- * any failure (or if the asset turns out complete) end it. The caller
- * holds a reference. No lock held: this waits for SQLite and the disk. */
-static void download_launch(struct fetch_library *lib, struct fetch_request *r)
+ * any failure (or if the asset turns out complete) end it. follow: open
+ * the followers' descriptor of the temporary. The caller holds a
+ * reference. No lock held: this waits for SQLite and the disk. */
+static void download_launch(struct fetch_library *lib, struct fetch_request *r, int follow)
 {
 	assert(!lib_locked(lib)); /* SQLite and the disk */
 	struct idx_asset now;
@@ -411,10 +415,15 @@ static void download_launch(struct fetch_library *lib, struct fetch_request *r)
 		download_end(lib, r, 0);
 		return;
 	}
-	int rc = download_prepare(lib, r, path);
+	int rc = download_prepare(lib, r, path), fd;
 	if (rc < 0) {
 		download_end(lib, r, rc);
 		return;
+	}
+	if (follow && cache_writer_reader(r->writer, &fd) == 0) {
+		lib_lock(lib);
+		r->follow_fd = fd;
+		lib_unlock(lib);
 	}
 	const struct http_sink sink = { sink_begin, sink_write, sink_reset, r };
 	lib_lock(lib);
@@ -429,7 +438,7 @@ static void download_launch(struct fetch_library *lib, struct fetch_request *r)
 		cache_writer_abort(r->writer);
 		idx_asset_mark_pending(lib->idx, r->asset_id);
 	}
-	if (rc < 0 && !abandoned)
+	if (rc < 0)
 		download_end(lib, r, rc); /* the engine will not call back */
 	if (rc == 0)
 		download_promote(lib, r, prio);
@@ -451,13 +460,16 @@ static struct fetch_request *download_new(struct fetch_library *lib, const struc
 	return r;
 }
 
+/* How a download is started: prefetch keeps it (it goes on without
+ * waiters); a follower reads its temporary as it grows. */
+enum { DL_KEEP = 1, DL_FOLLOW = 2 };
+
 /*
- * Join the download of the asset, starting one unless one is under way.
- * keep: prefetch wants it (it goes on without waiters). *out (may be NULL)
- * gets the request, joined.
+ * Join the download of the asset, starting one (as flags say) unless one is
+ * under way. *out (may be NULL) gets the request, joined.
  */
 static int download_start(struct fetch_library *lib, const struct idx_asset *a,
-			  enum http_priority prio, int keep, struct fetch_request **out)
+			  enum http_priority prio, int flags, struct fetch_request **out)
 {
 	assert(!lib_locked(lib));
 	lib_lock(lib);
@@ -470,7 +482,7 @@ static int download_start(struct fetch_library *lib, const struct idx_asset *a,
 		lib_unlock(lib);
 		return lib->stopping ? -ECANCELED : -ENOMEM;
 	}
-	r->keep |= keep;
+	r->keep |= !!(flags & DL_KEEP);
 	r->refs++; /* ours until the launch or the raise below is over */
 	if (out) {
 		fetch_request_join(lib, r);
@@ -478,7 +490,7 @@ static int download_start(struct fetch_library *lib, const struct idx_asset *a,
 	}
 	lib_unlock(lib);
 	if (created)
-		download_launch(lib, r);
+		download_launch(lib, r, flags & DL_FOLLOW);
 	else
 		request_raise(lib, r, prio);
 	lib_lock(lib);
@@ -571,21 +583,42 @@ static int served_fd(struct fetch_request *r, int *fd)
 	return *fd < 0 ? -errno : 0;
 }
 
-/* Download the asset (or join its download) and wait until it ended, or
- * (early) until its body is served before the commit: 0 with *fd then,
- * else 0 with *fd -1 when it ended well (the index has it); -EAGAIN if it
- * was abandoned (start again); else the error. */
-static int download_wait(struct fetch_library *lib, const struct idx_asset *a, int early,
-			 int *fd)
+/* What an opener waits for: the commit, the body served before it, or
+ * (following) the temporary's first bytes. */
+enum open_mode { OPEN_COMMITTED, OPEN_SERVED, OPEN_FOLLOW };
+
+/* Following r (joined): a copy of its temporary's descriptor, unless it
+ * has none or ended; 1 then (r stays joined), else 0. */
+static int follow_take(struct fetch_request *r, int *fd)
+{
+	assert(lib_locked(r->lib));
+	if (r->follow_fd < 0 || fetch_request_ended(r) ||
+	    (*fd = fcntl(r->follow_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return 0;
+	atomic_fetch_add(&r->followers, 1);
+	return 1;
+}
+
+/* Download the asset (or join its download) and wait for what mode says:
+ * 0 with *fd (and *follow, joined, when following); 0 with *fd -1 when it
+ * ended well (the index has it); -EAGAIN if it was abandoned (start
+ * again); else the error. */
+static int download_wait(struct fetch_library *lib, const struct idx_asset *a,
+			 enum open_mode mode, int *fd, struct fetch_request **follow)
 {
 	struct fetch_request *r;
-	int rc = download_start(lib, a, HTTP_FOREGROUND, 0, &r);
+	int rc = download_start(lib, a, HTTP_FOREGROUND, mode == OPEN_FOLLOW ? DL_FOLLOW : 0, &r);
 
 	*fd = -1;
 	if (rc < 0)
 		return rc;
 	lib_lock(lib);
-	rc = fetch_request_wait(lib, r, early ? FETCH_REQ_SERVED : FETCH_REQ_DONE);
+	if (mode == OPEN_FOLLOW && follow_take(r, fd)) {
+		*follow = r;
+		lib_unlock(lib);
+		return 0;
+	}
+	rc = fetch_request_wait(lib, r, mode == OPEN_SERVED ? FETCH_REQ_SERVED : FETCH_REQ_DONE);
 	if (rc == 0 && r->state == FETCH_REQ_SERVED)
 		rc = served_fd(r, fd);
 	else if (rc == 0)
@@ -595,7 +628,10 @@ static int download_wait(struct fetch_library *lib, const struct idx_asset *a, i
 	return rc;
 }
 
-static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, int *fd)
+/* Open the asset as mode says: 0 with *fd (and, following a download,
+ * *follow), or the error. */
+static int asset_open(struct fetch_library *lib, int64_t asset_id, enum open_mode mode, int *fd,
+		      struct fetch_request **follow)
 {
 	assert(!lib_locked(lib));
 	struct idx_asset a;
@@ -621,7 +657,7 @@ static int asset_open(struct fetch_library *lib, int64_t asset_id, int early, in
 			return a.err == EFBIG ? -EFBIG : -EIO;
 		if (round == 3)
 			break;
-		rc = download_wait(lib, &a, early, fd);
+		rc = download_wait(lib, &a, mode, fd, follow);
 		if (rc == 0 && *fd >= 0)
 			return 0;
 		if (rc == 0 || rc == -EAGAIN)
@@ -647,7 +683,7 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd)
 	/* Pinned, a file downloaded for this reader is not evicted before the
 	 * reader has it open (and its lock). */
 	fetch_budget_pin(lib, asset_id, 1);
-	int rc = asset_open(lib, asset_id, 0, fd);
+	int rc = asset_open(lib, asset_id, OPEN_COMMITTED, fd, NULL);
 	fetch_budget_pin(lib, asset_id, 0);
 	return rc;
 }
@@ -657,9 +693,88 @@ int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd)
 	/* A body served before its commit is not evictable yet (its row is not
 	 * completed) and its lock keeps eviction away after. */
 	fetch_budget_pin(lib, asset_id, 1);
-	int rc = asset_open(lib, asset_id, 1, fd);
+	int rc = asset_open(lib, asset_id, OPEN_SERVED, fd, NULL);
 	fetch_budget_pin(lib, asset_id, 0);
 	return rc;
+}
+
+struct fetch_follow {
+	struct fetch_library *lib;
+	struct fetch_request *r; /* joined while following its download; NULL: cached */
+	int fd;
+	int64_t size;            /* cached: its length */
+};
+
+int fetch_follow_open(struct fetch_library *lib, int64_t asset_id, struct fetch_follow **out)
+{
+	struct fetch_follow *fl = calloc(1, sizeof(*fl));
+	struct stat st;
+
+	if (!fl)
+		return -ENOMEM;
+	*fl = (struct fetch_follow){ .lib = lib, .fd = -1 };
+	fetch_budget_pin(lib, asset_id, 1);
+	int rc = asset_open(lib, asset_id, OPEN_FOLLOW, &fl->fd, &fl->r);
+	fetch_budget_pin(lib, asset_id, 0);
+	if (rc == 0 && !fl->r)
+		rc = fstat(fl->fd, &st) < 0 ? -errno : 0;
+	if (rc < 0) {
+		fetch_follow_close(fl);
+		return rc;
+	}
+	fl->size = fl->r ? -1 : st.st_size;
+	*out = fl;
+	return 0;
+}
+
+int fetch_follow_fd(const struct fetch_follow *fl)
+{
+	return fl->fd;
+}
+
+/* 1 once a follower at offset can go on: the body grew past it, or its
+ * length was checked (or it ended). */
+static int follow_ready(const struct fetch_request *r, int64_t offset)
+{
+	assert(lib_locked(r->lib));
+	if (r->state <= FETCH_REQ_BODY)
+		return atomic_load(&r->bytes) > offset;
+	return r->state != FETCH_REQ_COMMITTING;
+}
+
+int64_t fetch_follow_wait(struct fetch_follow *fl, int64_t offset)
+{
+	struct fetch_library *lib = fl->lib;
+	struct fetch_request *r = fl->r;
+	int64_t rc = 0;
+
+	if (!r)
+		return fl->size > offset ? fl->size : 0;
+	lib_lock(lib);
+	while (rc == 0 && !follow_ready(r, offset) && !lib->stopping)
+		rc = fetch_wait(lib, &r->grew);
+	int64_t have = atomic_load(&r->bytes);
+	if (rc == 0 && !follow_ready(r, offset))
+		rc = -ECANCELED; /* the library stops */
+	else if (rc == 0 && (r->state == FETCH_REQ_FAILED || r->state == FETCH_REQ_ABANDONED))
+		rc = r->err < 0 && r->err != -ECANCELED ? r->err : -EIO;
+	else if (rc == 0)
+		rc = r->state <= FETCH_REQ_BODY || have > offset ? have : 0;
+	lib_unlock(lib);
+	return rc;
+}
+
+void fetch_follow_close(struct fetch_follow *fl)
+{
+	if (fl->r) {
+		lib_lock(fl->lib);
+		atomic_fetch_sub(&fl->r->followers, 1);
+		fetch_request_leave(fl->lib, fl->r);
+		lib_unlock(fl->lib);
+	}
+	if (fl->fd >= 0)
+		close(fl->fd);
+	free(fl);
 }
 
 void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum http_priority prio)
@@ -669,7 +784,7 @@ void fetch_asset_queue(struct fetch_library *lib, int64_t asset_id, enum http_pr
 	if (idx_asset_get(lib->idx, asset_id, &a) < 0 || a.state == IDX_COMPLETED ||
 	    fetch_asset_missing(&a) || fetch_asset_backing_off(&a))
 		return;
-	download_start(lib, &a, prio, prio == HTTP_BACKGROUND, NULL);
+	download_start(lib, &a, prio, prio == HTTP_BACKGROUND ? DL_KEEP : 0, NULL);
 }
 
 int fetch_library_clear_backoff(struct fetch_library *lib)

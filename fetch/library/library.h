@@ -118,6 +118,25 @@ int fetch_asset_open(struct fetch_library *lib, int64_t asset_id, int *fd);
  * A commit that fails after that fails later opens, not this one. */
 int fetch_asset_read(struct fetch_library *lib, int64_t asset_id, int *fd);
 
+/*
+ * Follow an asset's bytes as they arrive (`l2dfs cat --asset`): the
+ * download is started or joined as by fetch_asset_open() (and still
+ * committed to the cache); fetch_follow_fd() reads the file being written
+ * (pread() at offsets fetch_follow_wait() says are there); a cached file
+ * is followed to its end at once. A download joined in flight without a
+ * follower's descriptor is waited for whole.
+ */
+struct fetch_follow;
+int fetch_follow_open(struct fetch_library *lib, int64_t asset_id, struct fetch_follow **out);
+int fetch_follow_fd(const struct fetch_follow *fl);
+/* Wait until the body holds more than offset bytes: how many it holds
+ * then (a retry may start it again from 0: read again what it rewrites);
+ * 0 once offset is its whole, checked length; the download's error (-EIO,
+ * -ENOENT...) if it failed: the bytes read so far are not the file;
+ * -EINTR as this thread's cancel token allows. */
+int64_t fetch_follow_wait(struct fetch_follow *fl, int64_t offset);
+void fetch_follow_close(struct fetch_follow *fl);
+
 /* Wait for the commit of the asset's body if one was already served
  * (fetch_asset_read) and its row lags it: status read after a read then
  * shows what that reader got. A download still under way is not waited

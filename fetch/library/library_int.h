@@ -207,6 +207,9 @@ struct fetch_request {
 	/* lock: SERVED: a read-only descriptor of the checked body (the
 	 * temporary the commit renames); else -1. Readers take copies. */
 	int body_fd;
+	/* lock: for followers, a read-only descriptor of the temporary from
+	 * before QUEUED until the end (-1: none was asked for). */
+	int follow_fd;
 
 	/* A document or buildData: the body, decoded, in memory. */
 	struct http_membuf body;

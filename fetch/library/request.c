@@ -26,6 +26,7 @@ struct fetch_request *fetch_request_new(struct fetch_library *lib, enum fetch_re
 	r->prio = prio;
 	r->refs = 1; /* the flight's, until request_end() */
 	r->body_fd = -1;
+	r->follow_fd = -1;
 	r->body.max = FETCH_DOC_MAX;
 	atomic_init(&r->content_length, -1);
 	atomic_init(&r->bytes, 0);
@@ -77,15 +78,15 @@ static void request_moved(struct fetch_request *r, enum fetch_request_state to)
 	pthread_cond_broadcast(&r->grew);
 }
 
-/* PENDING -> QUEUED, or (its last waiter left already) -> ABANDONED:
- * -ECANCELED, and it must not be submitted. */
+/* PENDING -> QUEUED; or -ECANCELED if its last waiter left already: it
+ * must not be submitted, and request_end(-ECANCELED) abandons it. */
 int request_submit(struct fetch_library *lib, struct fetch_request *r)
 {
+	(void)lib; /* for the asserts */
 	assert(lib_locked(lib));
 	assert(r->state == FETCH_REQ_PENDING);
 	if (atomic_load(&r->abandoned)) {
 		r->dropped = 1;
-		request_end(lib, r, -ECANCELED);
 		return -ECANCELED;
 	}
 	request_moved(r, FETCH_REQ_QUEUED);
@@ -140,7 +141,7 @@ void request_end(struct fetch_library *lib, struct fetch_request *r, int err)
 {
 	assert(lib_locked(lib));
 	assert(!fetch_request_ended(r));
-	assert(r->body_fd < 0);
+	assert(r->body_fd < 0 && r->follow_fd < 0);
 	r->err = err;
 	request_moved(r, err == 0			  ? FETCH_REQ_DONE
 			 : err == -ECANCELED && r->dropped ? FETCH_REQ_ABANDONED
@@ -294,6 +295,8 @@ static int request_start(struct fetch_library *lib, struct fetch_request *r,
 	lib_lock(lib);
 	int rc = request_submit(lib, r);
 	enum http_priority prio = r->prio;
+	if (rc < 0)
+		request_end(lib, r, rc);
 	lib_unlock(lib);
 	if (rc < 0)
 		return rc;

@@ -359,3 +359,53 @@ def test_cache_policy_ttl(l2dfs_bin, origin, tmp_path):
     assert r.stdout.split() == ["None", "1s", "1s"]
     # Once for the default policy, twice for each of the others.
     assert origin.count("GET", "/api/characters/all.2.json") == 5
+
+
+def test_a_stream_gives_bytes_before_the_file_is_complete(l2dfs_bin, make_origin, tmp_path):
+    origin = make_origin("--texture-size", str(1 << 20))
+    origin.config(bandwidth=256 << 10)
+    cache = tmp_path / "cache"
+    code = '''
+        import os
+        from live2d_download import BestdoriClient, Live2dService
+        c = BestdoriClient(**SETTINGS)
+        tex = Live2dService(c).build_costume("036_live_event_307_ssr").find_file_by_kind("texture")[0]
+        path = os.path.join(%(cache)r, "live2d/assets/jp", tex.source.bundle_name, tex.source.file_name)
+        first = None
+        s = c.iter_download_asset(tex.source.bundle_name, tex.source.file_name, chunk_size=16384)
+        with s:
+            for chunk in s.iter_bytes():
+                if first is None:
+                    first = (s.downloaded_bytes, os.path.exists(path))
+        print(repr((first, s.total_bytes, os.path.getsize(path))))
+    ''' % {"cache": str(cache)}
+    r = example(l2dfs_bin, origin, cache, tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    (first_bytes, cached_then), total, cached_size = eval(r.stdout)
+    # The first bytes came while the download was under way (the file not
+    # yet in the cache), and the whole file was cached after.
+    assert first_bytes < total and not cached_then, r.stdout
+    assert total == cached_size == 1 << 20
+
+
+def test_a_stream_cut_short_fails(l2dfs_bin, make_origin, tmp_path):
+    origin = make_origin("--texture-size", str(1 << 20))
+    origin.fault(path=r"texture_00\.png$", method="GET", kind="short")
+    code = '''
+        from live2d_download import BestdoriClient, Live2dService, L2dfsError
+        c = BestdoriClient(**SETTINGS)
+        tex = [f for f in Live2dService(c).build_costume("036_live_event_307_ssr").files
+               if f.rel_path.endswith("texture_00.png")][0]
+        got = 0
+        try:
+            with c.iter_download_asset(tex.source.bundle_name, tex.source.file_name, retries=0) as s:
+                for chunk in s.iter_bytes():
+                    got += len(chunk)
+            print("finished", got)
+        except L2dfsError as e:
+            print("failed", got)
+    '''
+    r = example(l2dfs_bin, origin, tmp_path / "cache", tmp_path / "app", code)
+    assert r.returncode == 0, r.stderr
+    what, got = r.stdout.split()
+    assert what == "failed" and int(got) < 1 << 20, r.stdout

@@ -148,6 +148,14 @@ int fake_begin(size_t i, int64_t content_length)
 	return r.sink.begin(r.sink.ctx, content_length);
 }
 
+int fake_write(size_t i, const char *bytes)
+{
+	pthread_mutex_lock(&lock);
+	struct fake_req r = reqs[i];
+	pthread_mutex_unlock(&lock);
+	return r.sink.write(r.sink.ctx, bytes, strlen(bytes));
+}
+
 enum http_priority fake_prio(size_t i)
 {
 	pthread_mutex_lock(&lock);

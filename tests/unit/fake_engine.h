@@ -18,6 +18,9 @@ int fake_wait_submitted(size_t n);
 int fake_answer(size_t i, const char *body, int err, long retry_after_s);
 /* The i-th GET's answer headers only: its sink's begin(content_length). */
 int fake_begin(size_t i, int64_t content_length);
+/* More of the i-th GET's body through its sink (after fake_begin()); end
+ * it with fake_answer(i, NULL, err, 0). */
+int fake_write(size_t i, const char *bytes);
 /* The i-th GET's priority, as submitted or raised by http_promote(). */
 enum http_priority fake_prio(size_t i);
 /* HEAD requests are held unanswered while this is set; clearing it

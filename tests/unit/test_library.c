@@ -613,6 +613,10 @@ static void test_cancel_in_every_state(void **state)
 		if (s == FETCH_REQ_PENDING) {
 			/* Not even submitted. */
 			assert_int_equal(request_submit(w.lib, r), -ECANCELED);
+			r->refs++; /* to look at it after its end */
+			request_end(w.lib, r, -ECANCELED);
+			assert_int_equal(r->state, FETCH_REQ_ABANDONED);
+			fetch_request_put(r);
 		} else if (s <= FETCH_REQ_BODY) {
 			r->dropped = 1; /* what the sink does */
 			request_received(w.lib, r);
@@ -667,6 +671,59 @@ static void test_request_wait_ends_when_stopping(void **state)
 	assert_int_equal(a.rc, -ECANCELED);
 }
 
+/* The bytes of fl from offset to have, as read from its descriptor. */
+static void follow_read(struct fetch_follow *fl, int64_t off, int64_t have, const char *want)
+{
+	char buf[64] = { 0 };
+	assert_int_equal(pread(fetch_follow_fd(fl), buf, (size_t)(have - off), off), have - off);
+	assert_string_equal(buf, want);
+}
+
+static void test_follow_reads_the_body_as_it_grows(void **state)
+{
+	struct fetch_follow *fl;
+
+	(void)state;
+	assert_int_equal(fetch_follow_open(w.lib, w.assets[0], &fl), 0);
+	assert_int_equal(fake_submitted(), 1);
+	assert_int_equal(fake_begin(0, 10), 0);
+	assert_int_equal(fake_write(0, "hello"), 0);
+	assert_int_equal(fetch_follow_wait(fl, 0), 5);
+	follow_read(fl, 0, 5, "hello");
+	assert_int_equal(fake_write(0, "world"), 0);
+	assert_int_equal(fetch_follow_wait(fl, 5), 10);
+	follow_read(fl, 5, 10, "world");
+	fake_answer(0, NULL, 0, 0);
+	/* Its end comes once the length was checked. */
+	assert_int_equal(fetch_follow_wait(fl, 10), 0);
+	fetch_follow_close(fl);
+	/* And it is cached once its commit (which may follow) is done. */
+	for (int i = 0; i < 500 && state_of(0) != IDX_COMPLETED; i++)
+		usleep(10 * 1000);
+	assert_int_equal(state_of(0), IDX_COMPLETED);
+	/* A cached file is followed to its end at once. */
+	assert_int_equal(fetch_follow_open(w.lib, w.assets[0], &fl), 0);
+	assert_int_equal(fetch_follow_wait(fl, 0), 10);
+	assert_int_equal(fetch_follow_wait(fl, 10), 0);
+	fetch_follow_close(fl);
+	assert_int_equal(fake_submitted(), 1);
+}
+
+static void test_follow_sees_a_failure(void **state)
+{
+	struct fetch_follow *fl;
+
+	(void)state;
+	assert_int_equal(fetch_follow_open(w.lib, w.assets[1], &fl), 0);
+	assert_int_equal(fake_begin(0, 10), 0);
+	assert_int_equal(fake_write(0, "hello"), 0);
+	assert_int_equal(fetch_follow_wait(fl, 0), 5);
+	fake_answer(0, NULL, -EIO, 0);
+	/* What was read is not the file. */
+	assert_int_equal(fetch_follow_wait(fl, 5), -EIO);
+	fetch_follow_close(fl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +746,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_request_wait_ends_when_stopping, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_follow_reads_the_body_as_it_grows, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_follow_sees_a_failure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
