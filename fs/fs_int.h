@@ -30,6 +30,8 @@ struct fs {
 	int mounted;
 	int signals; /* libfuse's signal handlers are set (fs_mount to fs_destroy) */
 	time_t started;
+	uid_t uid;            /* every node's owner: the mounting user (asked once, */
+	gid_t gid;            /* not twice a listed entry) */
 	/* With auto_unmount, fusermount3 takes a mount for dead only when
 	 * opening its root fails (ENOTCONN): folders must be opened here. */
 	int need_opendir;     /* set by fs_mount */

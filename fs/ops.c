@@ -97,11 +97,11 @@ static void dir_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 	st->st_mtime = st->st_ctime = st->st_atime = fs->started;
 }
 
-static void owner_stat(struct stat *st)
+static void owner_stat(struct fs *fs, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 }
 
 /* A regular file's attributes but its size and times. */
@@ -179,7 +179,7 @@ static int node_attr(struct fs *fs, fuse_ino_t ino, struct stat *st, double *tim
 	struct idx_file f;
 	int rc;
 
-	owner_stat(st);
+	owner_stat(fs, st);
 	*timeout = fs->cfg.cache_timeout_s;
 	switch (fs_ino_kind(ino)) {
 	case FS_SPECIAL:
@@ -333,7 +333,7 @@ static int entry_of(struct fs *fs, fuse_ino_t parent, const char *name,
 		return rc;
 	if (!f.id)
 		return node_attr(fs, e->ino, &e->attr, timeout);
-	owner_stat(&e->attr);
+	owner_stat(fs, &e->attr);
 	return file_attr(fs, &e->ino, 1, fs_ino_view(parent), &f, &e->attr, timeout);
 }
 
@@ -406,7 +406,7 @@ static void listed_entry(struct fs *fs, const char *name, fuse_ino_t ino, mode_t
 	e->attr.st_mode = type;
 	if (!local || !strcmp(name, ".") || !strcmp(name, ".."))
 		return;
-	owner_stat(&e->attr);
+	owner_stat(fs, &e->attr);
 	if (cached) {
 		file_stat(fs, ino, &e->attr);
 		asset_stat(cached, &e->attr);

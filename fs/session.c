@@ -79,6 +79,8 @@ int fs_mount(struct fs **out, const struct fs_config *cfg, const char *mountpoin
 	snprintf(fs->server, sizeof(fs->server), "%s", cfg->server);
 	fs->cfg.server = fs->server;
 	fs->started = time(NULL);
+	fs->uid = getuid();
+	fs->gid = getgid();
 	fs->need_opendir = has_option(cfg->fuse_flags, "auto_unmount");
 #ifdef L2DFS_TEST_HOOKS
 	fs->need_open = getenv("L2DFS_TEST_DAEMON_OPEN") != NULL;
