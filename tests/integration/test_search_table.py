@@ -108,3 +108,43 @@ def test_every_score_is_the_reference(samples, query):
     got = {x["id"]: x["score"] for x in (json.loads(y) for y in r.stdout.splitlines() if y.strip())}
     for c in chars:
         assert got[c["id"]] == pytest.approx(reference_ratio(query, c["name"]), abs=0.051), (query, c)
+
+
+# Queries where l2dfs deliberately answers otherwise than the original
+# (rapidfuzz on query.lower()): NFKC folding finds full-width input.
+IMPROVEMENTS = {"ＴＯＭＯＲＩ"}
+
+
+def original_best(query, roster, all_languages):
+    """The original's search_character over the whole roster: rapidfuzz's
+    partial_ratio of query.lower() and each name.lower() in zh-hans (every
+    language with all_language_result), the best at or above 75, ties to
+    the first."""
+    top, score = None, -1.0
+    for cid, entry in roster.items():
+        names = entry["characterName"]
+        cands = [n for n in (names if all_languages else [names[3]]) if n]
+        s = max((reference_ratio(query, n, fold=str.lower) for n in cands), default=0.0)
+        if s > score:
+            top, score = int(cid), s
+    return top if score >= 75 else None
+
+
+def test_table_as_the_original_over_the_whole_roster(samples):
+    """`l2dfs search --all` (the Python package's search_character) gives
+    the original's answer on every query of the table but the listed
+    improvements."""
+    cli, _ = samples
+    roster = json.loads(cli("cat", "--doc", "roster").stdout)
+    agree, improved = [], []
+    for query, all_languages, _ in TABLE:
+        args = ["--all", "--json", "--min-score", "75"] + (["--all-languages"] if all_languages else [])
+        lines = [json.loads(x) for x in cli("search", *args, "--", query).stdout.splitlines() if x.strip()]
+        got = lines[0]["id"] if lines else None
+        if query in IMPROVEMENTS:
+            assert got != original_best(query, roster, all_languages), query
+            improved.append(query)
+        else:
+            assert got == original_best(query, roster, all_languages), (query, lines[:3])
+            agree.append(query)
+    assert len(agree) >= 40 and sorted(improved) == sorted(IMPROVEMENTS)
