@@ -754,9 +754,14 @@ static int admit(struct http_engine *e)
 			return 0;
 
 		while ((r = batch)) {
-			struct slot *s = &e->slots[e->free_slots[--e->nfree]];
 			batch = r->next;
 			r->next = NULL;
+			if (r->sink.wanted && !r->sink.wanted(r->sink.ctx)) {
+				set_reason(r, "no longer wanted");
+				finish(r, -ECANCELED);
+				continue;
+			}
+			struct slot *s = &e->slots[e->free_slots[--e->nfree]];
 			if (!s->h && !(s->h = new_handle(e))) {
 				e->nfree++;
 				set_reason(r, "out of memory");

@@ -88,13 +88,16 @@ struct http_result {
  * Where a GET's body goes. Called on the engine thread, never concurrently
  * for one transfer. begin(content_length or -1) once per attempt before any
  * write; reset() before a retry re-sends the request; a negative return from
- * any of them ends the transfer with that error (no retry).
+ * any of them ends the transfer with that error (no retry). wanted() (NULL:
+ * always; a HEAD's sink may have only it) is asked when the request leaves
+ * its queue to be sent: 0 ends it with -ECANCELED, unsent.
  */
 struct http_sink {
 	int (*begin)(void *ctx, int64_t content_length);
 	int (*write)(void *ctx, const void *buf, size_t n);
 	int (*reset)(void *ctx);
 	void *ctx;
+	int (*wanted)(void *ctx);
 };
 
 /* Called once on the engine thread when a request ends, whatever the outcome.

@@ -54,7 +54,7 @@ static int membuf_reset(void *ctx)
 
 struct http_sink http_membuf_sink(struct http_membuf *m)
 {
-	return (struct http_sink){ membuf_begin, membuf_write, membuf_reset, m };
+	return (struct http_sink){ membuf_begin, membuf_write, membuf_reset, m, NULL };
 }
 
 int http_membuf_finish(struct http_membuf *m)

@@ -119,10 +119,8 @@ static int sink_begin(void *ctx, int64_t content_length)
 	struct fetch_request *r = ctx;
 	struct fetch_library *lib = r->lib;
 
-	if (atomic_load(&r->abandoned)) {
-		r->dropped = 1;
+	if (!request_wanted(r))
 		return -ECANCELED;
-	}
 	atomic_store(&r->content_length, content_length);
 	lib_lock(lib);
 	request_heard(lib, r);
@@ -155,10 +153,8 @@ static void progress_queue(struct fetch_request *r)
 static int sink_write(void *ctx, const void *buf, size_t n)
 {
 	struct fetch_request *r = ctx;
-	if (atomic_load(&r->abandoned)) {
-		r->dropped = 1;
+	if (!request_wanted(r))
 		return -ECANCELED;
-	}
 	int rc = cache_writer_write(r->writer, buf, n);
 	if (rc < 0)
 		return rc;
@@ -425,7 +421,7 @@ static void download_launch(struct fetch_library *lib, struct fetch_request *r, 
 		r->follow_fd = fd;
 		lib_unlock(lib);
 	}
-	const struct http_sink sink = { sink_begin, sink_write, sink_reset, r };
+	const struct http_sink sink = { sink_begin, sink_write, sink_reset, r, request_wanted };
 	lib_lock(lib);
 	int abandoned = request_submit(lib, r) < 0;
 	enum http_priority prio = r->prio; /* raised meanwhile? */

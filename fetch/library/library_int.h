@@ -159,7 +159,8 @@ struct fetch_library {
  * thread (no COMMITTING). Waiters join a request, wait with
  * fetch_request_wait() (the one wait for the engine, cancellable) and
  * leave; the last to leave a request prefetch does not keep abandons it:
- * it is not submitted, or its sink refuses its next bytes. Raising a
+ * it is not submitted, the engine drops it when it leaves its queue, or
+ * its sink refuses its next bytes. Raising a
  * request's priority (http_promote) is request_raise().
  */
 enum fetch_request_state {
@@ -194,7 +195,9 @@ struct fetch_request {
 	/* The engine's answer: written on the engine thread before the request
 	 * leaves QUEUED or BODY, read by waiters once it did. */
 	struct http_result res;
-	int dropped;                    /* engine thread: its sink refused (abandoned) */
+	/* Found abandoned (by its sink or wanted() on the engine thread, or
+	 * its submitter) before it ends: it ends ABANDONED. */
+	int dropped;
 
 	/* An asset's GET (assets.c). */
 	int64_t asset_id;
@@ -237,6 +240,10 @@ void request_end(struct fetch_library *lib, struct fetch_request *r, int err);
 /* The engine thread's sink side, no lock held: the body has bytes bytes
  * now (a retry starts again from 0); followers wake. */
 void request_grew(struct fetch_request *r, int64_t bytes);
+
+/* The sinks' wanted() (engine thread): 0 once r was abandoned (and it
+ * is marked dropped: it ends ABANDONED), else 1. */
+int request_wanted(void *ctx);
 
 /* Join / leave r as a waiter (lock held). Leaving last abandons it unless
  * it ended or prefetch keeps it. */

@@ -85,10 +85,8 @@ int request_submit(struct fetch_library *lib, struct fetch_request *r)
 	(void)lib; /* for the asserts */
 	assert(lib_locked(lib));
 	assert(r->state == FETCH_REQ_PENDING);
-	if (atomic_load(&r->abandoned)) {
-		r->dropped = 1;
+	if (!request_wanted(r))
 		return -ECANCELED;
-	}
 	request_moved(r, FETCH_REQ_QUEUED);
 	return 0;
 }
@@ -249,16 +247,24 @@ void request_raise(struct fetch_library *lib, struct fetch_request *r, enum http
 			     r, prio);
 }
 
+int request_wanted(void *ctx)
+{
+	struct fetch_request *r = ctx;
+
+	if (!atomic_load(&r->abandoned))
+		return 1;
+	r->dropped = 1;
+	return 0;
+}
+
 /* A document's sink: the memory buffer, refusing bytes no one wants. */
 static int doc_begin(void *ctx, int64_t content_length)
 {
 	struct fetch_request *r = ctx;
 	struct http_sink m = http_membuf_sink(&r->body);
 
-	if (atomic_load(&r->abandoned)) {
-		r->dropped = 1;
+	if (!request_wanted(r))
 		return -ECANCELED;
-	}
 	atomic_store(&r->content_length, content_length);
 	lib_lock(r->lib);
 	request_heard(r->lib, r);
@@ -271,10 +277,8 @@ static int doc_write(void *ctx, const void *buf, size_t n)
 	struct fetch_request *r = ctx;
 	struct http_sink m = http_membuf_sink(&r->body);
 
-	if (atomic_load(&r->abandoned)) {
-		r->dropped = 1;
+	if (!request_wanted(r))
 		return -ECANCELED;
-	}
 	return m.write(m.ctx, buf, n);
 }
 
@@ -324,10 +328,12 @@ static int head_submit(struct fetch_library *lib, struct fetch_request *r, enum 
 {
 	const struct head_args *h = arg;
 
+	const struct http_sink sink = { .ctx = r, .wanted = request_wanted };
+
 	if (h->cond)
 		return http_submit_cond(lib->engine, h->base, h->path, h->cond, request_answered,
 					r);
-	return http_submit(lib->engine, h->base, h->path, HTTP_HEAD, prio, NULL,
+	return http_submit(lib->engine, h->base, h->path, HTTP_HEAD, prio, &sink,
 			   request_answered, r);
 }
 
@@ -342,7 +348,7 @@ static int document_submit(struct fetch_library *lib, struct fetch_request *r,
 			   enum http_priority prio, const void *arg)
 {
 	const struct head_args *h = arg;
-	const struct http_sink sink = { doc_begin, doc_write, doc_reset, r };
+	const struct http_sink sink = { doc_begin, doc_write, doc_reset, r, request_wanted };
 
 	return http_submit_document(lib->engine, h->base, h->path, prio, &sink, request_answered,
 				    r);

@@ -167,7 +167,7 @@ static int run(struct http_engine *e, enum http_method m, const char *path, stru
 	       struct http_result *res)
 {
 	struct call c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
-	struct http_sink sink = { rec_begin, rec_write, rec_reset, rec };
+	struct http_sink sink = { rec_begin, rec_write, rec_reset, rec, NULL };
 	assert_int_equal(http_submit(e, HTTP_ASSETS, path, m, HTTP_FOREGROUND,
 				      rec ? &sink : NULL, call_done, &c), 0);
 	pthread_mutex_lock(&c.lock);
@@ -236,7 +236,7 @@ static int discard_write(void *ctx, const void *buf, size_t n)
 	return 0;
 }
 
-static const struct http_sink discard_sink = { NULL, discard_write, NULL, NULL };
+static const struct http_sink discard_sink = { NULL, discard_write, NULL, NULL, NULL };
 
 /* Wait until every request counted in t has ended. */
 static void tally_wait(struct tally *t)
@@ -780,6 +780,32 @@ static void test_head(void **state)
 	http_engine_free(e);
 }
 
+static int unwanted(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+/* A request no one wants by the time it leaves its queue is not sent. */
+static void test_unwanted_is_not_sent(void **state)
+{
+	struct http_engine *e = default_engine();
+	struct call c = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
+	const struct http_sink sink = { .wanted = unwanted };
+	(void)state;
+
+	assert_int_equal(http_submit(e, HTTP_ASSETS, "/t/unwanted1?size=10", HTTP_HEAD,
+				     HTTP_PROBE, &sink, call_done, &c),
+			 0);
+	pthread_mutex_lock(&c.lock);
+	while (!c.done)
+		pthread_cond_wait(&c.cond, &c.lock);
+	pthread_mutex_unlock(&c.lock);
+	assert_int_equal(c.res.err, -ECANCELED);
+	assert_int_equal(peer_count("unwanted1"), 0);
+	http_engine_free(e);
+}
+
 static void test_get_memory(void **state)
 {
 	struct http_engine *e = default_engine();
@@ -1016,6 +1042,7 @@ int main(void)
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_head),
+		cmocka_unit_test(test_unwanted_is_not_sent),
 		cmocka_unit_test(test_get_memory),
 		cmocka_unit_test(test_encoding),
 		cmocka_unit_test(test_budget),
