@@ -104,10 +104,15 @@ int cache_asset_sha256(const struct cache *c, const char *server, const char *bu
 /*
  * An asset being written. Not thread-safe itself: one writer per transfer.
  * begin creates the folders and the temporary; write appends and hashes;
- * reset truncates (a retry starts over); commit makes the file read-only,
- * fsyncs, renames over the final name, fsyncs the folder and reports size,
- * SHA-256 and stamp (each may be NULL); abort unlinks the temporary. commit
- * and abort free the writer.
+ * reset truncates (a retry starts over). prepare makes the file read-only,
+ * fsyncs it and reports size, SHA-256 and stamp (each may be NULL): the
+ * slow part, done before anything is decided. publish renames it over the
+ * final name (a folder found there goes); it waits for no data on the
+ * disk, so it may run inside the index's write transaction, which makes
+ * the file and its row one step for other processes. finish fsyncs the
+ * folder of a published file (the rename made durable) and frees the
+ * writer; one not published (its bytes were there already) is dropped as
+ * abort does. abort unlinks the temporary and frees the writer.
  */
 struct cache_writer;
 int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
@@ -115,8 +120,10 @@ int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
 int cache_writer_write(struct cache_writer *w, const void *buf, size_t n);
 int cache_writer_reset(struct cache_writer *w);
 int64_t cache_writer_size(const struct cache_writer *w);
-int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
-			int64_t *stamp);
+int cache_writer_prepare(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
+			 int64_t *stamp);
+int cache_writer_publish(struct cache_writer *w);
+int cache_writer_finish(struct cache_writer *w);
 /* A new read-only descriptor of the temporary (the caller's to close), with
  * the shared lock cache_asset_open() takes: the inode commit then publishes,
  * so it reads the bytes written so far before the commit and after it. */

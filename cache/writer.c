@@ -3,6 +3,7 @@
  */
 #include "cache_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,7 @@ struct cache_writer {
 	EVP_MD_CTX *md;
 	char tmp[CACHE_TMP_NAME_MAX]; /* "" once renamed or never created */
 	char file[NAME_MAX + 1];
+	int published;      /* renamed over file: the folder is fsynced at the end */
 };
 
 int cache_writer_begin(struct cache *c, const char *server, const char *bundle,
@@ -81,12 +83,13 @@ int64_t cache_writer_size(const struct cache_writer *w)
 	return w->size;
 }
 
-int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
-			int64_t *stamp)
+int cache_writer_prepare(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
+			 int64_t *stamp)
 {
 	struct stat st;
 	int err = w->err;
 
+	assert(w->fd >= 0 && w->tmp[0]); /* once, before the publish */
 	/* Read-only: a pull's hardlink must not be a way to write into it. */
 	if (!err && fchmod(w->fd, 0444) < 0)
 		err = -errno;
@@ -100,7 +103,21 @@ int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int6
 		if (close(fd) < 0)
 			err = -errno;
 	}
-	if (!err && renameat(w->dfd, w->tmp, w->dfd, w->file) < 0) {
+	if (!err && hex)
+		err = cache_sha256_hex(w->md, hex);
+	if (!err && size)
+		*size = w->size;
+	if (!err && stamp)
+		*stamp = cache_stamp(&st);
+	return err;
+}
+
+int cache_writer_publish(struct cache_writer *w)
+{
+	int err = 0;
+
+	assert(w->fd < 0 && w->tmp[0]); /* prepared, not published */
+	if (renameat(w->dfd, w->tmp, w->dfd, w->file) < 0) {
 		err = -errno;
 		/* Only our files belong at an asset's path: a folder planted there
 		 * goes, and the rename is tried once more. */
@@ -110,16 +127,16 @@ int cache_writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int6
 	}
 	if (!err) {
 		w->tmp[0] = '\0';
-		/* Make the rename itself durable. */
-		if (fsync(w->dfd) < 0)
-			err = -errno;
+		w->published = 1;
 	}
-	if (!err && hex)
-		err = cache_sha256_hex(w->md, hex);
-	if (!err && size)
-		*size = w->size;
-	if (!err && stamp)
-		*stamp = cache_stamp(&st);
+	return err;
+}
+
+int cache_writer_finish(struct cache_writer *w)
+{
+	/* Make the rename itself durable. */
+	int err = w->published && fsync(w->dfd) < 0 ? -errno : 0;
+
 	cache_writer_abort(w); /* frees; after a rename there is no temporary left */
 	return err;
 }

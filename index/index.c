@@ -145,6 +145,23 @@ int idx_log_truncate(struct idx *idx)
 	return rc;
 }
 
+int idx_write(struct idx *idx, int (*fn)(void *arg), void *arg)
+{
+	/* The connection is one for every thread: no other thread's statement
+	 * may fall inside the transaction (the lock is recursive, so fn's own
+	 * calls go through). */
+	pthread_mutex_lock(&idx->lock);
+	int rc = idx_exec(idx, "BEGIN IMMEDIATE");
+	if (rc == 0) {
+		rc = fn(arg);
+		rc = rc == 0 ? idx_exec(idx, "COMMIT") : rc;
+		if (rc < 0)
+			idx_exec(idx, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return rc;
+}
+
 int idx_run(struct idx *idx, const char *sql, int n, ...)
 {
 	sqlite3_stmt *st;

@@ -46,6 +46,17 @@ void idx_close(struct idx *idx);
  * process reads from an old snapshot. */
 int idx_log_truncate(struct idx *idx);
 
+/*
+ * Run fn(arg) inside one write transaction (BEGIN IMMEDIATE): every other
+ * writer, in this process or another, waits until it ends, and no one sees
+ * its writes before. fn returns 0 (commit) or a negative errno (roll back,
+ * returned). fn may call the functions here that make no transaction of
+ * their own (the row reads and marks), and do work outside the index that
+ * must be one step with them (a cache file renamed with its row); it must
+ * be short: every writer of the cache waits for it.
+ */
+int idx_write(struct idx *idx, int (*fn)(void *arg), void *arg);
+
 /* Seconds since the epoch (a test build shifts it by L2DFS_TIME_OFFSET). */
 int64_t idx_now(void);
 

@@ -256,19 +256,104 @@ static int serve_body(struct fetch_library *lib, struct fetch_request *r, char *
 	return 0;
 }
 
+/* The file at a completed row's cache path: 0 if it is the one the row
+ * recorded (a regular file of its size and stamp), -ESTALE if it is
+ * another (changed behind our back), -ENOENT if there is none. */
+static int cached_check(struct fetch_library *lib, const struct idx_asset *a)
+{
+	assert(!lib_locked(lib)); /* the disk */
+	struct stat st;
+
+	if (cache_asset_stat(lib->cache, a->server, a->bundle, a->file, &st) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return -ENOENT;
+	/* As cache_asset_open() checks: a row of before the stamps has 0. */
+	return st.st_size == a->size && (a->stamp <= 0 || cache_stamp(&st) == a->stamp) ? 0
+												: -ESTALE;
+}
+
+/* A body fsynced and hashed, to be published with its row. */
+struct publish {
+	struct fetch_library *lib;
+	struct fetch_request *r;
+	const char *sha256;
+	int64_t size, stamp;
+	int dropped; /* out: these bytes were committed there already */
+};
+
+/*
+ * In the index's write transaction: rename the body over the asset's name
+ * and mark the row completed, one step for every other process. Two
+ * processes downloading one asset would otherwise interleave (rename,
+ * rename, mark, mark) and leave a row whose stamp is not its file's, which
+ * a reader takes for a damaged copy and removes. The transaction holds
+ * the index's write lock across one rename, which waits for no data (the
+ * body was fsynced before); the folder's fsync comes after it.
+ */
+static int publish_txn(void *arg)
+{
+	struct publish *p = arg;
+	struct fetch_library *lib = p->lib;
+	struct idx_asset a;
+
+	assert(!lib_locked(lib)); /* SQL and the disk */
+	int rc = idx_asset_get(lib->idx, p->r->asset_id, &a);
+	if (rc < 0)
+		return rc;
+	/* Another process committed these very bytes first: keep its file. A
+	 * new inode for them would only make readers holding its row's stamp
+	 * take it for damaged (other bytes are a new version, published). */
+	if (a.state == IDX_COMPLETED && strcmp(a.sha256, p->sha256) == 0 &&
+	    cached_check(lib, &a) == 0) {
+		p->dropped = 1;
+		return 0;
+	}
+	rc = cache_writer_publish(p->r->writer);
+#ifdef L2DFS_TEST_HOOKS
+	/* L2DFS_TEST_PUBLISH_DELAY_MS: a file renamed and its row not yet
+	 * written, for as long as a test needs to look between the two. */
+	if (rc == 0 && lib->publish_delay_ms > 0)
+		usleep((useconds_t)lib->publish_delay_ms * 1000);
+#endif
+	if (rc == 0)
+		rc = idx_asset_mark_completed(lib->idx, a.id, p->size, p->sha256, p->r->res.url,
+					      p->stamp);
+	return rc;
+}
+
+/* Commit a body: fsync and hash it (no lock held), then publish it with its
+ * row (publish_txn()). 0, *size and *dropped (no new file: another process
+ * had committed the same bytes), or the error. */
+static int commit_body(struct fetch_library *lib, struct fetch_request *r, int64_t *size,
+		       int *dropped)
+{
+	assert(!lib_locked(lib)); /* SQL and the disk */
+	char hex[CACHE_SHA256_HEX];
+	struct publish p = { lib, r, hex, 0, 0, 0 };
+	int err = cache_writer_prepare(r->writer, hex, &p.size, &p.stamp);
+
+	if (err == 0)
+		err = idx_write(lib->idx, publish_txn, &p);
+	/* The file and its row are there: a crash that loses the rename leaves
+	 * a row whose file is gone or not the one stamped, downloaded again. */
+	int synced = cache_writer_finish(r->writer);
+	if (err == 0 && synced < 0)
+		log_warn("%s/%s: syncing its folder: %s", r->bundle, r->file, strerror(-synced));
+	*size = p.size;
+	*dropped = p.dropped;
+	return err;
+}
+
 static void commit(struct fetch_library *lib, struct fetch_request *r)
 {
-	char hex[CACHE_SHA256_HEX], msg[IDX_TEXT_MAX + 1];
-	int64_t size = 0, stamp = 0, asset_id = r->asset_id;
-	int err = r->res.err;
+	char msg[IDX_TEXT_MAX + 1];
+	int64_t size = 0, asset_id = r->asset_id;
+	int err = r->res.err, dropped = 0;
 
 	if (err == 0 && (err = serve_body(lib, r, msg, sizeof(msg))) < 0) {
 		cache_writer_abort(r->writer);
 	} else if (err == 0) {
-		err = cache_writer_commit(r->writer, hex, &size, &stamp);
-		if (err == 0)
-			err = idx_asset_mark_completed(lib->idx, r->asset_id, size, hex, r->res.url,
-						       stamp);
+		err = commit_body(lib, r, &size, &dropped);
 		if (err < 0)
 			snprintf(msg, sizeof(msg), "saving to the cache: %s", strerror(-err));
 	} else {
@@ -279,7 +364,7 @@ static void commit(struct fetch_library *lib, struct fetch_request *r)
 	r->writer = NULL;
 	record_outcome(lib, r, err, msg, size);
 	download_end(lib, r, err);
-	if (err == 0)
+	if (err == 0 && !dropped)
 		fetch_budget_added(lib, asset_id, size);
 }
 
@@ -537,8 +622,36 @@ int fetch_asset_settle(struct fetch_library *lib, int64_t asset_id)
 	return rc == -EINTR ? -EINTR : 0;
 }
 
+/* A cached copy that did not open as its row said. */
+struct recheck {
+	struct fetch_library *lib;
+	int64_t id;
+	int found; /* out: -ESTALE or -ENOENT when found bad and forgotten */
+};
+
+/*
+ * In the index's write transaction, where no commit can run: read the row
+ * and look at the file again. The open may have raced a commit (the row
+ * read before it, the file renamed after): only a file that still is not
+ * the one the row records now is bad; it is removed and the row goes back
+ * to pending. Otherwise the open is tried again with the row as it is.
+ */
+static int recheck_txn(void *arg)
+{
+	struct recheck *c = arg;
+	struct fetch_library *lib = c->lib;
+	struct idx_asset a;
+
+	assert(!lib_locked(lib)); /* SQL and the disk */
+	int rc = idx_asset_get(lib->idx, c->id, &a);
+	if (rc < 0 || a.state != IDX_COMPLETED || (c->found = cached_check(lib, &a)) == 0)
+		return rc;
+	cache_asset_remove(lib->cache, a.server, a.bundle, a.file);
+	return idx_asset_mark_pending(lib->idx, a.id);
+}
+
 /* The cached copy of a completed asset: 0 with *fd, or -EAGAIN once it was
- * found bad and forgotten (download it again). */
+ * found bad and forgotten, or the row changed (read it again). */
 static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int *fd)
 {
 	assert(!lib_locked(lib)); /* the disk */
@@ -550,10 +663,11 @@ static int cached_open(struct fetch_library *lib, const struct idx_asset *a, int
 			idx_asset_touch(lib->idx, a->id);
 		return 0;
 	}
-	log_warn("%s/%s: cached copy %s, downloading it again", a->bundle, a->file,
-		 rc == -ESTALE ? "changed behind our back" : "is gone");
-	cache_asset_remove(lib->cache, a->server, a->bundle, a->file);
-	idx_asset_mark_pending(lib->idx, a->id);
+	struct recheck c = { lib, a->id, 0 };
+	idx_write(lib->idx, recheck_txn, &c);
+	if (c.found < 0)
+		log_warn("%s/%s: cached copy %s, downloading it again", a->bundle, a->file,
+			 c.found == -ESTALE ? "changed behind our back" : "is gone");
 	return -EAGAIN;
 }
 

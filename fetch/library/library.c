@@ -59,6 +59,7 @@ int fetch_library_new(struct fetch_library **out, const struct fetch_library_con
 	lib->backoff_ms = backoff_first_ms();
 #ifdef L2DFS_TEST_HOOKS
 	lib->commit_delay_ms = env_ms("L2DFS_TEST_COMMIT_DELAY_MS", 0);
+	lib->publish_delay_ms = env_ms("L2DFS_TEST_PUBLISH_DELAY_MS", 0);
 #endif
 	pthread_mutex_init(&lib->lock, NULL);
 	pthread_cond_init(&lib->key_released, NULL);

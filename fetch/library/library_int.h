@@ -29,7 +29,7 @@
  *   A cancel token names the condition variable its thread sleeps on, so an
  *   interrupt wakes exactly that waiter (wait.c).
  *   Fields set before the workers start and never changed after (cfg,
- *   server, engine, idx, cache, backoff_ms, commit_delay_ms) are read
+ *   server, engine, idx, cache, backoff_ms, the test delays) are read
  *   without the lock; so are a request's atomics and the fields its
  *   comments give to one thread at a time (the engine thread while in
  *   flight, then its commit worker).
@@ -79,6 +79,7 @@ struct fetch_library {
 	int64_t backoff_ms; /* first back-off after a failed download */
 #ifdef L2DFS_TEST_HOOKS
 	int64_t commit_delay_ms; /* L2DFS_TEST_COMMIT_DELAY_MS (assets.c) */
+	int64_t publish_delay_ms; /* L2DFS_TEST_PUBLISH_DELAY_MS (assets.c) */
 #endif
 
 	pthread_mutex_t lock;              /* see above */

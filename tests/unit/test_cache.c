@@ -97,6 +97,21 @@ static const char *at(const struct fixture *f, const char *rel)
 	return buf;
 }
 
+/* prepare, publish and finish: a writer no one else commits. */
+static int writer_commit(struct cache_writer *w, char hex[CACHE_SHA256_HEX], int64_t *size,
+			 int64_t *stamp)
+{
+	int err = cache_writer_prepare(w, hex, size, stamp);
+
+	if (!err)
+		err = cache_writer_publish(w);
+	if (err) {
+		cache_writer_abort(w);
+		return err;
+	}
+	return cache_writer_finish(w);
+}
+
 static void put_asset(struct cache *c, const char *server, const char *bundle,
 		      const char *file, const char *data)
 {
@@ -104,7 +119,7 @@ static void put_asset(struct cache *c, const char *server, const char *bundle,
 
 	assert_int_equal(cache_writer_begin(c, server, bundle, file, &w), 0);
 	assert_int_equal(cache_writer_write(w, data, strlen(data)), 0);
-	assert_int_equal(cache_writer_commit(w, NULL, NULL, NULL), 0);
+	assert_int_equal(writer_commit(w, NULL, NULL, NULL), 0);
 }
 
 /* The whole content of path (small files), or "" if unreadable. */
@@ -268,7 +283,7 @@ static void test_writer_commit(void **state)
 	/* Nothing under the final name before commit. */
 	assert_int_equal(cache_asset_stat(f->c, "jp", "live2d/chara/001", "a.moc", &st),
 			 -ENOENT);
-	assert_int_equal(cache_writer_commit(w, hex, &size, NULL), 0);
+	assert_int_equal(writer_commit(w, hex, &size, NULL), 0);
 	assert_string_equal(hex, ABC_SHA256);
 	assert_int_equal(size, 3);
 
@@ -306,7 +321,7 @@ static void test_writer_reset(void **state)
 	assert_int_equal(cache_writer_reset(w), 0);
 	assert_int_equal(cache_writer_size(w), 0);
 	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
-	assert_int_equal(cache_writer_commit(w, hex, &size, NULL), 0);
+	assert_int_equal(writer_commit(w, hex, &size, NULL), 0);
 	assert_string_equal(hex, ABC_SHA256);
 	assert_int_equal(size, 3);
 	assert_int_equal(cache_asset_path(f->c, "jp", "b", "f", path, sizeof(path)), 0);
@@ -745,7 +760,7 @@ static void test_stamp(void **state)
 
 	assert_int_equal(cache_writer_begin(f->c, "jp", "b", "f", &w), 0);
 	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
-	assert_int_equal(cache_writer_commit(w, NULL, &size, &stamp), 0);
+	assert_int_equal(writer_commit(w, NULL, &size, &stamp), 0);
 	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0444);
 	assert_true(stamp > 0);
@@ -825,6 +840,43 @@ static void test_folder_at_asset_path(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A writer prepared and not published (another process committed the same
+ * bytes first) leaves the file at the name alone and no temporary; one
+ * published replaces it with its own inode. */
+static void test_writer_publish_or_drop(void **state)
+{
+	struct fixture *f = *state;
+	struct cache_writer *w;
+	char hex[CACHE_SHA256_HEX], dir[PATH_MAX];
+	int64_t size = 0, stamp = 0;
+	struct stat first, now;
+
+	put_asset(f->c, "jp", "b", "f", "abc");
+	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &first), 0);
+	snprintf(dir, sizeof(dir), "%s/live2d/assets/jp/b", f->root);
+
+	assert_int_equal(cache_writer_begin(f->c, "jp", "b", "f", &w), 0);
+	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
+	assert_int_equal(cache_writer_prepare(w, hex, &size, &stamp), 0);
+	assert_string_equal(hex, ABC_SHA256);
+	assert_int_equal(size, 3);
+	assert_int_equal(count_entries(dir), 2); /* the file and the temporary */
+	assert_int_equal(cache_writer_finish(w), 0);
+	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &now), 0);
+	assert_true(now.st_ino == first.st_ino);
+
+	assert_int_equal(cache_writer_begin(f->c, "jp", "b", "f", &w), 0);
+	assert_int_equal(cache_writer_write(w, "abc", 3), 0);
+	assert_int_equal(cache_writer_prepare(w, NULL, NULL, &stamp), 0);
+	assert_int_equal(cache_writer_publish(w), 0);
+	assert_int_equal(cache_writer_finish(w), 0);
+	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(cache_asset_stat(f->c, "jp", "b", "f", &now), 0);
+	assert_true(now.st_ino != first.st_ino);
+	assert_true(cache_stamp(&now) == stamp);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -837,6 +889,7 @@ int main(void)
 		T(test_asset_path),
 		T(test_writer_commit),
 		T(test_writer_reset),
+		T(test_writer_publish_or_drop),
 		T(test_writer_abort_and_temps),
 		T(test_clean_temps_empty),
 		T(test_asset_open_size),

@@ -776,6 +776,51 @@ static void test_probe_leaves_a_completed_row_alone(void **state)
 	idx_close(idx);
 }
 
+struct in_write {
+	struct idx *idx, *other; /* other: a second connection, as another process has */
+	int64_t id;
+	int rc;                  /* what fn returns */
+	enum idx_state seen;     /* the row's state through other, inside the write */
+};
+
+static int write_completed(void *arg)
+{
+	struct in_write *w = arg;
+	struct idx_asset a;
+
+	assert_int_equal(idx_asset_mark_completed(w->idx, w->id, 3, "ab12", "u", 7), 0);
+	assert_int_equal(idx_asset_get(w->other, w->id, &a), 0);
+	w->seen = a.state;
+	return w->rc;
+}
+
+/* What fn writes is one step for everyone else: unseen until it returns,
+ * then committed (0) or rolled back (an error, returned). */
+static void test_write_is_one_step(void **state)
+{
+	struct idx *idx = open_fresh(), *other;
+	struct in_write w = { idx, NULL, motion_asset(idx, costume_with_files(idx)), -EIO, 0 };
+	struct idx_asset a;
+	int recreated;
+
+	(void)state;
+	assert_int_equal(idx_open(&other, path, &recreated), 0);
+	w.other = other;
+	assert_int_equal(idx_write(idx, write_completed, &w), -EIO);
+	assert_int_equal(w.seen, IDX_PENDING);
+	assert_int_equal(idx_asset_get(other, w.id, &a), 0);
+	assert_int_equal(a.state, IDX_PENDING);
+
+	w.rc = 0;
+	assert_int_equal(idx_write(idx, write_completed, &w), 0);
+	assert_int_equal(w.seen, IDX_PENDING);
+	assert_int_equal(idx_asset_get(other, w.id, &a), 0);
+	assert_int_equal(a.state, IDX_COMPLETED);
+	assert_int_equal(a.stamp, 7);
+	idx_close(other);
+	idx_close(idx);
+}
+
 static void test_downloading_records_url_and_progress(void **state)
 {
 	struct idx *idx = open_fresh();
@@ -1106,6 +1151,7 @@ int main(void)
 		T(test_files_store_replaces_the_list),
 		T(test_files_store_keeps_ids_of_files_that_stay),
 		T(test_costumes_share_the_row_of_one_asset),
+		T(test_write_is_one_step),
 		T(test_new_asset_is_pending_with_unknown_size),
 		T(test_probe_records_the_size),
 		T(test_probe_with_an_error_marks_failed),
