@@ -370,7 +370,7 @@ int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url)
 	const char *t[] = { url };
 	return asset_update(idx, id,
 			    "UPDATE assets SET updated_at=?, state='downloading', bytes_done=0,"
-			    " found=-1, url=? WHERE id=?",
+			    " found=-1, url=? WHERE state<>'completed' AND id=?",
 			    "t", NULL, t);
 }
 

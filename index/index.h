@@ -238,6 +238,8 @@ int idx_asset_find(struct idx *idx, const char *server, const char *bundle, cons
 		   struct idx_asset *out);
 
 /* State changes. Each stamps updated_at. */
+/* -ENOENT for a completed row, left alone: a download started from an older
+ * read of it (another process completed it since) has nothing to do. */
 int idx_asset_mark_downloading(struct idx *idx, int64_t id, const char *url);
 int idx_asset_mark_progress(struct idx *idx, int64_t id, int64_t bytes_done, int64_t size);
 /* completed also stamps last_access (a download is a use); stamp is the

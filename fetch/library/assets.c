@@ -445,8 +445,8 @@ void fetch_assets_stop(struct fetch_library *lib)
 
 /* ---- starting and waiting ---- */
 
-/* Open the cache temporary of r and mark the row downloading: 0, or the
- * error (recorded). */
+/* Open the cache temporary of r and mark the row downloading: 0, 1 when
+ * the row is completed (nothing to download), or the error (recorded). */
 static int download_prepare(struct fetch_library *lib, struct fetch_request *r, char *path)
 {
 	assert(!lib_locked(lib)); /* SQLite and the disk */
@@ -462,7 +462,13 @@ static int download_prepare(struct fetch_library *lib, struct fetch_request *r, 
 		idx_asset_mark_failed(lib->idx, r->asset_id, rc == -ENOENT ? EIO : -rc, msg, NULL);
 		return rc;
 	}
-	idx_asset_mark_downloading(lib->idx, r->asset_id, path);
+	/* Another process may have completed it since the launcher read the
+	 * row: its file stays, and no second copy is renamed over it. */
+	if (idx_asset_mark_downloading(lib->idx, r->asset_id, path) == -ENOENT) {
+		cache_writer_abort(r->writer);
+		r->writer = NULL;
+		return 1;
+	}
 	return 0;
 }
 
@@ -497,8 +503,8 @@ static void download_launch(struct fetch_library *lib, struct fetch_request *r, 
 		return;
 	}
 	int rc = download_prepare(lib, r, path), fd;
-	if (rc < 0) {
-		download_end(lib, r, rc);
+	if (rc != 0) {
+		download_end(lib, r, rc < 0 ? rc : 0);
 		return;
 	}
 	if (follow && cache_writer_reader(r->writer, &fd) == 0) {

@@ -838,6 +838,24 @@ static void test_downloading_records_url_and_progress(void **state)
 	idx_close(idx);
 }
 
+/* A download that read the row before another process completed it does
+ * not take the row back. */
+static void test_downloading_leaves_a_completed_row_alone(void **state)
+{
+	struct idx *idx = open_fresh();
+	int64_t id = motion_asset(idx, costume_with_files(idx));
+	struct idx_asset a;
+
+	(void)state;
+	assert_int_equal(idx_asset_mark_completed(idx, id, 500, "ab12", "u", 7), 0);
+	assert_int_equal(idx_asset_mark_downloading(idx, id, "v"), -ENOENT);
+	assert_int_equal(idx_asset_get(idx, id, &a), 0);
+	assert_int_equal(a.state, IDX_COMPLETED);
+	assert_int_equal(a.stamp, 7);
+	assert_string_equal(a.url, "u");
+	idx_close(idx);
+}
+
 static void test_reset_downloading_returns_rows_to_pending(void **state)
 {
 	struct idx *idx = open_fresh();
@@ -1152,6 +1170,7 @@ int main(void)
 		T(test_files_store_keeps_ids_of_files_that_stay),
 		T(test_costumes_share_the_row_of_one_asset),
 		T(test_write_is_one_step),
+		T(test_downloading_leaves_a_completed_row_alone),
 		T(test_new_asset_is_pending_with_unknown_size),
 		T(test_probe_records_the_size),
 		T(test_probe_with_an_error_marks_failed),
