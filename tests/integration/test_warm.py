@@ -14,11 +14,33 @@ import subprocess
 from helpers import TEX0, TEX1, asset_row, costume, oserror, read_file, wait_for
 
 OPCODE = re.compile(r"^unique: \d+, opcode: (\w+) \(\d+\), nodeid: (\d+)", re.M)
+REPLY = re.compile(r"^\s*unique: (\d+), (?:success|error: (-?\d+))", re.M)
 
 
 def requests(m, since=0):
-    """Counter of the opcodes the daemon received after log offset since."""
-    return collections.Counter(op for op, _ in OPCODE.findall(m.log_text()[since:]))
+    """Counter of the opcodes the daemon received after log offset since,
+    once every file opened so far was released."""
+    settled(m)
+    return count(m.log_text()[since:])
+
+
+def count(log):
+    return collections.Counter(op for op, _ in OPCODE.findall(log))
+
+
+def settled(m):
+    """The log offset once every file opened so far was released: the kernel
+    sends RELEASE after close() returned, so a release of the last run
+    could otherwise be counted in the next."""
+    def balanced():
+        log = m.log_text()
+        opens = {u for u, op in re.findall(r"^unique: (\d+), opcode: (\w+)", log, re.M) if op == "OPEN"}
+        # An OPEN answered ENOSYS (the kernel opens files itself from then
+        # on) has no RELEASE.
+        ok = sum(1 for u, e in REPLY.findall(log) if u in opens and e in ("", "0"))
+        return count(log)["RELEASE"] == ok
+    assert wait_for(balanced, 30), dict(count(m.log_text()))
+    return len(m.log_text())
 
 
 def cached_mount(mount, origin, tmp_path, env=None):
@@ -35,7 +57,7 @@ def cached_mount(mount, origin, tmp_path, env=None):
 def test_second_cp_asks_only_for_generated_attributes(mount, origin, tmp_path):
     c, m = cached_mount(mount, origin, tmp_path)
     subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "one")], check=True)
-    mark = len(m.log_text())
+    mark = settled(m)
     subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "two")], check=True)
     seen = requests(m, mark)
     print("second cp -r:", dict(seen))
@@ -57,7 +79,7 @@ def test_without_kernel_opens_each_open_asks_the_daemon(mount, origin, tmp_path)
     """As on kernels without no-open support: a handle per open."""
     c, m = cached_mount(mount, origin, tmp_path, env={"L2DFS_TEST_DAEMON_OPEN": "1"})
     subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "one")], check=True)
-    mark = len(m.log_text())
+    mark = settled(m)
     subprocess.run(["cp", "-r", c.path(m), str(tmp_path / "two")], check=True)
     seen = requests(m, mark)
     print("second cp -r:", dict(seen))
@@ -74,11 +96,11 @@ def test_without_kernel_opens_each_open_asks_the_daemon(mount, origin, tmp_path)
 def test_ls_lR_of_a_cached_character(mount, origin, tmp_path):
     c, m = cached_mount(mount, origin, tmp_path)
     chara = os.path.join(m.path, "characters", c.character)
-    mark = len(m.log_text())
+    mark = settled(m)
     subprocess.run(["ls", "-lR", chara], check=True, capture_output=True)
     first = requests(m, mark)
     print("first ls -lR:", dict(first))
-    mark = len(m.log_text())
+    mark = settled(m)
     subprocess.run(["ls", "-lR", chara], check=True, capture_output=True)
     second = requests(m, mark)
     print("second ls -lR:", dict(second))
@@ -144,7 +166,7 @@ def test_listed_sizes_are_right_and_cost_no_probe(mount, origin):
     is looked up (and probed) when stat asks, never shown with a wrong size."""
     c = costume(origin)
     m = mount(opts={"prefetch": "off"}, args=["-d"])
-    mark = len(m.log_text())
+    mark = settled(m)
     for sub in ("", "textures", "motions", "expressions"):
         os.listdir(c.path(m, sub))
     optional = {"HEAD " + f["url"] for f in c.info["files"] if f["field"] in ("icon", "physics")}
@@ -152,7 +174,7 @@ def test_listed_sizes_are_right_and_cost_no_probe(mount, origin):
     assert asked <= optional and origin.asset_gets() == {}
     listed = requests(m, mark)
     assert listed["READDIRPLUS"] + listed["READDIR"] > 0
-    mark = len(m.log_text())
+    mark = settled(m)
     for rel, url in c.files.items():
         assert os.stat(c.path(m, rel)).st_size == len(origin.expected(url)), rel
     # None is cached: each was looked up, none shown from the listing.
@@ -192,7 +214,10 @@ def test_a_read_leaves_the_cache_file_in_memory(mount, origin):
     m = mount(cache_dir=first.cache, opts={"prefetch": "off"})
     cached = c.cache_file(m.cache, TEX0)
     pages = (os.path.getsize(cached) + 4095) // 4096
+    # The kernel may reclaim a clean page at any time (this machine's does,
+    # under load); pages moved into the mount would leave next to none.
+    most = pages - max(2, pages // 10)
     assert read_file(cached) == origin.expected(c.files[TEX0])
-    assert resident_pages(cached) == pages
+    assert resident_pages(cached) >= most
     assert read_file(c.path(m, TEX0)) == origin.expected(c.files[TEX0])
-    assert resident_pages(cached) == pages
+    assert resident_pages(cached) >= most
