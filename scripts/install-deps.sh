@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libcjson-dev
-libsqlite3-dev libssl-dev libcmocka-dev python3-pytest sqlite3 curl attr libutf8proc-dev
+libsqlite3-dev libssl-dev libcmocka-dev python3-pytest python3-requests sqlite3 curl attr libutf8proc-dev
 clang libclang-rt-14-dev libmicrohttpd-dev zlib1g-dev aria2 nginx-light psmisc nodejs npm chromium chromium-driver"
 
 die() { echo "install-deps: $*" >&2; exit 1; }
